@@ -1,1 +1,41 @@
+//! The HTTP trigger: a hyper server that runs one fresh component instance per request.
+//!
+//! Request path: accept (one current-thread runtime per core, all accepting on the same socket) →
+//! hyper parses → [`routing::Router`] picks the component → Spin's `spin-*` headers are set → an
+//! instance permit is taken (requests wait up to the queue timeout, then 503) → a new store and
+//! instance are made from the component's `ProxyPre` → `wasi:http/incoming-handler.handle` runs on
+//! its own task → the response streams back while the guest keeps writing the body.
 
+mod dispatch;
+mod handler;
+mod routing;
+mod server;
+
+pub use handler::HttpTrigger;
+pub use server::{Server, bind};
+
+use std::time::Duration;
+
+/// Settings of the HTTP trigger for one app.
+#[derive(Clone, Debug)]
+pub struct HttpOptions {
+    /// A request still running after this long is cut off (504).
+    pub deadline: Duration,
+    /// Linear memory limit per instance, in bytes.
+    pub memory_limit: usize,
+    /// Instances of this app running at once; further requests wait.
+    pub max_concurrency: usize,
+    /// How long a request waits for an instance before it gets 503.
+    pub queue_timeout: Duration,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            deadline: Duration::from_secs(30),
+            memory_limit: 128 << 20,
+            max_concurrency: 1000,
+            queue_timeout: Duration::from_secs(10),
+        }
+    }
+}

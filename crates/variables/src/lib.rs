@@ -1,1 +1,251 @@
+//! Variable resolution for an application: application variables from ordered providers (then
+//! their manifest defaults), and component variables rendered from their templates.
+//!
+//! Values are looked up on every call rather than cached, so a provider backed by a changing
+//! store sees current values. No value ever appears in an error or in Debug output.
 
+use std::collections::HashMap;
+use std::fmt;
+
+use kiln_manifest::template::{Template, TemplateError};
+use kiln_manifest::{Manifest, Variable};
+
+/// Variable names are lower snake case (Spin's rule); the same check as the manifest's.
+pub fn is_valid_name(name: &str) -> bool {
+    kiln_manifest::is_valid_variable_name(name)
+}
+
+/// A source of application variable values.
+pub trait Provider: Send + Sync {
+    /// The value of application variable `name`, if this provider has one.
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+/// Values from environment variables `KILN_VARIABLE_<NAME>`, then `SPIN_VARIABLE_<NAME>`
+/// (`NAME` = the variable name upper-cased).
+pub struct EnvProvider {
+    env: HashMap<String, String>,
+}
+
+const ENV_PREFIXES: [&str; 2] = ["KILN_VARIABLE_", "SPIN_VARIABLE_"];
+
+impl EnvProvider {
+    /// Takes the environment explicitly (the CLI passes `std::env::vars()`); only the
+    /// `KILN_VARIABLE_*` / `SPIN_VARIABLE_*` entries are kept.
+    pub fn new(env: impl IntoIterator<Item = (String, String)>) -> EnvProvider {
+        let env = env
+            .into_iter()
+            .filter(|(k, _)| ENV_PREFIXES.iter().any(|p| k.starts_with(p)))
+            .collect();
+        EnvProvider { env }
+    }
+}
+
+impl Provider for EnvProvider {
+    fn get(&self, name: &str) -> Option<String> {
+        let upper = name.to_ascii_uppercase();
+        ENV_PREFIXES
+            .iter()
+            .find_map(|prefix| self.env.get(&format!("{prefix}{upper}")).cloned())
+    }
+}
+
+impl fmt::Debug for EnvProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut keys: Vec<&String> = self.env.keys().collect();
+        keys.sort();
+        f.debug_struct("EnvProvider")
+            .field("keys", &keys)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Fixed values, e.g. from `--variable name=value` flags.
+pub struct StaticProvider {
+    values: HashMap<String, String>,
+}
+
+impl StaticProvider {
+    pub fn new(values: impl IntoIterator<Item = (String, String)>) -> StaticProvider {
+        StaticProvider {
+            values: values.into_iter().collect(),
+        }
+    }
+}
+
+impl Provider for StaticProvider {
+    fn get(&self, name: &str) -> Option<String> {
+        self.values.get(name).cloned()
+    }
+}
+
+impl fmt::Debug for StaticProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut keys: Vec<&String> = self.values.keys().collect();
+        keys.sort();
+        f.debug_struct("StaticProvider")
+            .field("keys", &keys)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum VariablesError {
+    #[error(
+        "invalid variable name `{0}`: names are lower snake case (lower-case letters, digits and single \
+         underscores, starting with a letter)"
+    )]
+    InvalidName(String),
+    #[error(
+        "undefined variable `{0}`: declare it in the manifest ([variables], or the component's variables)"
+    )]
+    Undefined(String),
+    #[error(
+        "required variable `{name}` has no value; set it with KILN_VARIABLE_{}=… (or SPIN_VARIABLE_{}=…)",
+        name.to_ascii_uppercase(),
+        name.to_ascii_uppercase()
+    )]
+    MissingRequired { name: String },
+    #[error("invalid template: {0}")]
+    Template(#[from] TemplateError),
+}
+
+/// Resolves an application's variables.
+pub struct Resolver {
+    variables: HashMap<String, Variable>,
+    /// component id → component variable name → template over application variables.
+    components: HashMap<String, HashMap<String, Template>>,
+    providers: Vec<Box<dyn Provider>>,
+}
+
+impl Resolver {
+    /// Fails if a required variable gets no value from any provider.
+    pub fn new(
+        manifest: &Manifest,
+        providers: Vec<Box<dyn Provider>>,
+    ) -> Result<Resolver, VariablesError> {
+        let variables = manifest
+            .variables
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let components = manifest
+            .components
+            .iter()
+            .map(|(id, c)| {
+                (
+                    id.clone(),
+                    c.variables
+                        .iter()
+                        .map(|(k, t)| (k.clone(), t.clone()))
+                        .collect(),
+                )
+            })
+            .collect();
+        let resolver = Resolver {
+            variables,
+            components,
+            providers,
+        };
+        // Manifest order, so the first missing variable reported is the first declared.
+        for (name, var) in &manifest.variables {
+            if var.required && resolver.provided(name).is_none() {
+                return Err(VariablesError::MissingRequired { name: name.clone() });
+            }
+        }
+        Ok(resolver)
+    }
+
+    /// The value of an application variable: the first provider that has one, else the default.
+    pub fn app_variable(&self, name: &str) -> Result<String, VariablesError> {
+        check_name(name)?;
+        let var = self
+            .variables
+            .get(name)
+            .ok_or_else(|| VariablesError::Undefined(name.to_string()))?;
+        self.provided(name)
+            .or_else(|| var.default.clone())
+            .ok_or_else(|| VariablesError::MissingRequired {
+                name: name.to_string(),
+            })
+    }
+
+    /// The value of a component variable (what the guest's `variables.get` returns).
+    pub fn component_variable(
+        &self,
+        component_id: &str,
+        name: &str,
+    ) -> Result<String, VariablesError> {
+        check_name(name)?;
+        let template = self
+            .components
+            .get(component_id)
+            .and_then(|vars| vars.get(name))
+            .ok_or_else(|| VariablesError::Undefined(name.to_string()))?;
+        self.render_app_template(template)
+    }
+
+    /// Renders a template whose `{{ x }}` are the component's variables (as in
+    /// `allowed_outbound_hosts`).
+    pub fn render_for_component(
+        &self,
+        component_id: &str,
+        template: &str,
+    ) -> Result<String, VariablesError> {
+        let template = Template::parse(template)?;
+        let mut failure = None;
+        let rendered = template.render(|name| match self.component_variable(component_id, name) {
+            Ok(value) => Some(value),
+            Err(e) => {
+                failure = Some(e);
+                None
+            }
+        });
+        rendered.map_err(|name| failure.unwrap_or(VariablesError::Undefined(name)))
+    }
+
+    /// Whether an application variable is marked `secret = true`.
+    pub fn is_secret(&self, app_variable: &str) -> bool {
+        self.variables.get(app_variable).is_some_and(|v| v.secret)
+    }
+
+    fn provided(&self, name: &str) -> Option<String> {
+        self.providers.iter().find_map(|p| p.get(name))
+    }
+
+    fn render_app_template(&self, template: &Template) -> Result<String, VariablesError> {
+        let mut failure = None;
+        let rendered = template.render(|name| match self.app_variable(name) {
+            Ok(value) => Some(value),
+            Err(e) => {
+                failure = Some(e);
+                None
+            }
+        });
+        rendered.map_err(|name| failure.unwrap_or(VariablesError::Undefined(name)))
+    }
+}
+
+fn check_name(name: &str) -> Result<(), VariablesError> {
+    if is_valid_name(name) {
+        Ok(())
+    } else {
+        Err(VariablesError::InvalidName(name.to_string()))
+    }
+}
+
+// Names and flags only: values (secret or not) stay out of logs.
+impl fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut names: Vec<&String> = self.variables.keys().collect();
+        names.sort();
+        f.debug_struct("Resolver")
+            .field("variables", &names)
+            .field("components", &self.components.len())
+            .field("providers", &self.providers.len())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests;

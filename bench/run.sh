@@ -1,0 +1,412 @@
+#!/usr/bin/env bash
+# Kiln's benchmark: Kiln serving examples/hello against a native hyper server (bench/native-hello)
+# giving the same response, measured in one run with the method of shared/notes/baselines.md:
+#
+#   - server pinned to core 0 (`taskset -c 0`), `taskset -c 1 wrk -t1 -c32 -d10s --latency`,
+#     a fresh server process per run, 2 s warm-up, runs alternating native, kiln, native, kiln, ...;
+#   - per server, medians over the runs of: requests/s, p50, p99, server CPU per request
+#     ((utime+stime of the server's process tree over the measured run) / requests completed),
+#     peak RSS (VmHWM);
+#   - process start to first 200 response: native, kiln with a cold compile cache (a fresh
+#     KILN_CACHE_DIR every launch) and kiln with a warm one (median of STARTS launches each, not
+#     pinned).
+#
+# Prints a table and writes it to bench/results/latest.md. Only the kiln/native ratios mean much: the
+# machine is shared and noisy.
+#
+# Environment knobs:
+#   DURATION=10   seconds per measured run       RUNS=3      runs per server
+#   WARMUP=2      seconds of warm-up per run      CONNS=32    wrk connections
+#   STARTS=5      launches per start-up figure    SERVERS="native kiln"  (e.g. SERVERS=native)
+#   SKIP_BUILD=1  use the binaries already built  CARGO_TARGET_DIR  where the host binaries are
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DURATION=${DURATION:-10}
+RUNS=${RUNS:-3}
+WARMUP=${WARMUP:-2}
+CONNS=${CONNS:-32}
+STARTS=${STARTS:-5}
+SERVERS=${SERVERS:-native kiln}
+SKIP_BUILD=${SKIP_BUILD:-0}
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+case $TARGET_DIR in /*) ;; *) TARGET_DIR=$ROOT/$TARGET_DIR ;; esac
+RESULTS_DIR=$ROOT/bench/results
+HELLO_DIR=$ROOT/examples/hello
+HELLO_WASM=$ROOT/examples/target/wasm32-wasip2/release/hello.wasm
+NATIVE_BIN=$TARGET_DIR/release/native-hello
+KILN_BIN=$TARGET_DIR/release/kiln
+
+want() { [[ " $SERVERS " == *" $1 "* ]]; }
+log() { printf '>> %s\n' "$*" >&2; }
+die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+
+for tool in wrk curl python3; do
+    command -v "$tool" >/dev/null || die "$tool is not installed"
+done
+
+# Pinning needs two cores; without them, run unpinned (and say so).
+if [[ $(nproc) -ge 2 ]] && command -v taskset >/dev/null; then
+    PIN_SERVER=(taskset -c 0)
+    PIN_LOAD=(taskset -c 1)
+    PINNING="server on core 0, wrk on core 1"
+else
+    PIN_SERVER=()
+    PIN_LOAD=()
+    PINNING="not pinned (fewer than 2 cores or no taskset)"
+fi
+CLK_TCK=$(getconf CLK_TCK)
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/kiln-bench.XXXXXX")
+PIDS=()
+
+cleanup() {
+    local status=$? pid
+    for pid in "${PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        for _ in $(seq 50); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$WORK"
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------------------------------------------
+# Build
+
+if [[ $SKIP_BUILD != 1 ]]; then
+    packages=()
+    want native && packages+=(-p native-hello)
+    want kiln && packages+=(-p kiln)
+    if [[ ${#packages[@]} -gt 0 ]]; then
+        log "cargo build --release ${packages[*]}"
+        (cd "$ROOT" && cargo build --release "${packages[@]}")
+    fi
+    if want kiln; then
+        log "building examples/hello (wasm32-wasip2, release)"
+        # The manifest's source is relative to examples/hello: build into examples/target.
+        (cd "$HELLO_DIR" && env -u CARGO_TARGET_DIR -u CARGO_BUILD_TARGET -u RUSTFLAGS \
+            cargo build --target wasm32-wasip2 --release)
+    fi
+fi
+want native && { [[ -x $NATIVE_BIN ]] || die "$NATIVE_BIN not found (build it, or unset SKIP_BUILD)"; }
+if want kiln; then
+    [[ -x $KILN_BIN ]] || die "$KILN_BIN not found (build it, or run with SERVERS=native)"
+    [[ -f $HELLO_WASM ]] || die "$HELLO_WASM not found"
+fi
+
+# ---------------------------------------------------------------------------------------------------
+# Helpers
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# probe PORT: 0 if `GET /` answers 200. Bash builtins only (no fork), so it can poll tightly.
+probe() {
+    local line
+    { exec 3<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null || return 1
+    printf 'GET / HTTP/1.1\r\nHost: 127.0.0.1:%s\r\nConnection: close\r\n\r\n' "$1" >&3 2>/dev/null || {
+        exec 3>&-
+        return 1
+    }
+    IFS= read -r -t 10 line <&3 || line=
+    exec 3>&-
+    [[ $line == "HTTP/1."?" 200"* ]]
+}
+
+now_us() { local t=${EPOCHREALTIME/[.,]/}; echo "$t"; }
+
+# start_server KIND PORT CACHE_DIR PIN(0|1): starts a server in the background; sets SERVER_PID.
+start_server() {
+    local kind=$1 port=$2 cache=$3 pin=$4 logf="$WORK/$1-$2.log"
+    local pin_cmd=()
+    [[ $pin == 1 ]] && pin_cmd=("${PIN_SERVER[@]}")
+    case $kind in
+        native)
+            "${pin_cmd[@]}" "$NATIVE_BIN" --listen "127.0.0.1:$port" >"$logf" 2>&1 &
+            ;;
+        kiln)
+            KILN_CACHE_DIR=$cache "${pin_cmd[@]}" "$KILN_BIN" up -f "$HELLO_DIR" \
+                --listen "127.0.0.1:$port" --quiet >"$logf" 2>&1 &
+            ;;
+    esac
+    SERVER_PID=$!
+    PIDS+=("$SERVER_PID")
+    SERVER_LOG=$logf
+}
+
+# wait_ready PORT PID: polls until `GET /` answers 200 (60 s at most).
+wait_ready() {
+    local port=$1 pid=$2 deadline=$(($(now_us) + 60000000))
+    until probe "$port"; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            echo "--- server log ($SERVER_LOG) ---" >&2
+            tail -n 30 "$SERVER_LOG" >&2 || true
+            die "server (pid $pid) exited before answering 200 on port $port"
+        fi
+        if (($(now_us) > deadline)); then
+            tail -n 30 "$SERVER_LOG" >&2 || true
+            die "server (pid $pid) did not answer 200 on port $port within 60 s"
+        fi
+    done
+}
+
+stop_server() {
+    local pid=$1 i
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    local kept=() p
+    for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || kept+=("$p"); done
+    PIDS=("${kept[@]}")
+}
+
+# The process and all its live descendants.
+tree_pids() {
+    local c
+    echo "$1"
+    for c in $(cat /proc/"$1"/task/*/children 2>/dev/null); do
+        tree_pids "$c"
+    done
+}
+
+# utime+stime in clock ticks, summed over the process tree.
+cpu_ticks() {
+    local total=0 p stat rest
+    for p in $(tree_pids "$1"); do
+        stat=$(cat /proc/"$p"/stat 2>/dev/null) || continue
+        rest=${stat##*) }  # fields from 3 (state) on; comm may hold spaces
+        read -r -a f <<<"$rest"
+        total=$((total + f[11] + f[12]))
+    done
+    echo "$total"
+}
+
+# Peak RSS (VmHWM) in KiB, summed over the process tree.
+peak_rss_kib() {
+    local total=0 p v
+    for p in $(tree_pids "$1"); do
+        v=$(awk '/^VmHWM:/ {print $2}' /proc/"$p"/status 2>/dev/null) || continue
+        total=$((total + ${v:-0}))
+    done
+    echo "$total"
+}
+
+median() {
+    printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END {
+        if (NR == 0) { print "nan"; exit }
+        if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+
+# wrk's done() hook: exact counts and percentiles in µs on one line.
+cat >"$WORK/report.lua" <<'EOF'
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("KILNBENCH requests=%d duration_us=%d p50_us=%d p99_us=%d non2xx=%d socket_errors=%d\n",
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.status, e.connect + e.read + e.write + e.timeout))
+end
+EOF
+
+declare -A RPS P50 P99 CPU RSS ERRS
+RAW_ROWS=()
+
+# load_run KIND RUN: one measured run against a fresh, pinned server.
+load_run() {
+    local kind=$1 run=$2 port cache="" out line
+    port=$(free_port)
+    if [[ $kind == kiln ]]; then
+        cache=$WARM_CACHE
+    fi
+    start_server "$kind" "$port" "$cache" 1
+    local pid=$SERVER_PID
+    wait_ready "$port" "$pid"
+    run_wrk /dev/null -d"${WARMUP}s" "http://127.0.0.1:$port/"
+
+    local t0 t1
+    t0=$(cpu_ticks "$pid")
+    run_wrk "$WORK/wrk.out" -d"${DURATION}s" --latency -s "$WORK/report.lua" "http://127.0.0.1:$port/"
+    t1=$(cpu_ticks "$pid")
+    out=$(cat "$WORK/wrk.out")
+    local rss
+    rss=$(peak_rss_kib "$pid")
+    kill -0 "$pid" 2>/dev/null || die "$kind server died during the run (log: $(tail -n 5 "$SERVER_LOG"))"
+    stop_server "$pid"
+
+    line=$(grep '^KILNBENCH ' <<<"$out") || die "no wrk report in: $out"
+    local requests duration_us p50 p99 non2xx sockerr
+    requests=$(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$line")
+    duration_us=$(sed -E 's/.*duration_us=([0-9]+).*/\1/' <<<"$line")
+    p50=$(sed -E 's/.*p50_us=([0-9]+).*/\1/' <<<"$line")
+    p99=$(sed -E 's/.*p99_us=([0-9]+).*/\1/' <<<"$line")
+    non2xx=$(sed -E 's/.*non2xx=([0-9]+).*/\1/' <<<"$line")
+    sockerr=$(sed -E 's/.*socket_errors=([0-9]+).*/\1/' <<<"$line")
+    ((requests > 0)) || die "$kind: wrk completed no request"
+
+    local rps cpu_us
+    rps=$(awk -v n="$requests" -v d="$duration_us" 'BEGIN { printf "%.0f", n / (d / 1e6) }')
+    cpu_us=$(awk -v t=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$requests" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }')
+
+    RPS[$kind]+="$rps "
+    P50[$kind]+="$p50 "
+    P99[$kind]+="$p99 "
+    CPU[$kind]+="$cpu_us "
+    RSS[$kind]+="$rss "
+    ERRS[$kind]=$((${ERRS[$kind]:-0} + non2xx + sockerr))
+    RAW_ROWS+=("| $run | $kind | $rps | $(us_to_ms "$p50") | $(us_to_ms "$p99") | $cpu_us µs | $(kib_to_mb "$rss") | $requests | $non2xx / $sockerr |")
+    log "run $run $kind: $rps req/s, p50 $(us_to_ms "$p50"), p99 $(us_to_ms "$p99"), $cpu_us µs CPU/request, peak RSS $(kib_to_mb "$rss")"
+}
+
+# run_wrk OUTFILE ARGS...: wrk on the load core, in the background so that a signal reaches the
+# EXIT trap (which stops it) at once.
+run_wrk() {
+    local outf=$1
+    shift
+    "${PIN_LOAD[@]}" wrk -t1 -c"$CONNS" "$@" >"$outf" &
+    local w=$!
+    PIDS+=("$w")
+    wait "$w" || die "wrk failed: $(cat "$outf" 2>/dev/null)"
+    local kept=() p
+    for p in "${PIDS[@]}"; do [[ $p == "$w" ]] || kept+=("$p"); done
+    PIDS=("${kept[@]}")
+}
+
+us_to_ms() { awk -v u="$1" 'BEGIN { printf "%.2f ms", u / 1000 }'; }
+kib_to_mb() { awk -v k="$1" 'BEGIN { printf "%.1f MB", k / 1024 }'; }
+
+# start_time KIND MODE: sets START_US to the µs from launch to the first 200, unpinned.
+# MODE: cold | warm | - . (Runs in this shell, not in $(...), so the EXIT trap covers its server.)
+start_time() {
+    local kind=$1 mode=$2 port cache="" t0 t1
+    port=$(free_port)
+    case $mode in
+        cold) cache=$(mktemp -d "$WORK/cold-cache.XXXXXX") ;;  # fresh: nothing compiled yet
+        warm) cache=$WARM_CACHE ;;
+    esac
+    t0=$(now_us)
+    start_server "$kind" "$port" "$cache" 0
+    wait_ready "$port" "$SERVER_PID"
+    t1=$(now_us)
+    stop_server "$SERVER_PID"
+    if [[ $mode == cold ]]; then rm -rf "$cache"; fi
+    START_US=$((t1 - t0))
+}
+
+# ---------------------------------------------------------------------------------------------------
+# Measure
+
+WARM_CACHE=$WORK/warm-cache
+mkdir -p "$WARM_CACHE"
+if want kiln; then
+    # Fill the compile cache once, so the load runs and the warm start-ups all find it.
+    log "priming kiln's compile cache"
+    start_time kiln warm
+fi
+
+log "load: wrk -t1 -c$CONNS -d${DURATION}s after ${WARMUP}s warm-up, $RUNS runs per server, $PINNING"
+for ((run = 1; run <= RUNS; run++)); do
+    for kind in native kiln; do
+        want "$kind" && load_run "$kind" "$run"
+    done
+done
+
+declare -A START_MED
+start_series() { # label kind mode
+    local label=$1 kind=$2 mode=$3 i samples=()
+    for ((i = 0; i < STARTS; i++)); do
+        start_time "$kind" "$mode"
+        samples+=("$START_US")
+    done
+    START_MED[$label]=$(median "${samples[@]}")
+    log "start to first 200, $label: median $(us_to_ms "${START_MED[$label]}") (samples µs: ${samples[*]})"
+}
+want native && start_series native native -
+if want kiln; then
+    start_series "kiln, cold cache" kiln cold
+    start_series "kiln, warm cache" kiln warm
+fi
+
+# ---------------------------------------------------------------------------------------------------
+# Report
+
+declare -A M_RPS M_CPU
+row() {
+    local kind=$1 label=$2 rps p50 p99 cpu rss
+    # shellcheck disable=SC2086 # word splitting of the space-separated samples is intended
+    {
+        rps=$(median ${RPS[$kind]}); p50=$(median ${P50[$kind]}); p99=$(median ${P99[$kind]})
+        cpu=$(median ${CPU[$kind]}); rss=$(median ${RSS[$kind]})
+    }
+    M_RPS[$kind]=$rps
+    M_CPU[$kind]=$cpu
+    printf '| %s | %s | %s | %s | %s µs | %s | %s |\n' "$label" \
+        "$(awk -v x="$rps" 'BEGIN { printf "%.0f", x }')" "$(us_to_ms "$p50")" "$(us_to_ms "$p99")" \
+        "$(awk -v x="$cpu" 'BEGIN { printf "%.1f", x }')" "$(kib_to_mb "$rss")" "${ERRS[$kind]:-0}"
+}
+
+commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+[[ -n $(git -C "$ROOT" status --porcelain 2>/dev/null | head -n 1) ]] && commit+=" (dirty)"
+
+REPORT=$WORK/latest.md
+{
+    echo "# Kiln benchmark: hello world, Kiln vs native hyper"
+    echo
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); commit $commit; $(uname -sr); $(nproc) cores"
+    echo "- load: \`wrk -t1 -c$CONNS -d${DURATION}s --latency\`, ${WARMUP} s warm-up, fresh server per run;" \
+        "$RUNS runs per server, alternating; medians; $PINNING"
+    echo "- CPU/request: utime+stime of the server's process tree over the measured run ÷ requests completed" \
+        "(CLK_TCK $CLK_TCK)"
+    if want kiln; then
+        echo "- guest: examples/hello ($(stat -c %s "$HELLO_WASM") bytes), \`kiln up --quiet\`, warm compile cache"
+    fi
+    echo
+    echo "| server | req/s | p50 | p99 | CPU/request | peak RSS | errors |"
+    echo "|---|---|---|---|---|---|---|"
+    want native && row native "native hyper (1 thread)"
+    want kiln && row kiln "kiln"
+    if want native && want kiln; then
+        echo
+        echo "| kiln / native | req/s | CPU/request |"
+        echo "|---|---|---|"
+        printf '| ratio | %s× | %s× |\n' \
+            "$(awk -v k="${M_RPS[kiln]}" -v n="${M_RPS[native]}" 'BEGIN { printf "%.3f", k / n }')" \
+            "$(awk -v k="${M_CPU[kiln]}" -v n="${M_CPU[native]}" 'BEGIN { printf "%.2f", k / n }')"
+    fi
+    echo
+    echo "Process start to first 200 on \`GET /\` (median of $STARTS launches, not pinned):"
+    echo
+    echo "| server | start → first 200 |"
+    echo "|---|---|"
+    for label in native "kiln, cold cache" "kiln, warm cache"; do
+        [[ -n ${START_MED[$label]:-} ]] && printf '| %s | %s |\n' "$label" "$(us_to_ms "${START_MED[$label]}")"
+    done
+    echo
+    echo "<details><summary>every run</summary>"
+    echo
+    echo "| run | server | req/s | p50 | p99 | CPU/request | peak RSS | requests | non-2xx / socket errors |"
+    echo "|---|---|---|---|---|---|---|---|---|"
+    printf '%s\n' "${RAW_ROWS[@]}"
+    echo
+    echo "</details>"
+} >"$REPORT"
+
+mkdir -p "$RESULTS_DIR"
+cp "$REPORT" "$RESULTS_DIR/latest.md"
+echo
+cat "$REPORT"
+echo
+log "written to bench/results/latest.md"

@@ -1,0 +1,113 @@
+//! Loading an application: from a validated manifest to components ready to instantiate.
+//!
+//! Everything that can be checked before serving is checked here, once: variables are resolved,
+//! `allowed_outbound_hosts` templates rendered and parsed, `files` staged, every component compiled
+//! and linked. A trigger then only creates stores and instances.
+
+mod files;
+
+use anyhow::{Context, Result};
+use indexmap::IndexMap;
+use kiln_engine::{ComponentPre, Engine, WasiTemplate};
+use kiln_manifest::{Component, ComponentSource, Manifest};
+use kiln_outbound::AllowedHosts;
+use kiln_outbound_http::OutboundHttp;
+use kiln_variables::Resolver;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// A loaded application.
+pub struct App {
+    pub manifest: Manifest,
+    pub components: IndexMap<String, AppComponent>,
+    pub variables: Resolver,
+    pub state_dir: PathBuf,
+}
+
+/// One component of a loaded application.
+pub struct AppComponent {
+    pub pre: ComponentPre,
+    pub outbound_http: Arc<OutboundHttp>,
+}
+
+/// Where the app keeps its state, and where variable values come from.
+pub struct LoadOptions {
+    /// `.kiln/` beside the manifest unless the user says otherwise.
+    pub state_dir: PathBuf,
+    /// Variable providers, in order of precedence.
+    pub providers: Vec<Box<dyn kiln_variables::Provider>>,
+}
+
+impl LoadOptions {
+    /// The defaults for `kiln up`: state in `.kiln/` beside the manifest, variables from the process
+    /// environment (`KILN_VARIABLE_*`, `SPIN_VARIABLE_*`).
+    pub fn for_manifest(manifest: &Manifest, env: impl IntoIterator<Item = (String, String)>) -> LoadOptions {
+        LoadOptions {
+            state_dir: manifest.dir.join(".kiln"),
+            providers: vec![Box::new(kiln_variables::EnvProvider::new(env))],
+        }
+    }
+}
+
+impl App {
+    pub fn load(engine: &Engine, manifest: Manifest, options: LoadOptions) -> Result<App> {
+        manifest.check_sources()?;
+        let variables = Resolver::new(&manifest, options.providers)?;
+        let mut components = IndexMap::new();
+        for (id, component) in &manifest.components {
+            let loaded = load_component(engine, &manifest, &variables, &options.state_dir, component)?;
+            components.insert(id.clone(), loaded);
+        }
+        Ok(App { manifest, components, variables, state_dir: options.state_dir })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.manifest.application.name
+    }
+}
+
+fn load_component(
+    engine: &Engine,
+    manifest: &Manifest,
+    variables: &Resolver,
+    state_dir: &std::path::Path,
+    component: &Component,
+) -> Result<AppComponent> {
+    let id = component.id.as_str();
+    let allowed = allowed_hosts(manifest, variables, component)?;
+    let wasi = WasiTemplate {
+        env: component.environment.clone(),
+        preopens: files::stage(manifest, component, state_dir)?,
+    };
+    let path = match &component.source {
+        ComponentSource::Local(path) => path.clone(),
+        ComponentSource::Remote { url, .. } => {
+            return Err(manifest
+                .error_at(&component.source_span, format!("component `{id}`: remote source `{url}` is not supported yet"), "download the .wasm file and point `source` at the local path")
+                .into());
+        }
+        ComponentSource::Registry { package, .. } => {
+            return Err(manifest
+                .error_at(&component.source_span, format!("component `{id}`: registry source `{package}` is not supported yet"), "fetch the component and point `source` at the local .wasm file")
+                .into());
+        }
+    };
+    let pre = ComponentPre::load(engine, id, &path, wasi).with_context(|| format!("component `{id}`"))?;
+    Ok(AppComponent { pre, outbound_http: OutboundHttp::new(id, allowed) })
+}
+
+/// Renders `{{ variable }}` templates in `allowed_outbound_hosts` and parses the result; errors point
+/// at the entry in the manifest.
+fn allowed_hosts(manifest: &Manifest, variables: &Resolver, component: &Component) -> Result<AllowedHosts> {
+    let mut rendered = Vec::with_capacity(component.allowed_outbound_hosts.len());
+    for entry in &component.allowed_outbound_hosts {
+        let value = variables.render_for_component(&component.id, &entry.pattern).map_err(|err| {
+            manifest.error_at(&entry.span, format!("cannot resolve `{}`: {err}", entry.pattern), "give the variable a value (see `[variables]`)")
+        })?;
+        AllowedHosts::parse(std::slice::from_ref(&value)).map_err(|err| {
+            manifest.error_at(&entry.span, err.to_string(), "see allowed_outbound_hosts in the README")
+        })?;
+        rendered.push(value);
+    }
+    Ok(AllowedHosts::parse(&rendered)?)
+}

@@ -1,0 +1,124 @@
+use anyhow::{Context, Result};
+use kiln_app::{App, LoadOptions};
+use kiln_engine::{Engine, EngineConfig};
+use kiln_manifest::Manifest;
+use kiln_trigger_http::{HttpOptions, HttpTrigger, Server};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args)]
+pub(crate) struct UpArgs {
+    /// The manifest, or a directory containing kiln.toml or spin.toml [default: the current directory].
+    #[arg(short = 'f', long = "from", value_name = "PATH")]
+    file: Option<PathBuf>,
+    /// Address to serve HTTP on.
+    #[arg(long, default_value = "127.0.0.1:3000", env = "KILN_LISTEN")]
+    listen: SocketAddr,
+    /// Run the components' build commands before serving.
+    #[arg(long)]
+    build: bool,
+    /// Log only warnings and errors (no line per request).
+    #[arg(short, long)]
+    quiet: bool,
+    /// Log as JSON lines.
+    #[arg(long)]
+    json_logs: bool,
+    /// Where compiled components are cached [default: $KILN_CACHE_DIR, else ~/.cache/kiln].
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Compile every component at start instead of using the cache.
+    #[arg(long)]
+    no_cache: bool,
+    /// Where the app keeps its state [default: .kiln/ beside the manifest].
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// A request still running after this long is cut off with 504.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    request_timeout: Duration,
+    /// Linear memory limit of each instance, in MiB.
+    #[arg(long, default_value_t = 128, value_name = "MIB")]
+    memory_limit: usize,
+    /// Instances that may run at once; further requests wait for one.
+    #[arg(long, default_value_t = 1000)]
+    max_concurrency: usize,
+    /// How long a request waits for a free instance before it gets 503.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    queue_timeout: Duration,
+    /// On SIGINT/SIGTERM, how long in-flight requests may take to finish.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    shutdown_grace: Duration,
+    /// HTTP worker threads [default: one per available core].
+    #[arg(long)]
+    workers: Option<usize>,
+}
+
+pub(crate) fn run(args: UpArgs) -> Result<()> {
+    crate::init_logging(args.quiet, args.json_logs);
+    let started = Instant::now();
+    let path = kiln_manifest::find_manifest(args.file.as_deref())?;
+    let manifest = Manifest::load(&path)?;
+    if args.build {
+        crate::build::build_all(&manifest)?;
+    }
+    let engine = Engine::new(engine_config(&args)?)?;
+    let mut options = LoadOptions::for_manifest(&manifest, std::env::vars());
+    if let Some(dir) = &args.state_dir {
+        options.state_dir = dir.clone();
+    }
+    let app = App::load(&engine, manifest, options)?;
+    let trigger = HttpTrigger::new(&app, http_options(&args))?;
+    let listener = kiln_trigger_http::bind(args.listen)?;
+    let workers = args.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let server = Server::start(trigger.clone(), listener, workers, args.shutdown_grace)?;
+    print_banner(&app, &trigger, server.local_addr(), started);
+    wait_for_signal()?;
+    tracing::info!("shutting down: finishing in-flight requests (up to {:?})", args.shutdown_grace);
+    server.shutdown();
+    Ok(())
+}
+
+fn engine_config(args: &UpArgs) -> Result<EngineConfig> {
+    let mut config = EngineConfig::default();
+    if args.memory_limit == 0 {
+        anyhow::bail!("--memory-limit must be at least 1 MiB");
+    }
+    config.max_instance_memory = config.max_instance_memory.max(args.memory_limit << 20);
+    config.max_instances = u32::try_from(args.max_concurrency).context("--max-concurrency is too large")?.max(1);
+    if args.no_cache {
+        config.cache_dir = None;
+    } else if let Some(dir) = &args.cache_dir {
+        config.cache_dir = Some(dir.clone());
+    }
+    Ok(config)
+}
+
+fn http_options(args: &UpArgs) -> HttpOptions {
+    HttpOptions {
+        deadline: args.request_timeout,
+        memory_limit: args.memory_limit << 20,
+        max_concurrency: args.max_concurrency.max(1),
+        queue_timeout: args.queue_timeout,
+    }
+}
+
+fn print_banner(app: &App, trigger: &HttpTrigger, addr: SocketAddr, started: Instant) {
+    let mut lines = vec![format!("Serving http://{addr} ({}, ready in {:.1} ms)", app.name(), started.elapsed().as_secs_f64() * 1000.0)];
+    lines.push("Available routes:".to_string());
+    for (component, route) in trigger.routes() {
+        lines.push(format!("  {component}: http://{addr}{route}"));
+    }
+    tracing::info!("{}", lines.join("\n"));
+}
+
+fn wait_for_signal() -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result?,
+            _ = terminate.recv() => {}
+        }
+        Ok(())
+    })
+}

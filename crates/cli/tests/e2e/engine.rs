@@ -1,0 +1,48 @@
+//! Loading: core modules, newer WASI versions, the compile cache.
+
+use crate::{body, serve_guest};
+use kiln_e2e::kiln::Kiln;
+
+#[test]
+fn a_wasip1_core_module_is_componentized_on_load() {
+    let (kiln, _dir) = serve_guest("hello_core_wasip1", &[]);
+    assert_eq!(body(kiln.get("/")), (200, "hello from a core module".to_string()));
+}
+
+#[test]
+fn a_wasm32_unknown_unknown_core_module_is_componentized_on_load() {
+    let (kiln, _dir) = serve_guest("hello_core_unknown", &[]);
+    assert_eq!(body(kiln.get("/")), (200, "hello from wasm32-unknown-unknown".to_string()));
+}
+
+#[test]
+fn a_guest_importing_newer_wasi_links_semver_compatibly() {
+    let (kiln, _dir) = serve_guest("semver_newer", &[]);
+    assert_eq!(body(kiln.get("/")), (200, "semver ok".to_string()));
+}
+
+#[test]
+fn compiled_artifacts_are_cached_and_a_corrupt_one_is_recompiled() {
+    let cache = tempfile::tempdir().unwrap();
+    let cache_arg = cache.path().to_str().unwrap().to_string();
+    let manifest = crate::example("hello");
+    let artifacts = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(cache.path()).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == "cwasm")).collect()
+    };
+    {
+        let kiln = Kiln::up(&crate::kiln_bin(), &manifest, &["--cache-dir", &cache_arg]);
+        assert_eq!(kiln.get("/").status(), 200);
+    }
+    let cached = artifacts();
+    assert_eq!(cached.len(), 1, "one artifact for one component");
+    let modified = std::fs::metadata(&cached[0]).unwrap().modified().unwrap();
+    {
+        let kiln = Kiln::up(&crate::kiln_bin(), &manifest, &["--cache-dir", &cache_arg]);
+        assert_eq!(kiln.get("/").status(), 200);
+    }
+    assert_eq!(std::fs::metadata(&cached[0]).unwrap().modified().unwrap(), modified, "a warm start must reuse the artifact");
+    std::fs::write(&cached[0], b"garbage").unwrap();
+    let kiln = Kiln::up(&crate::kiln_bin(), &manifest, &["--cache-dir", &cache_arg]);
+    assert_eq!(body(kiln.get("/")), (200, "hello world".to_string()));
+    assert!(std::fs::read(&cached[0]).unwrap().len() > 1000, "the corrupt artifact was replaced");
+}

@@ -1,0 +1,63 @@
+//! End-to-end tests: each starts the real `kiln` binary on a free port and speaks HTTP to it. The
+//! guests come from `guests/` and `examples/`, built from source once per run by the `kiln-e2e`
+//! crate's build script. Tests run in parallel (one thread each).
+
+mod engine;
+mod files;
+mod http;
+mod isolation;
+mod lifecycle;
+mod manifest;
+mod outbound;
+
+use kiln_e2e::kiln::{Kiln, app_dir};
+use std::path::{Path, PathBuf};
+
+pub fn kiln_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_kiln"))
+}
+
+/// A manifest with one component serving `route` from the guest `guest` (a file of guests/).
+pub fn single(guest: &str, route: &str, component_extra: &str) -> String {
+    format!(
+        r#"spin_manifest_version = 2
+
+[application]
+name = "test-{guest}"
+
+[[trigger.http]]
+route = "{route}"
+component = "app"
+
+[component.app]
+source = "{source}"
+{component_extra}
+"#,
+        source = kiln_e2e::guest(guest).display()
+    )
+}
+
+/// Serves `manifest` (written to a temp dir, with `files`), with extra `kiln up` args.
+pub fn serve(manifest: &str, files: &[(&str, &str)], args: &[&str]) -> (Kiln, tempfile::TempDir) {
+    let dir = app_dir(manifest, files);
+    let kiln = Kiln::up(&kiln_bin(), &dir.path().join("kiln.toml"), args);
+    (kiln, dir)
+}
+
+pub fn serve_guest(guest: &str, args: &[&str]) -> (Kiln, tempfile::TempDir) {
+    serve(&single(guest, "/...", ""), &[], args)
+}
+
+pub fn example(name: &str) -> PathBuf {
+    kiln_e2e::examples_dir().join(name)
+}
+
+pub fn body(response: reqwest::blocking::Response) -> (u16, String) {
+    let status = response.status().as_u16();
+    (status, response.text().unwrap_or_default())
+}
+
+#[allow(dead_code)]
+pub fn exists(path: &Path) -> bool {
+    path.exists()
+}

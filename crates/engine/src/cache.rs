@@ -1,0 +1,104 @@
+//! Compiling components, and the on-disk cache of precompiled artifacts.
+//!
+//! The cache key is the SHA-256 of the original bytes together with the engine's compatibility hash
+//! (wasmtime version, target and every setting that affects code generation), so an artifact is only
+//! ever loaded by an engine that could have produced it. Artifacts are written to a temporary file
+//! and renamed into place, so a crash never leaves a torn file under a valid name.
+
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
+use std::hash::{Hash, Hasher};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use wasmtime::component::Component;
+
+pub(crate) fn load(engine: &wasmtime::Engine, cache_dir: Option<&Path>, bytes: &[u8]) -> Result<Component> {
+    let Some(dir) = cache_dir else {
+        return compile(engine, bytes);
+    };
+    let path = artifact_path(engine, dir, bytes);
+    if path.exists() {
+        // SAFETY: the file was written by `store` below from `Component::serialize` of an engine with
+        // the same compatibility hash (part of the file name); wasmtime additionally checks the
+        // header. A corrupt or foreign file fails to deserialize and is recompiled.
+        match unsafe { Component::deserialize_file(engine, &path) } {
+            Ok(component) => return Ok(component),
+            Err(err) => tracing::warn!("ignoring unusable cached artifact {}: {err}", path.display()),
+        }
+    }
+    let component = compile(engine, bytes)?;
+    if let Err(err) = store(&component, dir, &path) {
+        tracing::warn!("could not write the compile cache at {}: {err:#}", dir.display());
+    }
+    Ok(component)
+}
+
+fn artifact_path(engine: &wasmtime::Engine, dir: &Path, bytes: &[u8]) -> PathBuf {
+    let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut engine_hash);
+    let content = hex::encode(Sha256::digest(bytes));
+    dir.join(format!("{content}-{:016x}.cwasm", engine_hash.finish()))
+}
+
+fn store(component: &Component, dir: &Path, path: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let artifact = component.serialize().map_err(anyhow::Error::from)?;
+    let mut tmp = tempfile_in(dir)?;
+    tmp.1.write_all(&artifact)?;
+    tmp.1.sync_all()?;
+    std::fs::rename(&tmp.0, path)?;
+    Ok(())
+}
+
+fn tempfile_in(dir: &Path) -> Result<(PathBuf, std::fs::File)> {
+    let name = format!(".tmp-{}-{:x}", std::process::id(), rand_suffix());
+    let path = dir.join(name);
+    let file = std::fs::File::create(&path)?;
+    Ok((path, file))
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default()
+}
+
+/// Compiles a component; a core module is first turned into a component.
+fn compile(engine: &wasmtime::Engine, bytes: &[u8]) -> Result<Component> {
+    if wasmparser::Parser::is_core_wasm(bytes) {
+        let component = componentize(bytes)?;
+        return Component::new(engine, &component).map_err(anyhow::Error::from);
+    }
+    Component::new(engine, bytes).map_err(anyhow::Error::from)
+}
+
+/// Turns a core module carrying a `component-type` custom section (wasm32-unknown-unknown built with
+/// wit-bindgen, or a wasip1 module) into a component. Modules importing WASI preview 1 get the
+/// preview1→preview2 reactor adapter that wasmtime ships.
+fn componentize(module: &[u8]) -> Result<Vec<u8>> {
+    let mut encoder = wit_component::ComponentEncoder::default()
+        .validate(true)
+        .module(module)
+        .context("the core module cannot be turned into a component: it needs the `component-type` custom section that wit-bindgen (or the `wasi` crate) emits")?;
+    if imports_wasi_preview1(module) {
+        encoder = encoder.adapter(
+            "wasi_snapshot_preview1",
+            wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
+        )?;
+    }
+    encoder.encode().context("failed to turn the core module into a component")
+}
+
+fn imports_wasi_preview1(module: &[u8]) -> bool {
+    for payload in wasmparser::Parser::new(0).parse_all(module) {
+        if let Ok(wasmparser::Payload::ImportSection(imports)) = payload {
+            for import in imports.into_imports().flatten() {
+                if import.module == "wasi_snapshot_preview1" {
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}

@@ -1,0 +1,101 @@
+use crate::Engine;
+use crate::guest_output::{Channel, GuestLog};
+use crate::limits::MemoryLimiter;
+use crate::state::KilnState;
+use anyhow::{Context, Result};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+use wasmtime::component::{InstancePre, ResourceTable};
+use wasmtime::{Store, UpdateDeadline};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpHooks};
+
+/// What a component's WASI context holds, prepared once at load so that each instance only copies it.
+#[derive(Clone, Debug, Default)]
+pub struct WasiTemplate {
+    /// `environment` from the manifest.
+    pub env: Vec<(String, String)>,
+    /// Read-only directories: (host directory, guest path).
+    pub preopens: Vec<(PathBuf, String)>,
+}
+
+/// Per-instance settings chosen by the trigger.
+pub struct InstanceOptions {
+    /// The instance is interrupted when it is still running at this instant.
+    pub deadline: Instant,
+    /// Linear memory limit in bytes (at most the engine's `max_instance_memory`).
+    pub memory_limit: usize,
+    /// Outbound HTTP policy for this instance.
+    pub http_hooks: Box<dyn WasiHttpHooks>,
+}
+
+/// A component ready to be instantiated: compiled, linked, with its WASI template.
+#[derive(Clone)]
+pub struct ComponentPre {
+    id: Arc<str>,
+    engine: Engine,
+    pre: InstancePre<KilnState>,
+    wasi: Arc<WasiTemplate>,
+}
+
+impl ComponentPre {
+    /// Compiles (or loads from cache) and links the component at `path`.
+    pub fn load(engine: &Engine, id: &str, path: &std::path::Path, wasi: WasiTemplate) -> Result<ComponentPre> {
+        let component = engine.load_component(path)?;
+        let pre = engine
+            .linker()
+            .instantiate_pre(&component)
+            .map_err(anyhow::Error::from)
+            .with_context(|| format!("component `{id}` imports something Kiln does not provide"))?;
+        Ok(ComponentPre { id: id.into(), engine: engine.clone(), pre, wasi: Arc::new(wasi) })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn instance_pre(&self) -> &InstancePre<KilnState> {
+        &self.pre
+    }
+
+    /// A fresh store for one instance of this component. This is on every request's path: it only
+    /// copies prepared data.
+    pub fn new_store(&self, options: InstanceOptions) -> Result<Store<KilnState>> {
+        let state = KilnState {
+            table: ResourceTable::new(),
+            wasi: self.wasi_ctx()?,
+            http: WasiHttpCtx::new(),
+            http_hooks: options.http_hooks,
+            limiter: MemoryLimiter::new(options.memory_limit),
+        };
+        let mut store = Store::new(self.engine.wasmtime(), state);
+        store.limiter(|state| &mut state.limiter);
+        let deadline = options.deadline;
+        // Yield to the executor at every epoch tick so a busy guest never holds a worker thread, and
+        // trap once the deadline has passed.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        Ok(store)
+    }
+
+    fn wasi_ctx(&self) -> Result<WasiCtx> {
+        let mut builder = WasiCtxBuilder::new();
+        builder.envs(&self.wasi.env);
+        builder.stdout(GuestLog::new(self.id.clone(), Channel::Stdout));
+        builder.stderr(GuestLog::new(self.id.clone(), Channel::Stderr));
+        for (host, guest) in &self.wasi.preopens {
+            builder
+                .preopened_dir(host, guest, FsPerms::ReadOnly)
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("failed to open `{}` for component `{}`", host.display(), self.id))?;
+        }
+        Ok(builder.build())
+    }
+}

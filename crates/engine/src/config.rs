@@ -1,0 +1,78 @@
+use anyhow::Result;
+use std::path::PathBuf;
+use std::time::Duration;
+use wasmtime::{Enabled, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the epoch advances. Guests yield to the scheduler at every tick, so this bounds how long
+/// a busy guest can hold a worker thread, and how late a deadline can fire.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Engine-wide settings, fixed for the life of the process.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Instances that may exist at once: the size of the pooling allocator.
+    pub max_instances: u32,
+    /// The largest linear memory any instance may grow to, in bytes (per-app limits may be lower).
+    pub max_instance_memory: usize,
+    /// Where precompiled components are cached; `None` disables the cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Use the pooling allocator (on by default; off only for debugging or tiny machines).
+    pub pooling: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            max_instances: 1000,
+            max_instance_memory: 256 << 20,
+            cache_dir: default_cache_dir(),
+            pooling: true,
+        }
+    }
+}
+
+/// `$KILN_CACHE_DIR`, else `$XDG_CACHE_HOME/kiln`, else `~/.cache/kiln`.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("KILN_CACHE_DIR") {
+        return Some(dir.into());
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+        return Some(PathBuf::from(dir).join("kiln"));
+    }
+    std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache").join("kiln"))
+}
+
+impl EngineConfig {
+    pub(crate) fn wasmtime_config(&self) -> Result<wasmtime::Config> {
+        let mut config = wasmtime::Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        // wasi:http 0.2 needs none of the component-model-async machinery; leaving it off saves
+        // per-store setup on every request.
+        config.concurrency_support(false);
+        config.memory_init_cow(true);
+        if self.pooling {
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(self.pooling_config()));
+        }
+        Ok(config)
+    }
+
+    fn pooling_config(&self) -> PoolingAllocationConfig {
+        let n = self.max_instances.max(1);
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(n);
+        // A component holds several core instances (the guest, WASI adapters, shims) and up to a
+        // couple of memories and tables; size the pools so the component count is the real limit.
+        pool.total_core_instances(n.saturating_mul(8));
+        pool.total_memories(n.saturating_mul(2));
+        pool.total_tables(n.saturating_mul(4));
+        pool.total_stacks(n);
+        pool.max_memory_size(self.max_instance_memory);
+        // Keeping the first pages of each slot resident (and resetting them with pagemap_scan where
+        // the kernel has it) removes the page faults every fresh instance would otherwise take.
+        pool.linear_memory_keep_resident(1 << 20);
+        pool.table_keep_resident(64 << 10);
+        pool.pagemap_scan(Enabled::Auto);
+        pool
+    }
+}

@@ -1,0 +1,120 @@
+//! Guest stdout and stderr, sent line by line to the log with the component id as prefix.
+
+use bytes::Bytes;
+use std::sync::Arc;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+
+/// Longest line kept before it is flushed anyway, so a guest cannot grow host memory without bound.
+const MAX_LINE: usize = 16 * 1024;
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Channel {
+    Stdout,
+    Stderr,
+}
+
+#[derive(Clone)]
+pub(crate) struct GuestLog {
+    component: Arc<str>,
+    channel: Channel,
+}
+
+impl GuestLog {
+    pub(crate) fn new(component: Arc<str>, channel: Channel) -> GuestLog {
+        GuestLog { component, channel }
+    }
+}
+
+impl IsTerminal for GuestLog {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for GuestLog {
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(LineWriter { log: self.clone(), line: Vec::new() })
+    }
+
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(LineWriter { log: self.clone(), line: Vec::new() })
+    }
+}
+
+struct LineWriter {
+    log: GuestLog,
+    line: Vec<u8>,
+}
+
+impl LineWriter {
+    fn push(&mut self, mut bytes: &[u8]) {
+        while let Some(pos) = bytes.iter().position(|b| *b == b'\n') {
+            self.line.extend_from_slice(&bytes[..pos]);
+            self.emit();
+            bytes = &bytes[pos + 1..];
+        }
+        self.line.extend_from_slice(bytes);
+        if self.line.len() >= MAX_LINE {
+            self.emit();
+        }
+    }
+
+    fn emit(&mut self) {
+        let text = String::from_utf8_lossy(&self.line);
+        let text = text.trim_end_matches('\r');
+        match self.log.channel {
+            Channel::Stdout => tracing::info!(target: "kiln::guest", "[{}] {}", self.log.component, text),
+            Channel::Stderr => tracing::warn!(target: "kiln::guest", "[{}] {}", self.log.component, text),
+        }
+        self.line.clear();
+    }
+}
+
+impl Drop for LineWriter {
+    fn drop(&mut self) {
+        if !self.line.is_empty() {
+            self.emit();
+        }
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for LineWriter {
+    async fn ready(&mut self) {}
+}
+
+impl OutputStream for LineWriter {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.push(&bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(MAX_LINE)
+    }
+}
+
+impl tokio::io::AsyncWrite for LineWriter {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.push(buf);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: std::pin::Pin<&mut Self>, _cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: std::pin::Pin<&mut Self>, _cx: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+

@@ -1,0 +1,179 @@
+//! The public, validated manifest model: plain data.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use indexmap::IndexMap;
+
+use crate::error::Span;
+use crate::template::Template;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Application {
+    pub name: String,
+    pub version: Option<String>,
+    pub description: Option<String>,
+    pub authors: Vec<String>,
+    pub http: HttpAppSettings,
+    pub redis_address: Option<String>,
+    pub nats_url: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpAppSettings {
+    /// `[application.trigger.http] base`, default `/`.
+    pub base: String,
+}
+
+impl Default for HttpAppSettings {
+    fn default() -> Self {
+        HttpAppSettings { base: "/".into() }
+    }
+}
+
+/// An application variable (`[variables]`). Exactly one of `default` / `required` is set.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Variable {
+    pub default: Option<String>,
+    pub required: bool,
+    pub secret: bool,
+    pub description: Option<String>,
+    /// The variable's name in `[variables]`.
+    pub span: Span,
+}
+
+// A secret's default is still a secret: keep it out of logs.
+impl fmt::Debug for Variable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let default = match (&self.default, self.secret) {
+            (Some(_), true) => Some("<redacted>"),
+            (Some(d), false) => Some(d.as_str()),
+            (None, _) => None,
+        };
+        f.debug_struct("Variable")
+            .field("default", &default)
+            .field("required", &self.required)
+            .field("secret", &self.secret)
+            .field("description", &self.description)
+            .finish()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpTrigger {
+    pub id: Option<String>,
+    pub route: HttpRoute,
+    pub component: String,
+    pub component_span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HttpRoute {
+    /// The route as written (only checked to start with `/`); `span` covers the TOML string.
+    Path { route: String, span: Span },
+    /// `route = { private = true }`: reachable only through service chaining.
+    Private,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedisTrigger {
+    pub id: Option<String>,
+    pub channel: String,
+    /// Per-trigger address; falls back to `Application::redis_address`.
+    pub address: Option<String>,
+    pub component: String,
+    pub component_span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NatsTrigger {
+    pub id: Option<String>,
+    pub subject: String,
+    pub queue_group: Option<String>,
+    pub durable: Option<String>,
+    pub component: String,
+    pub component_span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CronTrigger {
+    pub id: Option<String>,
+    pub schedule: Schedule,
+    /// The `cron_expression` or `interval` value, for the cron trigger's own errors.
+    pub schedule_span: Span,
+    pub component: String,
+    pub component_span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Schedule {
+    /// The expression as written; only its field count (5 to 7) is checked here.
+    Cron(String),
+    Interval(Duration),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Component {
+    pub id: String,
+    pub source: ComponentSource,
+    pub source_span: Span,
+    pub description: Option<String>,
+    pub environment: Vec<(String, String)>,
+    pub files: Vec<FileMount>,
+    /// Globs relative to the manifest directory.
+    pub exclude_files: Vec<String>,
+    pub allowed_outbound_hosts: Vec<AllowedHost>,
+    pub key_value_stores: Vec<String>,
+    pub sqlite_databases: Vec<String>,
+    /// Component variables: templates over application variables.
+    pub variables: IndexMap<String, Template>,
+    /// Span of each component variable's template string.
+    pub variable_spans: IndexMap<String, Span>,
+    pub build: Option<BuildConfig>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ComponentSource {
+    /// Absolute, lexically normalised path.
+    Local(PathBuf),
+    Remote {
+        url: String,
+        digest: String,
+    },
+    Registry {
+        registry: Option<String>,
+        package: String,
+        version: String,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FileMount {
+    /// A glob relative to the manifest directory (never absolute, never `..`); matching files
+    /// appear in the guest at the same relative path under `/`.
+    Glob { pattern: String },
+    /// Host directory `source` (absolute, inside the app directory) mounted at guest path
+    /// `destination` (absolute).
+    Directory {
+        source: PathBuf,
+        destination: String,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AllowedHost {
+    /// As written, possibly with `{{ component_variable }}` placeholders.
+    pub pattern: String,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuildConfig {
+    /// Each entry is one shell command, run in order.
+    pub command: Vec<String>,
+    /// Absolute; defaults to the manifest directory.
+    pub workdir: PathBuf,
+    /// Globs relative to `workdir`.
+    pub watch: Vec<String>,
+}

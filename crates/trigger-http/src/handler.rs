@@ -1,0 +1,326 @@
+use crate::HttpOptions;
+use crate::routing::{RouteMatch, Router, spin_headers};
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use kiln_app::App;
+use kiln_engine::{ComponentPre, InstanceFailure, InstanceOptions, KilnState, classify_failure};
+use kiln_manifest::HttpRoute;
+use kiln_outbound_http::OutboundHttp;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::{Semaphore, oneshot};
+use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+/// The body of every response Kiln sends: the guest's streaming body, or a small host-made one.
+pub type Body = HyperOutgoingBody;
+
+const WELL_KNOWN_PREFIX: &str = "/.well-known/spin/";
+
+/// One app's HTTP routes and components.
+pub struct HttpTrigger {
+    name: String,
+    version: Option<String>,
+    base: String,
+    router: Router,
+    components: HashMap<String, Arc<HttpComponent>>,
+    options: HttpOptions,
+    permits: Arc<Semaphore>,
+    /// This trigger itself, for in-process requests that must outlive the borrow they start from.
+    me: std::sync::Weak<HttpTrigger>,
+}
+
+/// A component that can serve HTTP: linked, with its export located once.
+pub(crate) struct HttpComponent {
+    pub(crate) id: String,
+    pre: ComponentPre,
+    proxy: ProxyPre<KilnState>,
+    outbound: Arc<OutboundHttp>,
+}
+
+impl HttpTrigger {
+    /// Builds the router and locates every HTTP component's handler export. Route errors point at the
+    /// route in the manifest.
+    pub fn new(app: &App, options: HttpOptions) -> Result<Arc<HttpTrigger>> {
+        let manifest = &app.manifest;
+        let base = manifest.application.http.base.clone();
+        let mut routes = Vec::new();
+        let mut components = HashMap::new();
+        for trigger in &manifest.http_triggers {
+            if let HttpRoute::Path { route, span } = &trigger.route {
+                Router::build(&base, [(trigger.component.clone(), route.clone())])
+                    .map_err(|err| manifest.error_at(span, err.message.clone(), "routes look like `/exact`, `/prefix/...`, or `/users/:id`"))?;
+                routes.push((trigger.component.clone(), route.clone()));
+            }
+            if components.contains_key(&trigger.component) {
+                continue;
+            }
+            let component = app
+                .components
+                .get(&trigger.component)
+                .with_context(|| format!("component `{}` is not loaded", trigger.component))?;
+            let proxy = ProxyPre::new(component.pre.instance_pre().clone()).map_err(|err| {
+                anyhow::anyhow!(
+                    "component `{}` is bound to an HTTP route but does not export `wasi:http/incoming-handler@0.2.x`: {err}",
+                    trigger.component
+                )
+            })?;
+            components.insert(
+                trigger.component.clone(),
+                Arc::new(HttpComponent {
+                    id: trigger.component.clone(),
+                    pre: component.pre.clone(),
+                    proxy,
+                    outbound: component.outbound_http.clone(),
+                }),
+            );
+        }
+        let router = Router::build(&base, routes).map_err(|err| anyhow::anyhow!("{}: {}", err.route, err.message))?;
+        let trigger = Arc::new_cyclic(|me| HttpTrigger {
+            name: manifest.application.name.clone(),
+            version: manifest.application.version.clone(),
+            base,
+            router,
+            components,
+            permits: Arc::new(Semaphore::new(options.max_concurrency)),
+            options,
+            me: me.clone(),
+        });
+        // Service chaining from any component (HTTP or not) goes back through this trigger.
+        let weak: std::sync::Weak<dyn kiln_outbound_http::InternalDispatch> = Arc::downgrade(&trigger) as _;
+        for component in app.components.values() {
+            component.outbound_http.set_dispatcher(weak.clone());
+        }
+        Ok(trigger)
+    }
+
+    /// `(component, route)` pairs, for the startup banner.
+    pub fn routes(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.router.routes()
+    }
+
+    /// Handles one request from the network.
+    pub async fn handle<B>(self: Arc<Self>, request: Request<B>, client: SocketAddr, local: SocketAddr) -> Response<Body>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let started = Instant::now();
+        let method = request.method().clone();
+        let path = request.uri().path().to_string();
+        let (component, response) = self.route_request(request, client, local).await;
+        tracing::info!(
+            target: "kiln::http",
+            "{method} {path} {} {:.2}ms{}",
+            response.status().as_u16(),
+            started.elapsed().as_secs_f64() * 1000.0,
+            component.map(|c| format!(" [{c}]")).unwrap_or_default()
+        );
+        response
+    }
+
+    async fn route_request<B>(&self, mut request: Request<B>, client: SocketAddr, local: SocketAddr) -> (Option<String>, Response<Body>)
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let path = request.uri().path();
+        if let Some(name) = path.strip_prefix(WELL_KNOWN_PREFIX) {
+            return (None, self.well_known(name));
+        }
+        let Some(matched) = self.router.route(path) else {
+            return (None, self.not_found(path));
+        };
+        let component = match self.components.get(matched.component_id()) {
+            Some(component) => component.clone(),
+            None => return (None, host_error(StatusCode::INTERNAL_SERVER_ERROR, "route has no component")),
+        };
+        set_request_headers(&mut request, &matched, client, local, &self.base);
+        let id = component.id.clone();
+        (Some(id), self.run(&component, request).await)
+    }
+
+    /// Runs one instance of `component` for `request`.
+    pub(crate) async fn run<B>(&self, component: &Arc<HttpComponent>, request: Request<B>) -> Response<Body>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let permit = match tokio::time::timeout(self.options.queue_timeout, self.permits.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => permit,
+            _ => {
+                tracing::warn!("[{}] no instance free within {:?}: 503", component.id, self.options.queue_timeout);
+                return host_error(StatusCode::SERVICE_UNAVAILABLE, "server busy: too many requests in flight, retry later");
+            }
+        };
+        let (sender, receiver) = oneshot::channel();
+        let task = AbortOnDrop(Some(tokio::spawn(run_instance(component.clone(), self.options.clone(), request, sender, permit))));
+        match receiver.await {
+            Ok(Ok(response)) => {
+                // The guest goes on writing the body on its task; it stops at its deadline at the latest.
+                task.detach();
+                response
+            }
+            Ok(Err(code)) => {
+                tracing::warn!("[{}] the component answered with an error: {code:?}", component.id);
+                host_error(StatusCode::INTERNAL_SERVER_ERROR, &format!("the component failed: {code:?}"))
+            }
+            Err(_) => match task.join().await {
+                Some(failure @ InstanceFailure::Deadline(_)) => host_error(StatusCode::GATEWAY_TIMEOUT, &failure.to_string()),
+                Some(failure) => host_error(StatusCode::INTERNAL_SERVER_ERROR, &failure.to_string()),
+                None => {
+                    tracing::warn!("[{}] the component returned without sending a response", component.id);
+                    host_error(StatusCode::INTERNAL_SERVER_ERROR, "the component did not send a response")
+                }
+            },
+        }
+    }
+
+    pub(crate) fn self_arc(&self) -> Option<Arc<HttpTrigger>> {
+        self.me.upgrade()
+    }
+
+    pub(crate) fn component(&self, id: &str) -> Option<&Arc<HttpComponent>> {
+        self.components.get(id)
+    }
+
+    pub(crate) fn router(&self) -> &Router {
+        &self.router
+    }
+
+    pub(crate) fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn well_known(&self, name: &str) -> Response<Body> {
+        match name {
+            "health" => text_response(StatusCode::OK, "OK"),
+            "info" => {
+                let info = serde_json::json!({
+                    "name": self.name,
+                    "version": self.version,
+                    "host": "kiln",
+                    "host_version": env!("CARGO_PKG_VERSION"),
+                });
+                let mut response = text_response(StatusCode::OK, &info.to_string());
+                response.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                response
+            }
+            _ => text_response(StatusCode::NOT_FOUND, "not found"),
+        }
+    }
+
+    fn not_found(&self, path: &str) -> Response<Body> {
+        let routes: Vec<&str> = self.router.routes().map(|(_, route)| route).collect();
+        let hint = if routes.is_empty() { "this app has no public routes".to_string() } else { format!("routes: {}", routes.join(", ")) };
+        text_response(StatusCode::NOT_FOUND, &format!("no route matches {path}; {hint}\n"))
+    }
+}
+
+/// Replaces whatever `spin-*` headers the client sent with Spin's own, and gives the request an
+/// authority (from `Host`, else the listening address) so the guest always sees one.
+pub(crate) fn set_request_headers<B>(request: &mut Request<B>, matched: &RouteMatch<'_>, client: SocketAddr, local: SocketAddr, base: &str) {
+    let authority = request
+        .uri()
+        .authority()
+        .map(|a| a.to_string())
+        .or_else(|| request.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).map(str::to_string))
+        .unwrap_or_else(|| local.to_string());
+    let path_and_query = request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let added = spin_headers(matched, "http", &authority, path_and_query, client, base);
+    let headers = request.headers_mut();
+    let spoofed: Vec<_> = headers.keys().filter(|name| name.as_str().starts_with("spin-")).cloned().collect();
+    for name in spoofed {
+        headers.remove(&name);
+    }
+    if !headers.contains_key(http::header::HOST) {
+        if let Ok(value) = HeaderValue::from_str(&authority) {
+            headers.insert(http::header::HOST, value);
+        }
+    }
+    for (name, value) in added {
+        headers.insert(name, value);
+    }
+}
+
+/// One instance, start to end. Returns why it failed, if it did; failures after the response was
+/// sent are only logged.
+async fn run_instance<B>(
+    component: Arc<HttpComponent>,
+    options: HttpOptions,
+    request: Request<B>,
+    sender: oneshot::Sender<Result<Response<Body>, ErrorCode>>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+) -> Option<InstanceFailure>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<wasmtime_wasi_http::Error>,
+{
+    let deadline = Instant::now() + options.deadline;
+    let store = component.pre.new_store(InstanceOptions {
+        deadline,
+        memory_limit: options.memory_limit,
+        http_hooks: component.outbound.hooks(),
+    });
+    let mut store = match store {
+        Ok(store) => store,
+        Err(err) => return Some(InstanceFailure::Trap(format!("cannot create the instance: {err:#}"))),
+    };
+    let call = async {
+        let proxy = component.proxy.instantiate_async(&mut store).await?;
+        let request = store.data_mut().http().new_incoming_request(Scheme::Http, request)?;
+        let outparam = store.data_mut().http().new_response_outparam(sender)?;
+        proxy.wasi_http_incoming_handler().call_handle(&mut store, request, outparam).await
+    };
+    let failure = match tokio::time::timeout_at(deadline.into(), call).await {
+        Ok(Ok(())) => return None,
+        Ok(Err(err)) => classify_failure(&err, store.data().memory_exceeded(), options.memory_limit, options.deadline),
+        Err(_elapsed) => InstanceFailure::Deadline(options.deadline),
+    };
+    tracing::warn!("[{}] {failure}", component.id);
+    Some(failure)
+}
+
+/// A small host-made response: plain text, no headers beyond what hyper adds.
+pub(crate) fn text_response(status: StatusCode, text: &str) -> Response<Body> {
+    let body = Full::new(Bytes::from(text.to_string())).map_err(|never| match never {}).boxed_unsync();
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    response
+}
+
+fn host_error(status: StatusCode, reason: &str) -> Response<Body> {
+    text_response(status, &format!("{} {}: {reason}\n", status.as_u16(), status.canonical_reason().unwrap_or("")))
+}
+
+/// Aborts the guest's task if the request is dropped (client gone) before a response arrived.
+struct AbortOnDrop(Option<tokio::task::JoinHandle<Option<InstanceFailure>>>);
+
+impl AbortOnDrop {
+    fn detach(mut self) {
+        self.0 = None;
+    }
+
+    async fn join(mut self) -> Option<InstanceFailure> {
+        let handle = self.0.take()?;
+        match handle.await {
+            Ok(outcome) => outcome,
+            Err(err) => Some(InstanceFailure::Trap(format!("the instance task failed: {err}"))),
+        }
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(handle) = self.0.take() {
+            handle.abort();
+        }
+    }
+}
+
