@@ -61,11 +61,11 @@ pub(crate) fn init_logging(quiet: bool, json: bool) {
 /// Prints an error: manifest errors with their source snippet, everything else as its causes.
 fn report(err: &anyhow::Error) {
     if let Some(manifest_err) = err.chain().find_map(|cause| cause.downcast_ref::<kiln_manifest::ManifestError>()) {
-        eprintln!("error: {manifest_err}");
         let handler = miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor());
         let mut rendered = String::new();
-        if handler.render_report(&mut rendered, manifest_err).is_ok() {
-            eprintln!("{rendered}");
+        match handler.render_report(&mut rendered, manifest_err) {
+            Ok(()) => eprintln!("error:{rendered}"),
+            Err(_) => eprintln!("error: {manifest_err}"),
         }
         return;
     }

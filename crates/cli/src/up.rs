@@ -58,6 +58,7 @@ pub(crate) fn run(args: UpArgs) -> Result<()> {
     let started = Instant::now();
     let path = kiln_manifest::find_manifest(args.file.as_deref())?;
     let manifest = Manifest::load(&path)?;
+    kiln_trigger_http::check_routes(&manifest)?;
     if args.build {
         crate::build::build_all(&manifest)?;
     }

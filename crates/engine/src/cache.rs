@@ -66,6 +66,9 @@ fn rand_suffix() -> u128 {
 
 /// Compiles a component; a core module is first turned into a component.
 fn compile(engine: &wasmtime::Engine, bytes: &[u8]) -> Result<Component> {
+    if !bytes.starts_with(b"\0asm") {
+        anyhow::bail!("not a WebAssembly binary (a .wasm file starts with the bytes `\\0asm`); check `source`");
+    }
     if wasmparser::Parser::is_core_wasm(bytes) {
         let component = componentize(bytes)?;
         return Component::new(engine, &component).map_err(anyhow::Error::from);

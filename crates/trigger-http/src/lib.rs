@@ -11,7 +11,7 @@ mod handler;
 mod routing;
 mod server;
 
-pub use handler::HttpTrigger;
+pub use handler::{HttpTrigger, check_routes};
 pub use server::{Server, bind};
 
 use std::time::Duration;

@@ -19,7 +19,7 @@ fn up_fails(manifest: &str) -> String {
 fn unknown_key_is_reported_with_its_location() {
     let manifest = single("echo_request", "/...", "colour = \"blue\"");
     let stderr = up_fails(&manifest);
-    assert!(stderr.contains("kiln.toml:13:"), "{stderr}");
+    assert!(stderr.contains("kiln.toml:12:"), "{stderr}");
     assert!(stderr.contains("colour"), "{stderr}");
 }
 
