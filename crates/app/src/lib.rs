@@ -4,7 +4,10 @@
 //! `allowed_outbound_hosts` templates rendered and parsed, `files` staged, every component compiled
 //! and linked. A trigger then only creates stores and instances.
 
+mod capability;
 mod files;
+
+pub use capability::{AppCapability, AppContext, Capability, ComponentContext};
 
 use anyhow::{Context, Result};
 use indexmap::IndexMap;
@@ -12,6 +15,7 @@ use kiln_engine::{ComponentPre, Engine, WasiTemplate};
 use kiln_manifest::{Component, ComponentSource, Manifest};
 use kiln_outbound::AllowedHosts;
 use kiln_outbound_http::OutboundHttp;
+use kiln_runtime_config::RuntimeConfig;
 use kiln_variables::Resolver;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,7 +24,7 @@ use std::sync::Arc;
 pub struct App {
     pub manifest: Manifest,
     pub components: IndexMap<String, AppComponent>,
-    pub variables: Resolver,
+    pub variables: Arc<Resolver>,
     pub state_dir: PathBuf,
 }
 
@@ -31,31 +35,53 @@ pub struct AppComponent {
 }
 
 /// Where the app keeps its state, and where variable values come from.
-pub struct LoadOptions {
+pub struct LoadOptions<'a> {
     /// `.kiln/` beside the manifest unless the user says otherwise.
     pub state_dir: PathBuf,
     /// Variable providers, in order of precedence.
     pub providers: Vec<Box<dyn kiln_variables::Provider>>,
+    pub runtime_config: RuntimeConfig,
+    /// The capabilities to offer (their interfaces must be linked into the engine).
+    pub capabilities: &'a [Box<dyn Capability>],
 }
 
-impl LoadOptions {
+impl<'a> LoadOptions<'a> {
     /// The defaults for `kiln up`: state in `.kiln/` beside the manifest, variables from the process
-    /// environment (`KILN_VARIABLE_*`, `SPIN_VARIABLE_*`).
-    pub fn for_manifest(manifest: &Manifest, env: impl IntoIterator<Item = (String, String)>) -> LoadOptions {
+    /// environment (`KILN_VARIABLE_*`, `SPIN_VARIABLE_*`), no runtime config.
+    pub fn for_manifest(
+        manifest: &Manifest,
+        env: impl IntoIterator<Item = (String, String)>,
+        capabilities: &'a [Box<dyn Capability>],
+    ) -> LoadOptions<'a> {
         LoadOptions {
             state_dir: manifest.dir.join(".kiln"),
             providers: vec![Box::new(kiln_variables::EnvProvider::new(env))],
+            runtime_config: RuntimeConfig::default(),
+            capabilities,
         }
     }
 }
 
 impl App {
-    pub fn load(engine: &Engine, manifest: Manifest, options: LoadOptions) -> Result<App> {
+    pub fn load(engine: &Engine, manifest: Manifest, options: LoadOptions<'_>) -> Result<App> {
         manifest.check_sources()?;
-        let variables = Resolver::new(&manifest, options.providers)?;
+        let variables = Arc::new(Resolver::new(&manifest, options.providers)?);
+        let context = AppContext {
+            manifest: &manifest,
+            runtime_config: &options.runtime_config,
+            variables: &variables,
+            state_dir: &options.state_dir,
+        };
+        let mut configured = Vec::with_capacity(options.capabilities.len());
+        for capability in options.capabilities {
+            let app_capability = capability
+                .configure_app(&context)
+                .with_context(|| format!("configuring {}", capability.name()))?;
+            configured.push(app_capability);
+        }
         let mut components = IndexMap::new();
         for (id, component) in &manifest.components {
-            let loaded = load_component(engine, &manifest, &variables, &options.state_dir, component)?;
+            let loaded = load_component(engine, &context, &configured, component)?;
             components.insert(id.clone(), loaded);
         }
         Ok(App { manifest, components, variables, state_dir: options.state_dir })
@@ -68,16 +94,21 @@ impl App {
 
 fn load_component(
     engine: &Engine,
-    manifest: &Manifest,
-    variables: &Resolver,
-    state_dir: &std::path::Path,
+    app: &AppContext<'_>,
+    capabilities: &[Box<dyn AppCapability>],
     component: &Component,
 ) -> Result<AppComponent> {
-    let id = component.id.as_str();
-    let allowed = allowed_hosts(manifest, variables, component)?;
+    let (manifest, id) = (app.manifest, component.id.as_str());
+    let allowed = allowed_hosts(manifest, app.variables, component)?;
+    let context = ComponentContext { component, allowed_hosts: &allowed };
+    let mut instance_capabilities = Vec::with_capacity(capabilities.len());
+    for capability in capabilities {
+        instance_capabilities.push(capability.component(&context)?);
+    }
     let wasi = WasiTemplate {
         env: component.environment.clone(),
-        preopens: files::stage(manifest, component, state_dir)?,
+        preopens: files::stage(manifest, component, app.state_dir)?,
+        sockets: socket_policy(&allowed),
     };
     let path = match &component.source {
         ComponentSource::Local(path) => path.clone(),
@@ -92,8 +123,28 @@ fn load_component(
                 .into());
         }
     };
-    let pre = ComponentPre::load(engine, id, &path, wasi).with_context(|| format!("component `{id}`"))?;
+    let pre = ComponentPre::load(engine, id, &path, wasi, instance_capabilities).with_context(|| format!("component `{id}`"))?;
     Ok(AppComponent { pre, outbound_http: OutboundHttp::new(id, allowed) })
+}
+
+/// `wasi:sockets` may reach exactly what `allowed_outbound_hosts` allows (TCP and UDP are checked
+/// by scheme, as Spin does); listening sockets are never allowed. No grants: no sockets at all.
+fn socket_policy(allowed: &AllowedHosts) -> Option<kiln_engine::SocketPolicy> {
+    if allowed.is_empty() {
+        return None;
+    }
+    let allowed = allowed.clone();
+    Some(Arc::new(move |addr, usage| {
+        use kiln_engine::SocketAddrUse::*;
+        match usage {
+            TcpConnect => allowed.allows_socket_addr(addr),
+            UdpSend | UdpReceive => allowed.allows_udp_addr(addr),
+            // Binding to an ephemeral local address precedes connecting; a specific address would be
+            // the start of a listener.
+            TcpBind | UdpBind => addr.ip().is_unspecified(),
+            TcpListen | TcpAccept => false,
+        }
+    }))
 }
 
 /// Renders `{{ variable }}` templates in `allowed_outbound_hosts` and parses the result; errors point

@@ -1,6 +1,7 @@
 //! `kiln`: the command line. The only crate that reads process arguments and environment.
 
 mod build;
+mod capabilities;
 mod up;
 
 use clap::{Parser, Subcommand};

@@ -62,8 +62,10 @@ pub(crate) fn run(args: UpArgs) -> Result<()> {
     if args.build {
         crate::build::build_all(&manifest)?;
     }
-    let engine = Engine::new(engine_config(&args)?)?;
-    let mut options = LoadOptions::for_manifest(&manifest, std::env::vars());
+    let capabilities = crate::capabilities::all();
+    let links: Vec<_> = capabilities.iter().map(|c| c.link()).collect();
+    let engine = Engine::new(engine_config(&args)?, &links)?;
+    let mut options = LoadOptions::for_manifest(&manifest, std::env::vars(), &capabilities);
     if let Some(dir) = &args.state_dir {
         options.state_dir = dir.clone();
     }

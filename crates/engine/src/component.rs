@@ -1,3 +1,4 @@
+use crate::capability::ComponentCapability;
 use crate::Engine;
 use crate::guest_output::{Channel, GuestLog};
 use crate::limits::MemoryLimiter;
@@ -12,13 +13,18 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpHooks};
 
 /// What a component's WASI context holds, prepared once at load so that each instance only copies it.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct WasiTemplate {
     /// `environment` from the manifest.
     pub env: Vec<(String, String)>,
     /// Read-only directories: (host directory, guest path).
     pub preopens: Vec<(PathBuf, String)>,
+    /// Which socket addresses the guest may use (`wasi:sockets`); `None` denies every socket.
+    pub sockets: Option<SocketPolicy>,
 }
+
+/// Decides whether an instance may connect to (or bind) an address.
+pub type SocketPolicy = Arc<dyn Fn(std::net::SocketAddr, wasmtime_wasi::sockets::SocketAddrUse) -> bool + Send + Sync>;
 
 /// Per-instance settings chosen by the trigger.
 pub struct InstanceOptions {
@@ -37,18 +43,31 @@ pub struct ComponentPre {
     engine: Engine,
     pre: InstancePre<KilnState>,
     wasi: Arc<WasiTemplate>,
+    capabilities: Arc<[Arc<dyn ComponentCapability>]>,
 }
 
 impl ComponentPre {
     /// Compiles (or loads from cache) and links the component at `path`.
-    pub fn load(engine: &Engine, id: &str, path: &std::path::Path, wasi: WasiTemplate) -> Result<ComponentPre> {
+    pub fn load(
+        engine: &Engine,
+        id: &str,
+        path: &std::path::Path,
+        wasi: WasiTemplate,
+        capabilities: Vec<Arc<dyn ComponentCapability>>,
+    ) -> Result<ComponentPre> {
         let component = engine.load_component(path)?;
         let pre = engine
             .linker()
             .instantiate_pre(&component)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("component `{id}` imports something Kiln does not provide"))?;
-        Ok(ComponentPre { id: id.into(), engine: engine.clone(), pre, wasi: Arc::new(wasi) })
+        Ok(ComponentPre {
+            id: id.into(),
+            engine: engine.clone(),
+            pre,
+            wasi: Arc::new(wasi),
+            capabilities: capabilities.into(),
+        })
     }
 
     pub fn id(&self) -> &str {
@@ -68,6 +87,7 @@ impl ComponentPre {
             http: WasiHttpCtx::new(),
             http_hooks: options.http_hooks,
             limiter: MemoryLimiter::new(options.memory_limit),
+            capabilities: self.capabilities.iter().map(|c| c.instance_state()).collect(),
         };
         let mut store = Store::new(self.engine.wasmtime(), state);
         store.limiter(|state| &mut state.limiter);
@@ -95,6 +115,14 @@ impl ComponentPre {
                 .preopened_dir(host, guest, FsPerms::ReadOnly)
                 .map_err(anyhow::Error::from)
                 .with_context(|| format!("failed to open `{}` for component `{}`", host.display(), self.id))?;
+        }
+        if let Some(policy) = &self.wasi.sockets {
+            let policy = policy.clone();
+            builder.allow_tcp(true).allow_udp(true).allow_ip_name_lookup(true);
+            builder.socket_addr_check(move |addr, usage| {
+                let allowed = policy(addr, usage);
+                Box::pin(async move { allowed })
+            });
         }
         Ok(builder.build())
     }

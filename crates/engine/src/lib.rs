@@ -6,6 +6,7 @@
 //! [`ComponentPre`] for a fresh [`Store`](wasmtime::Store) per event and instantiate into it.
 
 mod cache;
+mod capability;
 mod component;
 mod config;
 mod epoch;
@@ -13,10 +14,13 @@ mod guest_output;
 mod limits;
 mod state;
 
-pub use component::{ComponentPre, InstanceOptions, WasiTemplate};
+pub use capability::{ComponentCapability, LinkFn};
+pub use component::{ComponentPre, InstanceOptions, SocketPolicy, WasiTemplate};
 pub use config::EngineConfig;
 pub use limits::{InstanceFailure, classify_failure};
 pub use state::KilnState;
+pub use wasmtime;
+pub use wasmtime_wasi::sockets::SocketAddrUse;
 
 use anyhow::{Context, Result};
 use std::path::PathBuf;
@@ -38,12 +42,13 @@ struct EngineInner {
 }
 
 impl Engine {
-    /// Builds the engine and its linker, and starts the epoch ticker thread.
-    pub fn new(config: EngineConfig) -> Result<Engine> {
+    /// Builds the engine and its linker (WASI, wasi:http and every capability in `capabilities`), and
+    /// starts the epoch ticker thread.
+    pub fn new(config: EngineConfig, capabilities: &[LinkFn]) -> Result<Engine> {
         let wasmtime = wasmtime::Engine::new(&config.wasmtime_config()?)
             .map_err(anyhow::Error::from)
             .context("failed to create the wasmtime engine")?;
-        let linker = state::linker(&wasmtime)?;
+        let linker = state::linker(&wasmtime, capabilities)?;
         let epoch = epoch::EpochTicker::start(wasmtime.clone(), config::EPOCH_TICK);
         Ok(Engine {
             inner: Arc::new(EngineInner {

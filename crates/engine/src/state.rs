@@ -1,4 +1,6 @@
+use crate::capability::LinkFn;
 use crate::limits::MemoryLimiter;
+use std::any::Any;
 use anyhow::Result;
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -11,9 +13,26 @@ pub struct KilnState {
     pub(crate) http: WasiHttpCtx,
     pub(crate) http_hooks: Box<dyn WasiHttpHooks>,
     pub(crate) limiter: MemoryLimiter,
+    /// One state per capability of this instance (see [`crate::ComponentCapability`]).
+    pub(crate) capabilities: Vec<Box<dyn Any + Send>>,
 }
 
 impl KilnState {
+    /// The instance state of capability type `T`. Every linked capability installs its state in every
+    /// instance (components without grants get a state that denies), so a missing state is a bug in
+    /// Kiln's wiring, not something a guest can cause.
+    pub fn capability<T: Any + Send>(&mut self) -> &mut T {
+        self.capabilities
+            .iter_mut()
+            .find_map(|state| state.downcast_mut::<T>())
+            .unwrap_or_else(|| panic!("capability state {} is not installed", std::any::type_name::<T>()))
+    }
+
+    /// The instance's resource table (for capabilities whose resources live beside WASI's).
+    pub fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+
     /// Whether this instance asked for more memory than its limit allowed.
     pub fn memory_exceeded(&self) -> bool {
         self.limiter.exceeded()
@@ -34,9 +53,12 @@ impl WasiHttpView for KilnState {
 
 /// Every interface Kiln offers guests. wasmtime's linker matches imports semver-compatibly, so a
 /// guest importing any `wasi:*@0.2.x` links against these definitions.
-pub(crate) fn linker(engine: &wasmtime::Engine) -> Result<Linker<KilnState>> {
+pub(crate) fn linker(engine: &wasmtime::Engine, capabilities: &[LinkFn]) -> Result<Linker<KilnState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
+    for link in capabilities {
+        link(&mut linker)?;
+    }
     Ok(linker)
 }

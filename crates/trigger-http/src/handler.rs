@@ -151,12 +151,9 @@ impl HttpTrigger {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
-        let permit = match tokio::time::timeout(self.options.queue_timeout, self.permits.clone().acquire_owned()).await {
-            Ok(Ok(permit)) => permit,
-            _ => {
-                tracing::warn!("[{}] no instance free within {:?}: 503", component.id, self.options.queue_timeout);
-                return host_error(StatusCode::SERVICE_UNAVAILABLE, "server busy: too many requests in flight, retry later");
-            }
+        let Some(permit) = self.acquire_permit().await else {
+            tracing::warn!("[{}] no instance free within {:?}: 503", component.id, self.options.queue_timeout);
+            return host_error(StatusCode::SERVICE_UNAVAILABLE, "server busy: too many requests in flight, retry later");
         };
         let (sender, receiver) = oneshot::channel();
         let task = AbortOnDrop(Some(tokio::spawn(run_instance(component.clone(), self.options.clone(), request, sender, permit))));
@@ -179,6 +176,15 @@ impl HttpTrigger {
                 }
             },
         }
+    }
+
+    /// An instance permit: at once when one is free (no timer armed), else waiting up to the queue
+    /// timeout.
+    async fn acquire_permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        if let Ok(permit) = self.permits.clone().try_acquire_owned() {
+            return Some(permit);
+        }
+        tokio::time::timeout(self.options.queue_timeout, self.permits.clone().acquire_owned()).await.ok()?.ok()
     }
 
     pub(crate) fn self_arc(&self) -> Option<Arc<HttpTrigger>> {

@@ -97,3 +97,21 @@ fn a_queued_request_is_served_when_an_instance_frees_up() {
     assert_eq!(body(kiln.get("/?ms=1")).0, 200);
     assert_eq!(slow.join().unwrap().unwrap(), 200);
 }
+
+#[test]
+fn every_request_gets_a_fresh_instance() {
+    let (kiln, _dir) = serve_guest("counter", &[]);
+    for i in 0..20 {
+        assert_eq!(body(kiln.get(&format!("/{i}"))), (200, "count 1; saw earlier data: no".to_string()));
+    }
+    // Also under concurrency: no instance is ever reused.
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let url = kiln.url(&format!("/parallel/{i}"));
+            std::thread::spawn(move || client().get(url).send().unwrap().text().unwrap())
+        })
+        .collect();
+    for handle in handles {
+        assert_eq!(handle.join().unwrap(), "count 1; saw earlier data: no");
+    }
+}

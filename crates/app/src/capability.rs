@@ -1,0 +1,50 @@
+//! The shape every capability has: link → configure for an app → prepare per component → per instance.
+//!
+//! A capability crate (key-value, SQLite, variables, …) implements [`Capability`]; the CLI lists the
+//! capabilities it serves, and [`App::load`](crate::App::load) runs them. Adding a capability touches
+//! its own crate and that list, nothing else.
+
+use anyhow::Result;
+use kiln_engine::{ComponentCapability, LinkFn};
+use kiln_manifest::{Component, Manifest};
+use kiln_outbound::AllowedHosts;
+use kiln_runtime_config::RuntimeConfig;
+use kiln_variables::Resolver;
+use std::path::Path;
+use std::sync::Arc;
+
+/// A host capability offered to guests.
+pub trait Capability: Send + Sync {
+    /// A short name for logs and errors (`"key-value"`).
+    fn name(&self) -> &'static str;
+
+    /// Adds every interface version this capability serves to the engine's linker.
+    fn link(&self) -> LinkFn;
+
+    /// Validates the app's grants against the runtime config and opens what the app needs (store
+    /// handles, connection settings). All validation happens here: a bad grant fails at load, never
+    /// per request.
+    fn configure_app(&self, app: &AppContext<'_>) -> Result<Box<dyn AppCapability>>;
+}
+
+/// A capability configured for one app.
+pub trait AppCapability: Send + Sync {
+    /// What `component`'s instances get. Components without grants get a state that denies.
+    fn component(&self, component: &ComponentContext<'_>) -> Result<Arc<dyn ComponentCapability>>;
+}
+
+/// What a capability sees of the app being loaded.
+pub struct AppContext<'a> {
+    pub manifest: &'a Manifest,
+    pub runtime_config: &'a RuntimeConfig,
+    pub variables: &'a Arc<Resolver>,
+    /// The app's state directory (`.kiln/` beside the manifest for `kiln up`): embedded stores live here.
+    pub state_dir: &'a Path,
+}
+
+/// What a capability sees of one component.
+pub struct ComponentContext<'a> {
+    pub component: &'a Component,
+    /// `allowed_outbound_hosts`, templates rendered.
+    pub allowed_hosts: &'a AllowedHosts,
+}
