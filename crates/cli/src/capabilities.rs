@@ -3,5 +3,5 @@
 use kiln_app::Capability;
 
 pub(crate) fn all() -> Vec<Box<dyn Capability>> {
-    vec![]
+    vec![Box::new(kiln_cap_variables::Variables), Box::new(kiln_cap_key_value::KeyValue)]
 }

@@ -2,6 +2,7 @@ use anyhow::{Context, Result};
 use kiln_app::{App, LoadOptions};
 use kiln_engine::{Engine, EngineConfig};
 use kiln_manifest::Manifest;
+use kiln_runtime_config::RuntimeConfig;
 use kiln_trigger_http::{HttpOptions, HttpTrigger, Server};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -30,6 +31,9 @@ pub(crate) struct UpArgs {
     /// Compile every component at start instead of using the cache.
     #[arg(long)]
     no_cache: bool,
+    /// Backends for key-value stores and SQLite databases, and variable providers (Spin's format).
+    #[arg(long, value_name = "FILE")]
+    runtime_config_file: Option<PathBuf>,
     /// Where the app keeps its state [default: .kiln/ beside the manifest].
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
@@ -62,10 +66,18 @@ pub(crate) fn run(args: UpArgs) -> Result<()> {
     if args.build {
         crate::build::build_all(&manifest)?;
     }
+    let runtime_config = match &args.runtime_config_file {
+        Some(path) => RuntimeConfig::load(path)?,
+        None => RuntimeConfig::default(),
+    };
     let capabilities = crate::capabilities::all();
     let links: Vec<_> = capabilities.iter().map(|c| c.link()).collect();
-    let engine = Engine::new(engine_config(&args)?, &links)?;
+    let mut config = engine_config(&args)?;
+    config.concurrency = app_needs_concurrency(&manifest)?;
+    let engine = Engine::new(config, &links)?;
     let mut options = LoadOptions::for_manifest(&manifest, std::env::vars(), &capabilities);
+    options.providers = kiln_variables::providers_from_config(&runtime_config, std::env::vars())?;
+    options.runtime_config = runtime_config;
     if let Some(dir) = &args.state_dir {
         options.state_dir = dir.clone();
     }
@@ -79,6 +91,19 @@ pub(crate) fn run(args: UpArgs) -> Result<()> {
     tracing::info!("shutting down: finishing in-flight requests (up to {:?})", args.shutdown_grace);
     server.shutdown();
     Ok(())
+}
+
+/// Whether any local component imports an interface that needs component-model concurrency.
+fn app_needs_concurrency(manifest: &Manifest) -> Result<bool> {
+    for component in manifest.components.values() {
+        if let kiln_manifest::ComponentSource::Local(path) = &component.source {
+            if Engine::needs_concurrency(path)? {
+                tracing::debug!("component `{}` needs component-model concurrency", component.id);
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
 }
 
 fn engine_config(args: &UpArgs) -> Result<EngineConfig> {

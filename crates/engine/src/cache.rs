@@ -93,6 +93,27 @@ fn componentize(module: &[u8]) -> Result<Vec<u8>> {
     encoder.encode().context("failed to turn the core module into a component")
 }
 
+/// The names a component (or core module) imports at its top level.
+pub(crate) fn imports(bytes: &[u8]) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut depth = 0usize;
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        match payload {
+            Ok(wasmparser::Payload::ModuleSection { .. } | wasmparser::Payload::ComponentSection { .. }) => depth += 1,
+            Ok(wasmparser::Payload::End(_)) => depth = depth.saturating_sub(1),
+            Ok(wasmparser::Payload::ComponentImportSection(section)) if depth == 0 => {
+                names.extend(section.into_iter().flatten().map(|import| import.name.name.to_string()));
+            }
+            Ok(wasmparser::Payload::ImportSection(section)) if depth == 0 => {
+                names.extend(section.into_imports().flatten().map(|import| format!("{}#{}", import.module, import.name)));
+            }
+            Err(_) => break,
+            _ => {}
+        }
+    }
+    names
+}
+
 fn imports_wasi_preview1(module: &[u8]) -> bool {
     for payload in wasmparser::Parser::new(0).parse_all(module) {
         if let Ok(wasmparser::Payload::ImportSection(imports)) = payload {
@@ -104,4 +125,65 @@ fn imports_wasi_preview1(module: &[u8]) -> bool {
         }
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine() -> wasmtime::Engine {
+        wasmtime::Engine::default()
+    }
+
+    fn empty_component() -> Vec<u8> {
+        wat::parse_str("(component)").expect("valid component text")
+    }
+
+    fn artifacts(dir: &Path) -> Vec<PathBuf> {
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|x| x == "cwasm")).collect()
+    }
+
+    #[test]
+    fn a_compiled_component_is_cached_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        load(&engine(), Some(dir.path()), &empty_component()).unwrap();
+        let cached = artifacts(dir.path());
+        assert_eq!(cached.len(), 1);
+        let written = std::fs::metadata(&cached[0]).unwrap().modified().unwrap();
+        load(&engine(), Some(dir.path()), &empty_component()).unwrap();
+        assert_eq!(std::fs::metadata(&cached[0]).unwrap().modified().unwrap(), written);
+        assert_eq!(artifacts(dir.path()).len(), 1, "no temporary files are left behind");
+    }
+
+    #[test]
+    fn a_corrupt_artifact_is_recompiled() {
+        let dir = tempfile::tempdir().unwrap();
+        load(&engine(), Some(dir.path()), &empty_component()).unwrap();
+        let cached = artifacts(dir.path()).remove(0);
+        std::fs::write(&cached, b"not an artifact").unwrap();
+        load(&engine(), Some(dir.path()), &empty_component()).unwrap();
+        assert!(std::fs::read(&cached).unwrap().len() > 100);
+    }
+
+    #[test]
+    fn different_bytes_get_different_artifacts() {
+        let dir = tempfile::tempdir().unwrap();
+        load(&engine(), Some(dir.path()), &empty_component()).unwrap();
+        let other = wat::parse_str("(component (core module))").unwrap();
+        load(&engine(), Some(dir.path()), &other).unwrap();
+        assert_eq!(artifacts(dir.path()).len(), 2);
+    }
+
+    #[test]
+    fn text_and_garbage_are_rejected_with_a_clear_message() {
+        let err = load(&engine(), None, b"hello").unwrap_err();
+        assert!(format!("{err:#}").contains("not a WebAssembly binary"), "{err:#}");
+    }
+
+    #[test]
+    fn a_core_module_without_component_type_says_what_it_needs() {
+        let module = wat::parse_str("(module)").unwrap();
+        let err = load(&engine(), None, &module).unwrap_err();
+        assert!(format!("{err:#}").contains("component-type"), "{err:#}");
+    }
 }

@@ -18,6 +18,10 @@ pub struct EngineConfig {
     pub cache_dir: Option<PathBuf>,
     /// Use the pooling allocator (on by default; off only for debugging or tiny machines).
     pub pooling: bool,
+    /// Component-model concurrency (async functions, streams, futures): needed by WASI 0.3 and
+    /// Spin 4's `spin:*@3.0.0` interfaces, and measurably slower for every other guest. Turn it on
+    /// only when a component needs it (see [`crate::needs_concurrency`]).
+    pub concurrency: bool,
 }
 
 impl Default for EngineConfig {
@@ -27,6 +31,7 @@ impl Default for EngineConfig {
             max_instance_memory: 256 << 20,
             cache_dir: default_cache_dir(),
             pooling: true,
+            concurrency: false,
         }
     }
 }
@@ -49,7 +54,7 @@ impl EngineConfig {
         config.epoch_interruption(true);
         // wasi:http 0.2 needs none of the component-model-async machinery; leaving it off saves
         // per-store setup on every request.
-        config.concurrency_support(false);
+        config.concurrency_support(self.concurrency);
         config.memory_init_cow(true);
         if self.pooling {
             config.allocation_strategy(InstanceAllocationStrategy::Pooling(self.pooling_config()));

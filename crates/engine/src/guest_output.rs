@@ -118,3 +118,30 @@ impl tokio::io::AsyncWrite for LineWriter {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn writer() -> LineWriter {
+        LineWriter { log: GuestLog::new("c".into(), Channel::Stdout), line: Vec::new() }
+    }
+
+    #[test]
+    fn partial_lines_are_kept_until_their_newline() {
+        let mut w = writer();
+        w.push(b"hel");
+        assert_eq!(w.line, b"hel");
+        w.push(b"lo\nwor");
+        assert_eq!(w.line, b"wor", "the completed line was emitted");
+        w.push(b"ld\n\n");
+        assert!(w.line.is_empty());
+    }
+
+    #[test]
+    fn an_endless_line_is_flushed_at_the_limit() {
+        let mut w = writer();
+        w.push(&vec![b'x'; MAX_LINE + 10]);
+        assert!(w.line.is_empty(), "host memory must not grow with one guest line");
+    }
+}

@@ -41,6 +41,22 @@ struct EngineInner {
     _epoch: epoch::EpochTicker,
 }
 
+/// `wasi:*@0.3.*` and Spin 4's async interfaces (`spin:key-value`, `spin:variables`, `spin:redis`,
+/// `spin:mqtt`, `spin:mysql` at 3.x; `spin:sqlite@3.1`; `spin:postgres@4.2`).
+fn import_needs_concurrency(name: &str) -> bool {
+    let Some((package, version)) = name.split_once('@') else {
+        return false;
+    };
+    let namespace_iface = package.split('/').next().unwrap_or_default();
+    match namespace_iface {
+        n if n.starts_with("wasi:") => version.starts_with("0.3"),
+        "spin:key-value" | "spin:variables" | "spin:redis" | "spin:mqtt" | "spin:mysql" => version.starts_with('3'),
+        "spin:sqlite" => version.starts_with("3.1"),
+        "spin:postgres" => version.starts_with("4.2"),
+        _ => false,
+    }
+}
+
 impl Engine {
     /// Builds the engine and its linker (WASI, wasi:http and every capability in `capabilities`), and
     /// starts the epoch ticker thread.
@@ -73,6 +89,13 @@ impl Engine {
         &self.inner.config
     }
 
+    /// Whether the component at `path` imports interfaces that need component-model concurrency
+    /// (WASI 0.3, or Spin 4's async `spin:*@3.x` interfaces). Reads only the import names.
+    pub fn needs_concurrency(path: &std::path::Path) -> Result<bool> {
+        let bytes = std::fs::read(path).with_context(|| format!("failed to read `{}`", path.display()))?;
+        Ok(cache::imports(&bytes).iter().any(|name| import_needs_concurrency(name)))
+    }
+
     /// Loads a component (or a core module, which is componentized first) from a file, compiling
     /// it or taking the precompiled artifact from the cache.
     pub fn load_component(&self, path: &std::path::Path) -> Result<wasmtime::component::Component> {
@@ -80,5 +103,20 @@ impl Engine {
             .with_context(|| format!("failed to read component `{}`", path.display()))?;
         cache::load(&self.inner.wasmtime, self.inner.cache_dir.as_deref(), &bytes)
             .with_context(|| format!("failed to load component `{}`", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::import_needs_concurrency;
+
+    #[test]
+    fn only_async_interfaces_need_concurrency() {
+        for name in ["wasi:http/handler@0.3.0-rc-2026-01-06", "spin:variables/variables@3.0.0", "spin:key-value/key-value@3.0.0", "spin:sqlite/sqlite@3.1.0"] {
+            assert!(import_needs_concurrency(name), "{name}");
+        }
+        for name in ["wasi:http/types@0.2.4", "fermyon:spin/key-value@2.0.0", "spin:sqlite/sqlite@3.0.0", "wasi:keyvalue/store@0.2.0-draft2", "wasi:cli/environment"] {
+            assert!(!import_needs_concurrency(name), "{name}");
+        }
     }
 }

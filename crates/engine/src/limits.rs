@@ -86,3 +86,32 @@ fn one_line(err: &wasmtime::Error) -> String {
     }
     parts.join(": ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmtime::ResourceLimiter;
+
+    #[test]
+    fn growth_past_the_limit_is_refused_and_remembered() {
+        let mut limiter = MemoryLimiter::new(1 << 20);
+        assert!(limiter.memory_growing(0, 1 << 20, None).unwrap());
+        assert!(!limiter.exceeded());
+        assert!(!limiter.memory_growing(1 << 20, 2 << 20, None).unwrap());
+        assert!(limiter.exceeded());
+    }
+
+    #[test]
+    fn failures_are_classified() {
+        let deadline = Duration::from_secs(3);
+        let interrupt = wasmtime::Error::from(wasmtime::Trap::Interrupt);
+        assert_eq!(classify_failure(&interrupt, false, 1 << 20, deadline), InstanceFailure::Deadline(deadline));
+        let unreachable = wasmtime::Error::from(wasmtime::Trap::UnreachableCodeReached);
+        assert_eq!(classify_failure(&unreachable, true, 64 << 20, deadline), InstanceFailure::OutOfMemory { limit: 64 << 20 });
+        let InstanceFailure::Trap(reason) = classify_failure(&unreachable, false, 1 << 20, deadline) else {
+            panic!("expected a trap");
+        };
+        assert!(!reason.contains('\n'), "one line: {reason}");
+        assert_eq!(InstanceFailure::Deadline(deadline).to_string(), "the component ran past its deadline of 3s");
+    }
+}

@@ -94,7 +94,24 @@ struct Hooks {
 type IoFuture = Box<dyn Future<Output = Result<(), Error>> + Send>;
 type SendFuture = Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), Error>> + Send>;
 
+/// The default forbidden-header check, shared: wasmtime-wasi-http's default builds a new `Arc` for
+/// every header it checks.
+fn forbidden_header_filter() -> wasmtime_wasi_http::ForbiddenHeaderFilter {
+    static FILTER: OnceLock<wasmtime_wasi_http::ForbiddenHeaderFilter> = OnceLock::new();
+    FILTER
+        .get_or_init(|| Arc::new(|name| wasmtime_wasi_http::DEFAULT_FORBIDDEN_HEADERS.contains(name)))
+        .clone()
+}
+
 impl WasiHttpHooks for Hooks {
+    fn is_forbidden_header(&mut self, name: &http::HeaderName) -> bool {
+        wasmtime_wasi_http::DEFAULT_FORBIDDEN_HEADERS.contains(name)
+    }
+
+    fn forbidden_header_filter(&mut self) -> wasmtime_wasi_http::ForbiddenHeaderFilter {
+        forbidden_header_filter()
+    }
+
     fn send_request(&mut self, request: http::Request<WasiBody>, options: Option<RequestOptions>, _fut: IoFuture) -> SendFuture {
         match self.policy.decide(request.uri()) {
             Decision::Network => Box::new(async move {

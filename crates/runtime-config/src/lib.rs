@@ -2,8 +2,14 @@
 //! serves each key-value store and SQLite database label, and where variable values come from. The
 //! same app runs against embedded defaults or real services without a rebuild.
 
+mod error;
+mod parse;
+
 use indexmap::IndexMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use error::RuntimeConfigError;
 
 /// A parsed runtime config. [`RuntimeConfig::default`] is "no file": every label uses its embedded
 /// default.
@@ -36,10 +42,62 @@ pub enum SqliteDatabaseConfig {
 /// `[[variables_provider]]`, in order of precedence.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum VariablesProviderConfig {
-    /// `type = "env"`: `KILN_VARIABLE_<NAME>` / `SPIN_VARIABLE_<NAME>` (or `prefix = "…"`).
-    Env { prefix: Option<String> },
+    /// `type = "env"`: `KILN_VARIABLE_<NAME>` / `SPIN_VARIABLE_<NAME>`, or `<PREFIX>_<NAME>` with
+    /// `prefix = "…"`. `dotenv_path` (Spin's key, relative to the runtime config file): a dotenv file
+    /// whose entries count as environment variables the real environment does not set.
+    Env {
+        prefix: Option<String>,
+        dotenv_path: Option<PathBuf>,
+    },
     /// `type = "static"`, `values = { name = "value" }`.
     Static { values: IndexMap<String, String> },
-    /// `type = "dotenv"`, `path = ".env"`: `NAME=value` lines.
+    /// `type = "dotenv"`, `path = ".env"` (relative to the runtime config file, stored absolute):
+    /// `NAME=value` lines.
     Dotenv { path: PathBuf },
 }
+
+impl RuntimeConfig {
+    /// Reads and validates the runtime config file at `path`. Relative paths inside it are resolved
+    /// against the file's directory and stored absolute.
+    pub fn load(path: &Path) -> Result<RuntimeConfig, RuntimeConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            RuntimeConfigError::new(
+                format!("cannot read runtime config file: {e}"),
+                "check the path given with --runtime-config-file",
+            )
+            .in_file(path.display().to_string())
+        })?;
+        RuntimeConfig::parse(text, path)
+    }
+
+    /// Validates runtime config `text` as if it were read from `path` (used for relative paths and
+    /// error messages; the file need not exist).
+    pub fn parse(
+        text: impl Into<String>,
+        path: &Path,
+    ) -> Result<RuntimeConfig, RuntimeConfigError> {
+        let name = path.display().to_string();
+        let absolute = std::path::absolute(path).map_err(|e| {
+            RuntimeConfigError::new(format!("cannot resolve runtime config path: {e}"), "")
+                .in_file(name.clone())
+        })?;
+        let absolute = parse::normalize(&absolute);
+        let dir = absolute
+            .parent()
+            .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
+        let src = error::Source {
+            name,
+            text: Arc::new(text.into()),
+        };
+        let mut config = parse::Cx {
+            src: &src,
+            dir: &dir,
+        }
+        .parse()?;
+        config.path = Some(absolute);
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -110,6 +110,9 @@ impl HttpTrigger {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
+        if !tracing::enabled!(target: "kiln::http", tracing::Level::INFO) {
+            return self.route_request(request, client, local).await.1;
+        }
         let started = Instant::now();
         let method = request.method().clone();
         let path = request.uri().path().to_string();

@@ -4,8 +4,16 @@
 //! Values are looked up on every call rather than cached, so a provider backed by a changing
 //! store sees current values. No value ever appears in an error or in Debug output.
 
+mod dotenv;
+
 use std::collections::HashMap;
 use std::fmt;
+use std::path::PathBuf;
+
+use indexmap::IndexMap;
+use kiln_runtime_config::{RuntimeConfig, VariablesProviderConfig};
+
+pub use dotenv::{DotenvProvider, parse_dotenv};
 
 use kiln_manifest::template::{Template, TemplateError};
 use kiln_manifest::{Manifest, Variable};
@@ -22,9 +30,12 @@ pub trait Provider: Send + Sync {
 }
 
 /// Values from environment variables `KILN_VARIABLE_<NAME>`, then `SPIN_VARIABLE_<NAME>`
-/// (`NAME` = the variable name upper-cased).
+/// (`NAME` = the variable name upper-cased), or `<PREFIX>_<NAME>` with [`EnvProvider::with_prefix`].
 pub struct EnvProvider {
+    /// Only the entries whose key starts with one of `prefixes`.
     env: HashMap<String, String>,
+    /// Each ends with `_` (or is empty, for `prefix = ""`).
+    prefixes: Vec<String>,
 }
 
 const ENV_PREFIXES: [&str; 2] = ["KILN_VARIABLE_", "SPIN_VARIABLE_"];
@@ -33,18 +44,53 @@ impl EnvProvider {
     /// Takes the environment explicitly (the CLI passes `std::env::vars()`); only the
     /// `KILN_VARIABLE_*` / `SPIN_VARIABLE_*` entries are kept.
     pub fn new(env: impl IntoIterator<Item = (String, String)>) -> EnvProvider {
+        EnvProvider::build(ENV_PREFIXES.iter().map(|p| p.to_string()).collect(), env)
+    }
+
+    /// Spin's `prefix = "…"`: variable `api_key` is read from `<PREFIX>_API_KEY` (the prefix as
+    /// written, joined with `_`; an empty prefix reads `API_KEY`). Only that prefix is consulted.
+    pub fn with_prefix(
+        prefix: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> EnvProvider {
+        let prefix = if prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{prefix}_")
+        };
+        EnvProvider::build(vec![prefix], env)
+    }
+
+    /// Spin's `dotenv_path`: entries of a dotenv file count as environment variables that the real
+    /// environment does not set (the environment wins). Keys match exactly, as Spin's do.
+    pub fn with_dotenv_entries(
+        mut self,
+        entries: impl IntoIterator<Item = (String, String)>,
+    ) -> EnvProvider {
+        for (k, v) in entries {
+            if self.prefixes.iter().any(|p| k.starts_with(p.as_str())) {
+                self.env.entry(k).or_insert(v);
+            }
+        }
+        self
+    }
+
+    fn build(
+        prefixes: Vec<String>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> EnvProvider {
         let env = env
             .into_iter()
-            .filter(|(k, _)| ENV_PREFIXES.iter().any(|p| k.starts_with(p)))
+            .filter(|(k, _)| prefixes.iter().any(|p| k.starts_with(p.as_str())))
             .collect();
-        EnvProvider { env }
+        EnvProvider { env, prefixes }
     }
 }
 
 impl Provider for EnvProvider {
     fn get(&self, name: &str) -> Option<String> {
         let upper = name.to_ascii_uppercase();
-        ENV_PREFIXES
+        self.prefixes
             .iter()
             .find_map(|prefix| self.env.get(&format!("{prefix}{upper}")).cloned())
     }
@@ -55,6 +101,7 @@ impl fmt::Debug for EnvProvider {
         let mut keys: Vec<&String> = self.env.keys().collect();
         keys.sort();
         f.debug_struct("EnvProvider")
+            .field("prefixes", &self.prefixes)
             .field("keys", &keys)
             .finish_non_exhaustive()
     }
@@ -108,13 +155,20 @@ pub enum VariablesError {
     MissingRequired { name: String },
     #[error("invalid template: {0}")]
     Template(#[from] TemplateError),
+    /// A dotenv file could not be read or parsed. Never contains a value from the file.
+    #[error("dotenv file {}{}: {message}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Dotenv {
+        path: PathBuf,
+        line: Option<usize>,
+        message: String,
+    },
 }
 
 /// Resolves an application's variables.
 pub struct Resolver {
     variables: HashMap<String, Variable>,
     /// component id → component variable name → template over application variables.
-    components: HashMap<String, HashMap<String, Template>>,
+    components: HashMap<String, IndexMap<String, Template>>,
     providers: Vec<Box<dyn Provider>>,
 }
 
@@ -185,6 +239,20 @@ impl Resolver {
         self.render_app_template(template)
     }
 
+    /// Every variable of a component with its value, in manifest order (what `wasi:config/store`'s
+    /// `get-all` returns). The first failure stops it.
+    pub fn component_variables(
+        &self,
+        component_id: &str,
+    ) -> Result<Vec<(String, String)>, VariablesError> {
+        let Some(vars) = self.components.get(component_id) else {
+            return Ok(Vec::new());
+        };
+        vars.iter()
+            .map(|(name, template)| Ok((name.clone(), self.render_app_template(template)?)))
+            .collect()
+    }
+
     /// Renders a template whose `{{ x }}` are the component's variables (as in
     /// `allowed_outbound_hosts`).
     pub fn render_for_component(
@@ -245,6 +313,46 @@ impl fmt::Debug for Resolver {
             .field("providers", &self.providers.len())
             .finish()
     }
+}
+
+/// The providers a runtime config asks for, in the file's order: the first provider with a value
+/// wins, and a variable no provider has falls back to its manifest default. With no
+/// `[[variables_provider]]` in the file (or no file), the providers are `[env]`: `KILN_VARIABLE_*`
+/// then `SPIN_VARIABLE_*`. A config that lists providers replaces that default, so list `env`
+/// explicitly to keep it (the usual order is env, then static, then dotenv).
+///
+/// Dotenv files are read here, once: a missing or malformed file fails at startup.
+pub fn providers_from_config(
+    config: &RuntimeConfig,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Vec<Box<dyn Provider>>, VariablesError> {
+    let env: Vec<(String, String)> = env.into_iter().collect();
+    if config.variables_providers.is_empty() {
+        return Ok(vec![Box::new(EnvProvider::new(env))]);
+    }
+    let mut providers: Vec<Box<dyn Provider>> = Vec::new();
+    for provider in &config.variables_providers {
+        providers.push(match provider {
+            VariablesProviderConfig::Env {
+                prefix,
+                dotenv_path,
+            } => {
+                let mut p = match prefix {
+                    Some(prefix) => EnvProvider::with_prefix(prefix, env.iter().cloned()),
+                    None => EnvProvider::new(env.iter().cloned()),
+                };
+                if let Some(path) = dotenv_path {
+                    p = p.with_dotenv_entries(dotenv::read(path)?);
+                }
+                Box::new(p)
+            }
+            VariablesProviderConfig::Static { values } => Box::new(StaticProvider::new(
+                values.iter().map(|(k, v)| (k.clone(), v.clone())),
+            )),
+            VariablesProviderConfig::Dotenv { path } => Box::new(DotenvProvider::load(path)?),
+        });
+    }
+    Ok(providers)
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 use std::path::Path;
 
 use super::*;
+use kiln_runtime_config::RuntimeConfig;
 
 const MANIFEST: &str = r#"spin_manifest_version = 2
 [application]
@@ -157,4 +158,188 @@ fn secrets_never_printed() {
     assert!(!format!("{r:?}").contains("hunter2"));
     let p = EnvProvider::new([("KILN_VARIABLE_TOKEN".to_string(), "hunter2".to_string())]);
     assert!(!format!("{p:?}").contains("hunter2"));
+}
+
+fn kv(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn env_provider_with_prefix() {
+    let env = kv(&[
+        ("MYAPP_TOKEN", "mine"),
+        ("KILN_VARIABLE_TOKEN", "kiln"),
+        ("API_HOST", "bare"),
+    ]);
+    let p = EnvProvider::with_prefix("MYAPP", env.clone());
+    assert_eq!(p.get("token").as_deref(), Some("mine"));
+    assert_eq!(p.get("api_host"), None);
+    let p = EnvProvider::with_prefix("", env);
+    assert_eq!(p.get("api_host").as_deref(), Some("bare"));
+}
+
+#[test]
+fn env_provider_dotenv_entries_lose_to_the_environment() {
+    let p = EnvProvider::new(kv(&[("SPIN_VARIABLE_TOKEN", "env")])).with_dotenv_entries(kv(&[
+        ("SPIN_VARIABLE_TOKEN", "file"),
+        ("SPIN_VARIABLE_PORT", "1"),
+        ("OTHER", "x"),
+    ]));
+    assert_eq!(p.get("token").as_deref(), Some("env"));
+    assert_eq!(p.get("port").as_deref(), Some("1"));
+    assert_eq!(p.get("other"), None);
+}
+
+#[test]
+fn dotenv_parsing() {
+    let text = r#"
+# comment
+API_HOST=example.com
+export TOKEN = "a \"quoted\" value\n" # trailing comment
+single='no $expansion \n here'
+EMPTY=
+unquoted = value with spaces # comment
+hash=a#b
+"#;
+    assert_eq!(
+        parse_dotenv(text).unwrap(),
+        kv(&[
+            ("API_HOST", "example.com"),
+            ("TOKEN", "a \"quoted\" value\n"),
+            ("single", "no $expansion \\n here"),
+            ("EMPTY", ""),
+            ("unquoted", "value with spaces"),
+            ("hash", "a#b"),
+        ])
+    );
+    assert_eq!(parse_dotenv("A=1\nnot a pair\n").unwrap_err().0, 2);
+    assert_eq!(parse_dotenv("=x").unwrap_err().0, 1);
+    assert_eq!(parse_dotenv("A B=x").unwrap_err().0, 1);
+    let e = parse_dotenv("A=\"hunter2").unwrap_err();
+    assert!(e.1.contains("unterminated"), "{e:?}");
+    assert!(!e.1.contains("hunter2"));
+    assert!(parse_dotenv("A='x' y").is_err());
+}
+
+#[test]
+fn dotenv_provider_matches_names_case_insensitively() {
+    let p = DotenvProvider::from_entries(kv(&[
+        ("API_HOST", "upper"),
+        ("port", "lower"),
+        ("SPIN_VARIABLE_TOKEN", "spin"),
+        ("token", "bare"),
+        ("KILN_VARIABLE_PORT", "kiln"),
+    ]));
+    assert_eq!(p.get("api_host").as_deref(), Some("upper"));
+    assert_eq!(p.get("token").as_deref(), Some("spin"));
+    assert_eq!(p.get("port").as_deref(), Some("kiln"));
+    assert_eq!(p.get("nope"), None);
+    assert!(!format!("{p:?}").contains("spin\""));
+}
+
+fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("kiln-vars-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(".env");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn dotenv_load_errors_name_file_and_line() {
+    let path = temp_file("bad", "OK=1\nTOKEN=\"hunter2\n");
+    let e = DotenvProvider::load(&path).unwrap_err();
+    let shown = e.to_string();
+    assert!(shown.contains(&format!("{}:2:", path.display())), "{shown}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+    let e = DotenvProvider::load(&path.with_file_name("missing.env")).unwrap_err();
+    assert!(e.to_string().contains("cannot read"), "{e}");
+    std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
+}
+
+#[test]
+fn providers_from_config_default_is_env_only() {
+    let providers = providers_from_config(
+        &RuntimeConfig::default(),
+        kv(&[("KILN_VARIABLE_TOKEN", "t")]),
+    )
+    .unwrap();
+    assert_eq!(providers.len(), 1);
+    assert_eq!(providers[0].get("token").as_deref(), Some("t"));
+}
+
+#[test]
+fn providers_from_config_in_file_order() {
+    let dotenv = temp_file("order", "TOKEN=from-dotenv\nAPI_HOST=dotenv-host\nPORT=1\n");
+    let rc = RuntimeConfig::parse(
+        format!(
+            r#"
+[[variables_provider]]
+type = "env"
+
+[[variables_provider]]
+type = "static"
+values = {{ api_host = "static-host", token = "from-static" }}
+
+[[variables_provider]]
+type = "dotenv"
+path = "{}"
+"#,
+            dotenv.display()
+        ),
+        Path::new("/app/runtime-config.toml"),
+    )
+    .unwrap();
+    let providers = providers_from_config(&rc, kv(&[("SPIN_VARIABLE_TOKEN", "from-env")])).unwrap();
+    assert_eq!(providers.len(), 3);
+    let r = Resolver::new(&manifest(), providers).unwrap();
+    assert_eq!(r.app_variable("token").unwrap(), "from-env");
+    assert_eq!(r.app_variable("api_host").unwrap(), "static-host");
+    assert_eq!(r.app_variable("port").unwrap(), "1");
+
+    // A missing dotenv file fails when providers are made, at startup.
+    std::fs::remove_dir_all(dotenv.parent().unwrap()).unwrap();
+    let Err(e) = providers_from_config(&rc, Vec::new()) else {
+        panic!("expected an error")
+    };
+    assert!(matches!(e, VariablesError::Dotenv { .. }), "{e}");
+}
+
+#[test]
+fn providers_from_config_env_prefix_and_dotenv_path() {
+    let dotenv = temp_file("envdot", "MYAPP_PORT=7000\nMYAPP_TOKEN=file\n");
+    let rc = RuntimeConfig::parse(
+        format!(
+            "[[variables_provider]]\ntype = \"env\"\nprefix = \"MYAPP\"\ndotenv_path = \"{}\"\n",
+            dotenv.display()
+        ),
+        Path::new("/app/runtime-config.toml"),
+    )
+    .unwrap();
+    let providers = providers_from_config(
+        &rc,
+        kv(&[
+            ("MYAPP_TOKEN", "env"),
+            ("KILN_VARIABLE_API_HOST", "ignored"),
+        ]),
+    )
+    .unwrap();
+    let r = Resolver::new(&manifest(), providers).unwrap();
+    assert_eq!(r.app_variable("token").unwrap(), "env");
+    assert_eq!(r.app_variable("port").unwrap(), "7000");
+    assert_eq!(r.app_variable("api_host").unwrap(), "api.example.com");
+    std::fs::remove_dir_all(dotenv.parent().unwrap()).unwrap();
+}
+
+#[test]
+fn component_variables_lists_all_in_order() {
+    let r = resolver(&[("KILN_VARIABLE_TOKEN", "t")]);
+    let all = r.component_variables("web").unwrap();
+    let names: Vec<&str> = all.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(names, ["host", "redis_port", "auth", "plain"]);
+    assert_eq!(all[2].1, "Bearer t");
+    assert!(r.component_variables("nope").unwrap().is_empty());
 }

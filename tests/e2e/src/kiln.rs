@@ -33,6 +33,11 @@ impl Kiln {
     }
 
     pub fn up_with_env(bin: &Path, manifest: &Path, extra: &[&str], env: &[(&str, &str)]) -> Kiln {
+        // Start-ups run one at a time: the first start of a guest compiles it into the shared cache,
+        // and dozens of test threads compiling the same guests at once on a small machine would
+        // starve each other. Once started, tests run in parallel.
+        static STARTING: Mutex<()> = Mutex::new(());
+        let _one_at_a_time = STARTING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let addr = free_addr();
         let mut command = Command::new(bin);
         command.arg("up").arg("-f").arg(manifest).arg("--listen").arg(addr.to_string()).args(extra);
