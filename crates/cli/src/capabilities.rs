@@ -3,5 +3,10 @@
 use kiln_app::Capability;
 
 pub(crate) fn all() -> Vec<Box<dyn Capability>> {
-    vec![Box::new(kiln_cap_variables::Variables), Box::new(kiln_cap_key_value::KeyValue)]
+    vec![
+        Box::new(kiln_cap_variables::Variables),
+        Box::new(kiln_cap_key_value::KeyValue),
+        Box::new(kiln_cap_sqlite::Sqlite),
+        Box::new(kiln_cap_redis::OutboundRedis),
+    ]
 }

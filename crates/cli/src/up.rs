@@ -34,6 +34,10 @@ pub(crate) struct UpArgs {
     /// Backends for key-value stores and SQLite databases, and variable providers (Spin's format).
     #[arg(long, value_name = "FILE")]
     runtime_config_file: Option<PathBuf>,
+    /// SQL to run against the `default` SQLite database before serving (`@file` for a file of
+    /// statements, `@file:label` for another database). Repeatable; runs in order.
+    #[arg(long, value_name = "SQL")]
+    sqlite: Vec<String>,
     /// Where the app keeps its state [default: .kiln/ beside the manifest].
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
@@ -80,6 +84,9 @@ pub(crate) fn run(args: UpArgs) -> Result<()> {
     options.runtime_config = runtime_config;
     if let Some(dir) = &args.state_dir {
         options.state_dir = dir.clone();
+    }
+    for statements in &args.sqlite {
+        kiln_cap_sqlite::run_statements(&options.state_dir, &options.runtime_config, statements)?;
     }
     let app = App::load(&engine, manifest, options)?;
     let trigger = HttpTrigger::new(&app, http_options(&args))?;

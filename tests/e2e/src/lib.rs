@@ -61,3 +61,4 @@ mod tests {
     }
 }
 pub mod kiln;
+pub mod services;

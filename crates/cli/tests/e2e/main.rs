@@ -6,9 +6,14 @@ mod engine;
 mod files;
 mod http;
 mod isolation;
+mod key_value;
 mod lifecycle;
 mod manifest;
 mod outbound;
+mod redis_outbound;
+mod sockets;
+mod sqlite;
+mod variables;
 
 use kiln_e2e::kiln::{Kiln, app_dir};
 use std::path::{Path, PathBuf};

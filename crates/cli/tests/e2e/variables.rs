@@ -241,3 +241,18 @@ fn a_component_without_variables_gets_undefined_and_an_empty_config() {
     assert_eq!(app.q(&[("op", "config-get-all")]), (200, "".into()));
     assert_eq!(app.q(&[("op", "config-get"), ("key", "anything")]), (404, "none".into()));
 }
+
+#[test]
+fn spin_variables_3_0_async_interface() {
+    // `spin:variables/variables@3.0.0` (Spin 4, `async func`), from the `spin3_p3` guest.
+    let app = var_app("spin3_p3", None, &[], &[("KILN_VARIABLE_API_TOKEN", SECRET)]);
+    assert_eq!(var(&app, "plain"), (200, "from-default".into()));
+    assert_eq!(var(&app, "composed"), (200, "a-from-default-b".into()));
+    assert_eq!(var(&app, "token"), (200, SECRET.into()));
+    let (status, text) = var(&app, "nope");
+    assert_eq!(status, 500, "{text}");
+    assert!(text.starts_with("error: Undefined("), "{text}");
+    let (status, text) = var(&app, "Invalid-Name");
+    assert_eq!(status, 500, "{text}");
+    assert!(text.starts_with("error: InvalidName("), "{text}");
+}
