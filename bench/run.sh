@@ -19,6 +19,12 @@
 #   WARMUP=2      seconds of warm-up per run      CONNS=32    wrk connections
 #   STARTS=5      launches per start-up figure    SERVERS="native kiln"  (e.g. SERVERS=native)
 #   SKIP_BUILD=1  use the binaries already built  CARGO_TARGET_DIR  where the host binaries are
+#
+# Key-value kinds (SERVERS="kiln kv-get-embedded kv-set-embedded kv-get-redis kv-set-redis", or
+# bench/kv.sh): Kiln serving the spin_kv test guest (spin-sdk, fermyon:spin/key-value@2.0.0), every
+# request one GET or one SET of a 100-byte value on the `default` store, embedded or on a Redis
+# server this script starts (pinned with wrk, so its CPU is not counted as Kiln's). They are compared
+# with `kiln` (hello) from the same run.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -36,6 +42,8 @@ HELLO_DIR=$ROOT/examples/hello
 HELLO_WASM=$ROOT/examples/target/wasm32-wasip2/release/hello.wasm
 NATIVE_BIN=$TARGET_DIR/release/native-hello
 KILN_BIN=$TARGET_DIR/release/kiln
+KV_WASM=$ROOT/guests/target/wasm32-wasip2/release/spin_kv.wasm
+KV_VALUE=$(printf 'v%.0s' $(seq 100))
 
 want() { [[ " $SERVERS " == *" $1 "* ]]; }
 log() { printf '>> %s\n' "$*" >&2; }
@@ -98,6 +106,11 @@ if [[ $SKIP_BUILD != 1 ]]; then
             cargo build --target wasm32-wasip2 --release)
     fi
 fi
+kv_kinds() { local k; for k in $SERVERS; do [[ $k == kv-* ]] && echo "$k"; done; }
+if [[ -n $(kv_kinds) ]]; then
+    [[ -x $KILN_BIN ]] || die "$KILN_BIN not found"
+    [[ -f $KV_WASM ]] || die "$KV_WASM not found (build the guests: cargo test -p kiln --test e2e --no-run)"
+fi
 want native && { [[ -x $NATIVE_BIN ]] || die "$NATIVE_BIN not found (build it, or unset SKIP_BUILD)"; }
 if want kiln; then
     [[ -x $KILN_BIN ]] || die "$KILN_BIN not found (build it, or run with SERVERS=native)"
@@ -137,6 +150,19 @@ start_server() {
             ;;
         kiln)
             KILN_CACHE_DIR=$cache "${pin_cmd[@]}" "$KILN_BIN" up -f "$HELLO_DIR" \
+                --listen "127.0.0.1:$port" --quiet >"$logf" 2>&1 &
+            ;;
+        kv-*)
+            local app=$WORK/kv-app-$port
+            mkdir -p "$app"
+            printf 'spin_manifest_version = 2\n[application]\nname = "kv-bench"\n[[trigger.http]]\nroute = "/..."\ncomponent = "kv"\n[component.kv]\nsource = "%s"\nkey_value_stores = ["default"]\n' \
+                "$KV_WASM" >"$app/kiln.toml"
+            local rc=()
+            if [[ $kind == *-redis ]]; then
+                printf '[key_value_store.default]\ntype = "redis"\nurl = "redis://127.0.0.1:%s"\n' "$REDIS_PORT" >"$app/rc.toml"
+                rc=(--runtime-config-file "$app/rc.toml")
+            fi
+            KILN_CACHE_DIR=$cache "${pin_cmd[@]}" "$KILN_BIN" up -f "$app" "${rc[@]}" \
                 --listen "127.0.0.1:$port" --quiet >"$logf" 2>&1 &
             ;;
     esac
@@ -232,14 +258,17 @@ load_run() {
     if [[ $kind == kiln ]]; then
         cache=$WARM_CACHE
     fi
+    [[ $kind == kv-* ]] && cache=$WARM_CACHE
     start_server "$kind" "$port" "$cache" 1
     local pid=$SERVER_PID
     wait_ready "$port" "$pid"
-    run_wrk /dev/null -d"${WARMUP}s" "http://127.0.0.1:$port/"
+    local url
+    url=$(kind_url "$kind" "$port")
+    run_wrk /dev/null -d"${WARMUP}s" "$url"
 
     local t0 t1
     t0=$(cpu_ticks "$pid")
-    run_wrk "$WORK/wrk.out" -d"${DURATION}s" --latency -s "$WORK/report.lua" "http://127.0.0.1:$port/"
+    run_wrk "$WORK/wrk.out" -d"${DURATION}s" --latency -s "$WORK/report.lua" "$url"
     t1=$(cpu_ticks "$pid")
     out=$(cat "$WORK/wrk.out")
     local rss
@@ -269,6 +298,28 @@ load_run() {
     ERRS[$kind]=$((${ERRS[$kind]:-0} + non2xx + sockerr))
     RAW_ROWS+=("| $run | $kind | $rps | $(us_to_ms "$p50") | $(us_to_ms "$p99") | $cpu_us µs | $(kib_to_mb "$rss") | $requests | $non2xx / $sockerr |")
     log "run $run $kind: $rps req/s, p50 $(us_to_ms "$p50"), p99 $(us_to_ms "$p99"), $cpu_us µs CPU/request, peak RSS $(kib_to_mb "$rss")"
+}
+
+# kind_url KIND PORT: what the load asks for. A GET of a key-value store reads a key set first.
+kind_url() {
+    local kind=$1 port=$2 base="http://127.0.0.1:$2"
+    case $kind in
+        kv-get-*)
+            probe_path "$port" "/?op=set&key=bench&value=$KV_VALUE"
+            echo "$base/?op=get&key=bench" ;;
+        kv-set-*) echo "$base/?op=set&key=bench&value=$KV_VALUE" ;;
+        *) echo "$base/" ;;
+    esac
+}
+
+# probe_path PORT PATH: one request, must answer 200.
+probe_path() {
+    local line
+    exec 3<>"/dev/tcp/127.0.0.1/$1" || die "cannot connect to port $1"
+    printf 'GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' "$2" >&3
+    IFS= read -r -t 10 line <&3 || line=
+    exec 3>&-
+    [[ $line == "HTTP/1."?" 200"* ]] || die "GET $2 answered: $line"
 }
 
 # run_wrk OUTFILE ARGS...: wrk on the load core, in the background so that a signal reaches the
@@ -317,10 +368,23 @@ if want kiln; then
     start_time kiln warm
 fi
 
+if [[ -n $(kv_kinds | grep redis || true) ]]; then
+    command -v redis-server >/dev/null || die "redis-server is not installed (apt-get install redis-server)"
+    REDIS_PORT=$(free_port)
+    "${PIN_LOAD[@]}" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+        >"$WORK/redis.log" 2>&1 &
+    PIDS+=("$!")
+    for _ in $(seq 100); do
+        { exec 4<>"/dev/tcp/127.0.0.1/$REDIS_PORT"; } 2>/dev/null && { exec 4>&-; break; }
+        sleep 0.05
+    done
+    log "redis-server on port $REDIS_PORT ($PINNING)"
+fi
+
 log "load: wrk -t1 -c$CONNS -d${DURATION}s after ${WARMUP}s warm-up, $RUNS runs per server, $PINNING"
 for ((run = 1; run <= RUNS; run++)); do
-    for kind in native kiln; do
-        want "$kind" && load_run "$kind" "$run"
+    for kind in $SERVERS; do
+        load_run "$kind" "$run"
     done
 done
 
@@ -363,7 +427,7 @@ commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 
 REPORT=$WORK/latest.md
 {
-    echo "# Kiln benchmark: hello world, Kiln vs native hyper"
+    echo "# Kiln benchmark: $SERVERS"
     echo
     echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); commit $commit; $(uname -sr); $(nproc) cores"
     echo "- load: \`wrk -t1 -c$CONNS -d${DURATION}s --latency\`, ${WARMUP} s warm-up, fresh server per run;" \
@@ -377,7 +441,20 @@ REPORT=$WORK/latest.md
     echo "| server | req/s | p50 | p99 | CPU/request | peak RSS | errors |"
     echo "|---|---|---|---|---|---|---|"
     want native && row native "native hyper (1 thread)"
-    want kiln && row kiln "kiln"
+    want kiln && row kiln "kiln (hello)"
+    for kind in $(kv_kinds); do
+        row "$kind" "kiln, key-value ${kind#kv-}"
+    done
+    if [[ -n $(kv_kinds) ]] && want kiln; then
+        echo
+        echo "| vs kiln (hello), same run | req/s | CPU/request |"
+        echo "|---|---|---|"
+        for kind in $(kv_kinds); do
+            printf '| %s | %s× | %s× |\n' "${kind#kv-}" \
+                "$(awk -v k="${M_RPS[$kind]}" -v n="${M_RPS[kiln]}" 'BEGIN { printf "%.3f", k / n }')" \
+                "$(awk -v k="${M_CPU[$kind]}" -v n="${M_CPU[kiln]}" 'BEGIN { printf "%.2f", k / n }')"
+        done
+    fi
     if want native && want kiln; then
         echo
         echo "| kiln / native | req/s | CPU/request |"

@@ -70,6 +70,8 @@ pub(crate) fn run(args: UpArgs) -> Result<()> {
     if args.build {
         crate::build::build_all(&manifest)?;
     }
+    // Before anything reads a component: a missing file is reported at its place in the manifest.
+    manifest.check_sources()?;
     let runtime_config = match &args.runtime_config_file {
         Some(path) => RuntimeConfig::load(path)?,
         None => RuntimeConfig::default(),
