@@ -67,6 +67,7 @@ pub(crate) fn run(args: UpArgs) -> Result<()> {
     let path = kiln_manifest::find_manifest(args.file.as_deref())?;
     let manifest = Manifest::load(&path)?;
     kiln_trigger_http::check_routes(&manifest)?;
+    kiln_trigger_cron::check_schedules(&manifest)?;
     if args.build {
         crate::build::build_all(&manifest)?;
     }
@@ -95,10 +96,38 @@ pub(crate) fn run(args: UpArgs) -> Result<()> {
     let listener = kiln_trigger_http::bind(args.listen)?;
     let workers = args.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let server = Server::start(trigger.clone(), listener, workers, args.shutdown_grace)?;
+    let redis = kiln_trigger_redis::start(
+        &app,
+        kiln_trigger_redis::RedisOptions {
+            deadline: args.request_timeout,
+            memory_limit: args.memory_limit << 20,
+            max_concurrency: args.max_concurrency.max(1),
+            grace: args.shutdown_grace,
+        },
+    )?;
+    let cron = kiln_trigger_cron::start(
+        &app,
+        kiln_trigger_cron::CronOptions {
+            deadline: args.request_timeout,
+            memory_limit: args.memory_limit << 20,
+            grace: args.shutdown_grace,
+        },
+    )?;
     print_banner(&app, &trigger, server.local_addr(), started);
+    for subscription in redis.subscriptions() {
+        tracing::info!("  {}: redis channel `{}` on {}", subscription.component, subscription.channel, subscription.address);
+    }
+    for (component, schedule) in cron.schedules() {
+        tracing::info!("  {component}: cron {schedule}");
+    }
     wait_for_signal()?;
-    tracing::info!("shutting down: finishing in-flight requests (up to {:?})", args.shutdown_grace);
-    server.shutdown();
+    tracing::info!("shutting down: finishing in-flight work (up to {:?})", args.shutdown_grace);
+    // Every trigger drains at once, so the grace periods do not add up.
+    std::thread::scope(|scope| {
+        scope.spawn(|| redis.shutdown());
+        scope.spawn(|| cron.shutdown());
+        server.shutdown();
+    });
     Ok(())
 }
 
@@ -121,7 +150,10 @@ fn engine_config(args: &UpArgs) -> Result<EngineConfig> {
         anyhow::bail!("--memory-limit must be at least 1 MiB");
     }
     config.max_instance_memory = config.max_instance_memory.max(args.memory_limit << 20);
-    config.max_instances = u32::try_from(args.max_concurrency).context("--max-concurrency is too large")?.max(1);
+    // Each trigger may run up to --max-concurrency instances; the pool leaves room for two at their
+    // limit at once (plus cron runs) before an instantiation would fail.
+    let per_trigger = u32::try_from(args.max_concurrency).context("--max-concurrency is too large")?.max(1);
+    config.max_instances = per_trigger.saturating_mul(2).saturating_add(16);
     if args.no_cache {
         config.cache_dir = None;
     } else if let Some(dir) = &args.cache_dir {

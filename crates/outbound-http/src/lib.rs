@@ -103,7 +103,22 @@ fn forbidden_header_filter() -> wasmtime_wasi_http::ForbiddenHeaderFilter {
         .clone()
 }
 
+/// Chunks a guest may queue on an outgoing body (response or request) before it must wait for the
+/// other side. wasmtime-wasi-http's default of one makes every guest that writes and then flushes
+/// wait for hyper to take the chunk: a task round trip on every response. Four chunks of at most
+/// 256 KiB keep the buffered amount per body at 1 MiB, as before (1 × 1 MiB).
+const BODY_BUFFER_CHUNKS: usize = 4;
+const BODY_CHUNK_SIZE: usize = 256 * 1024;
+
 impl WasiHttpHooks for Hooks {
+    fn p2_outgoing_body_buffer_chunks(&mut self) -> usize {
+        BODY_BUFFER_CHUNKS
+    }
+
+    fn p2_outgoing_body_chunk_size(&mut self) -> usize {
+        BODY_CHUNK_SIZE
+    }
+
     fn is_forbidden_header(&mut self, name: &http::HeaderName) -> bool {
         wasmtime_wasi_http::DEFAULT_FORBIDDEN_HEADERS.contains(name)
     }

@@ -1,1 +1,221 @@
+//! The Redis trigger: Spin's `[[trigger.redis]]`, one fresh component instance per pub/sub message.
+//!
+//! At start every trigger's `address` (else `[application.trigger.redis] address`) and `channel` are
+//! rendered against the application's variables, and every bound component is checked for the
+//! `fermyon:spin/inbound-redis` export. Then one task per distinct address keeps a pub/sub connection
+//! subscribed to that address's channels: when Redis goes away it reconnects with backoff and
+//! resubscribes (messages published meanwhile are lost, as pub/sub keeps nothing for absent
+//! subscribers, and the gap is logged). Each message runs each component bound to its channel on its
+//! own task, with the same deadline and memory limit as an HTTP request.
 
+mod plan;
+mod subscriber;
+
+pub use plan::{ServerPlan, plan, redact, render};
+
+use anyhow::{Context, Result};
+use kiln_app::App;
+use kiln_engine::{ComponentPre, InstanceFailure, InstanceOptions, KilnState, classify_failure};
+use kiln_outbound_http::OutboundHttp;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{Semaphore, watch};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: ["../../wit/spin@unversioned"],
+        world: "fermyon:spin/redis-trigger",
+        exports: { default: async },
+    });
+}
+
+use bindings::RedisTriggerPre;
+
+/// The Spin 4 export, an `async func`: recognised only to say that it is not served.
+const V3_EXPORT: &str = "spin:redis/inbound-redis@3.0.0";
+
+/// Settings of the Redis trigger for one app.
+#[derive(Clone, Debug)]
+pub struct RedisOptions {
+    /// A handler still running after this long is cut off.
+    pub deadline: Duration,
+    /// Linear memory limit per instance, in bytes.
+    pub memory_limit: usize,
+    /// Handlers running at once (all addresses and channels together); further messages wait, and
+    /// reading from Redis waits with them. 1 handles messages one at a time, in order, as Spin does.
+    pub max_concurrency: usize,
+    /// On shutdown, how long in-flight handlers may take to finish.
+    pub grace: Duration,
+}
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        RedisOptions { deadline: Duration::from_secs(30), memory_limit: 128 << 20, max_concurrency: 1000, grace: Duration::from_secs(10) }
+    }
+}
+
+/// One subscription, for the startup banner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subscription {
+    /// The address with any password removed.
+    pub address: String,
+    pub channel: String,
+    pub component: String,
+}
+
+/// A component bound to a Redis trigger: linked, with its export located once.
+pub(crate) struct Handler {
+    pub(crate) id: String,
+    pre: ComponentPre,
+    bindings: RedisTriggerPre<KilnState>,
+    outbound: Arc<OutboundHttp>,
+}
+
+/// What every subscriber task shares.
+pub(crate) struct Shared {
+    pub(crate) handlers: HashMap<String, Arc<Handler>>,
+    pub(crate) options: RedisOptions,
+    pub(crate) permits: Arc<Semaphore>,
+}
+
+/// The running trigger. [`Running::shutdown`] stops it.
+pub struct Running {
+    runtime: Option<tokio::runtime::Runtime>,
+    stop: watch::Sender<bool>,
+    subscribers: Vec<tokio::task::JoinHandle<()>>,
+    shared: Option<Arc<Shared>>,
+    subscriptions: Vec<Subscription>,
+}
+
+/// Starts the app's Redis triggers. With no `[[trigger.redis]]` it starts nothing. Errors (an address
+/// that cannot be rendered or parsed, a component without the export) stop here, before anything
+/// connects; Redis being unreachable is not an error: the trigger keeps trying.
+pub fn start(app: &App, options: RedisOptions) -> Result<Running> {
+    let (stop, stop_rx) = watch::channel(false);
+    let manifest = &app.manifest;
+    if manifest.redis_triggers.is_empty() {
+        return Ok(Running { runtime: None, stop, subscribers: Vec::new(), shared: None, subscriptions: Vec::new() });
+    }
+    let servers = plan(manifest, &app.variables)?;
+    let mut handlers = HashMap::new();
+    for trigger in &manifest.redis_triggers {
+        if handlers.contains_key(&trigger.component) {
+            continue;
+        }
+        let component = app
+            .components
+            .get(&trigger.component)
+            .with_context(|| format!("component `{}` is not loaded", trigger.component))?;
+        let handler = handler(&trigger.component, &component.pre, &component.outbound_http)
+            .map_err(|err| manifest.error_at(&trigger.component_span, format!("{err:#}"), "build the component with a Redis trigger SDK (e.g. spin-sdk's `#[redis_component]`)"))?;
+        handlers.insert(trigger.component.clone(), Arc::new(handler));
+    }
+    let mut subscriptions = Vec::new();
+    for server in &servers {
+        for (channel, components) in &server.channels {
+            for component in components {
+                subscriptions.push(Subscription { address: redact(&server.address), channel: channel.clone(), component: component.clone() });
+            }
+        }
+    }
+    // rustls needs a process-wide crypto provider for `rediss://`; install ring's unless one is set.
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .thread_name("kiln-redis")
+        .enable_all()
+        .build()
+        .context("cannot start the Redis trigger's runtime")?;
+    let max_concurrency = options.max_concurrency.clamp(1, Semaphore::MAX_PERMITS);
+    let shared = Arc::new(Shared { handlers, permits: Arc::new(Semaphore::new(max_concurrency)), options });
+    let subscribers = servers
+        .into_iter()
+        .map(|server| runtime.spawn(subscriber::run(shared.clone(), server, stop_rx.clone())))
+        .collect();
+    Ok(Running { runtime: Some(runtime), stop, subscribers, shared: Some(shared), subscriptions })
+}
+
+impl Running {
+    /// Every (address, channel, component) subscribed, in manifest order of addresses.
+    pub fn subscriptions(&self) -> &[Subscription] {
+        &self.subscriptions
+    }
+
+    /// Stops taking messages (unsubscribes), lets in-flight handlers finish up to the grace period,
+    /// cuts off the rest and returns. Blocking: call it from a thread that is not running a tokio
+    /// runtime.
+    pub fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        let (Some(runtime), Some(shared)) = (self.runtime.take(), self.shared.take()) else {
+            return;
+        };
+        let subscribers = std::mem::take(&mut self.subscribers);
+        let grace = shared.options.grace;
+        runtime.block_on(async {
+            let deadline = tokio::time::Instant::now() + grace;
+            for subscriber in subscribers {
+                let _ = tokio::time::timeout_at(deadline, subscriber).await;
+            }
+            let all = shared.options.max_concurrency.clamp(1, Semaphore::MAX_PERMITS) as u32;
+            if tokio::time::timeout_at(deadline, shared.permits.acquire_many(all)).await.is_err() {
+                tracing::warn!(target: "kiln::redis", "shutdown grace period of {grace:?} elapsed; cutting off the Redis handlers still running");
+            }
+        });
+        runtime.shutdown_timeout(Duration::from_secs(1));
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Locates the `fermyon:spin/inbound-redis` export of a component.
+fn handler(id: &str, pre: &ComponentPre, outbound: &Arc<OutboundHttp>) -> Result<Handler> {
+    let instance_pre = pre.instance_pre().clone();
+    let bindings = match RedisTriggerPre::new(instance_pre.clone()) {
+        Ok(bindings) => bindings,
+        Err(err) => {
+            let exports_v3 = instance_pre.component().get_export_index(None, V3_EXPORT).is_some();
+            if exports_v3 {
+                anyhow::bail!(
+                    "component `{id}` is bound to a Redis trigger and exports `{V3_EXPORT}` (Spin 4, an async function): Kiln does not serve it yet; build the component with spin-sdk 5.x (`fermyon:spin/inbound-redis`)"
+                );
+            }
+            anyhow::bail!("component `{id}` is bound to a Redis trigger but does not export `fermyon:spin/inbound-redis`: {err}");
+        }
+    };
+    Ok(Handler { id: id.to_string(), pre: pre.clone(), bindings, outbound: outbound.clone() })
+}
+
+/// Runs one instance of `handler` for one message. `Err` is the one-line reason it failed.
+pub(crate) async fn run_instance(handler: &Handler, options: &RedisOptions, payload: &Vec<u8>) -> Result<(), String> {
+    let deadline = Instant::now() + options.deadline;
+    let store = handler.pre.new_store(InstanceOptions {
+        deadline,
+        memory_limit: options.memory_limit,
+        http_hooks: handler.outbound.hooks(),
+    });
+    let mut store = store.map_err(|err| format!("cannot create the instance: {err:#}"))?;
+    let call = async {
+        let guest = handler.bindings.instantiate_async(&mut store).await?;
+        guest.fermyon_spin_inbound_redis().call_handle_message(&mut store, payload).await
+    };
+    match tokio::time::timeout_at(deadline.into(), call).await {
+        Ok(Ok(Ok(()))) => Ok(()),
+        Ok(Ok(Err(_))) => Err("the handler returned an error".to_string()),
+        Ok(Err(err)) => Err(classify_failure(&err, store.data().memory_exceeded(), options.memory_limit, options.deadline).to_string()),
+        Err(_elapsed) => Err(InstanceFailure::Deadline(options.deadline).to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests;

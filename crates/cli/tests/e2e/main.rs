@@ -2,6 +2,7 @@
 //! guests come from `guests/` and `examples/`, built from source once per run by the `kiln-e2e`
 //! crate's build script. Tests run in parallel (one thread each).
 
+mod cron_trigger;
 mod engine;
 mod files;
 mod http;
@@ -9,8 +10,10 @@ mod isolation;
 mod key_value;
 mod lifecycle;
 mod manifest;
+mod messaging;
 mod outbound;
 mod redis_outbound;
+mod redis_trigger;
 mod sockets;
 mod sqlite;
 mod variables;

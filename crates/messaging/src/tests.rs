@@ -1,0 +1,403 @@
+use super::*;
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+}
+
+async fn recv(sub: &mut Subscription) -> Option<Message> {
+    tokio::time::timeout(Duration::from_secs(5), sub.next()).await.ok().flatten()
+}
+
+async fn nothing(sub: &mut Subscription) -> bool {
+    tokio::time::timeout(Duration::from_millis(150), sub.next()).await.is_err()
+}
+
+// ---- the in-process bus ----
+
+#[tokio::test]
+async fn in_process_wildcards_and_headers() {
+    let broker = Broker::in_process();
+    let mut star = broker.subscribe("orders.*", None).await.unwrap();
+    let mut rest = broker.subscribe("orders.>", None).await.unwrap();
+    let mut exact = broker.subscribe("orders.created", None).await.unwrap();
+    broker.publish("orders.created", "a".into(), h(&[("k", "v")]), None).await.unwrap();
+    broker.publish("orders.created.eu", "b".into(), vec![], Some("reply.here".into())).await.unwrap();
+    let m = recv(&mut star).await.unwrap();
+    assert_eq!((m.subject.as_str(), &m.payload[..], m.header("K")), ("orders.created", &b"a"[..], Some("v")));
+    assert!(nothing(&mut star).await, "`*` is one token");
+    assert_eq!(recv(&mut rest).await.unwrap().subject, "orders.created");
+    let m = recv(&mut rest).await.unwrap();
+    assert_eq!((m.subject.as_str(), m.reply_to.as_deref()), ("orders.created.eu", Some("reply.here")));
+    assert_eq!(recv(&mut exact).await.unwrap().payload, "a");
+    assert!(nothing(&mut exact).await);
+}
+
+#[tokio::test]
+async fn in_process_queue_groups_deliver_each_message_once() {
+    let broker = Broker::in_process();
+    let mut a = broker.subscribe("jobs.*", Some("workers")).await.unwrap();
+    let mut b = broker.subscribe("jobs.*", Some("workers")).await.unwrap();
+    let mut watcher = broker.subscribe("jobs.>", None).await.unwrap();
+    for i in 0..10 {
+        broker.publish(&format!("jobs.{i}"), Bytes::new(), vec![], None).await.unwrap();
+    }
+    let mut got = Vec::new();
+    for sub in [&mut a, &mut b] {
+        while let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(100), sub.next()).await {
+            got.push(m.subject);
+        }
+    }
+    got.sort();
+    let mut expected: Vec<String> = (0..10).map(|i| format!("jobs.{i}")).collect();
+    expected.sort();
+    assert_eq!(got, expected, "each message exactly once across the group");
+    for _ in 0..10 {
+        recv(&mut watcher).await.unwrap();
+    }
+    // Both members got some (round robin).
+    broker.publish("jobs.x", Bytes::new(), vec![], None).await.unwrap();
+    broker.publish("jobs.y", Bytes::new(), vec![], None).await.unwrap();
+    assert!(recv(&mut a).await.is_some() && recv(&mut b).await.is_some());
+}
+
+#[tokio::test]
+async fn in_process_dropped_subscriptions_stop_receiving() {
+    let broker = Broker::in_process();
+    let sub = broker.subscribe("x", None).await.unwrap();
+    drop(sub);
+    assert!(matches!(broker.request("x", Bytes::new(), vec![], Duration::from_millis(100)).await, Err(MessagingError::NoResponders(_))));
+}
+
+#[tokio::test]
+async fn in_process_request_reply() {
+    let broker = Broker::in_process();
+    let mut service = broker.subscribe("echo", None).await.unwrap();
+    let responder = broker.clone();
+    tokio::spawn(async move {
+        while let Some(m) = service.next().await {
+            let reply = m.reply_to.clone().unwrap();
+            let mut body = b"echo: ".to_vec();
+            body.extend_from_slice(&m.payload);
+            responder.publish(&reply, body.into(), vec![], None).await.unwrap();
+        }
+    });
+    let reply = broker.request("echo", "hi".into(), vec![], Duration::from_secs(2)).await.unwrap();
+    assert_eq!(reply.payload, "echo: hi");
+    assert!(reply.subject.starts_with("_INBOX."));
+    assert_eq!(
+        broker.request("nobody.home", Bytes::new(), vec![], Duration::from_secs(1)).await.unwrap_err(),
+        MessagingError::NoResponders("nobody.home".into())
+    );
+    // A subscriber that never answers: timeout.
+    let _silent = broker.subscribe("silent", None).await.unwrap();
+    let started = Instant::now();
+    assert_eq!(broker.request("silent", Bytes::new(), vec![], Duration::from_millis(200)).await.unwrap_err(), MessagingError::Timeout);
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn in_process_request_many_collects_replies() {
+    let broker = Broker::in_process();
+    for i in 0..3 {
+        let mut sub = broker.subscribe("poll", None).await.unwrap();
+        let b = broker.clone();
+        tokio::spawn(async move {
+            while let Some(m) = sub.next().await {
+                b.publish(m.reply_to.as_deref().unwrap(), format!("{i}").into(), vec![], None).await.unwrap();
+            }
+        });
+    }
+    let replies = broker.request_many("poll", Bytes::new(), vec![], Duration::from_millis(300), 10).await.unwrap();
+    assert_eq!(replies.len(), 3);
+    let replies = broker.request_many("poll", Bytes::new(), vec![], Duration::from_secs(5), 2).await.unwrap();
+    assert_eq!(replies.len(), 2);
+}
+
+#[tokio::test]
+async fn invalid_subjects_are_errors() {
+    let broker = Broker::in_process();
+    for bad in ["", "a..b", "a b", "orders.*", "orders.>"] {
+        assert!(matches!(broker.publish(bad, Bytes::new(), vec![], None).await, Err(MessagingError::InvalidSubject(..))), "{bad:?}");
+    }
+    assert!(broker.subscribe("a.>.b", None).await.is_err());
+    assert!(broker.subscribe("a.*", Some("bad group")).await.is_err());
+    assert!(broker.durable("a.*", "bad.name", DurableOptions::default()).await.is_err());
+}
+
+#[tokio::test]
+async fn in_process_durable_redelivers_then_dead_letters() {
+    let broker = Broker::in_process();
+    let options = DurableOptions { max_deliver: 3, redelivery_delay: Duration::from_millis(10), ..Default::default() };
+    let mut consumer = broker.durable("orders.*", "orders", options).await.unwrap();
+    let mut dlq = broker.subscribe(&dead_letter_subject("orders"), None).await.unwrap();
+    broker.publish("orders.bad", "poison".into(), h(&[("x", "1")]), None).await.unwrap();
+    for attempt in 1..=3 {
+        let d = tokio::time::timeout(Duration::from_secs(5), consumer.next()).await.unwrap().unwrap();
+        assert_eq!((d.attempt, &d.message.payload[..]), (attempt, &b"poison"[..]));
+        let outcome = d.fail("boom\nsecond line").await.unwrap();
+        if attempt < 3 {
+            assert_eq!(outcome, FailOutcome::Redeliver { next_attempt: attempt + 1 });
+        } else {
+            assert_eq!(outcome, FailOutcome::DeadLettered { subject: "kiln.dlq.orders".into() });
+        }
+    }
+    let dead = recv(&mut dlq).await.unwrap();
+    assert_eq!(dead.payload, "poison");
+    assert_eq!(dead.header("x"), Some("1"));
+    assert_eq!(dead.header(DLQ_SUBJECT_HEADER), Some("orders.bad"));
+    assert_eq!(dead.header(DLQ_DELIVERIES_HEADER), Some("3"));
+    assert_eq!(dead.header(DLQ_REASON_HEADER), Some("boom"));
+    assert!(tokio::time::timeout(Duration::from_millis(200), consumer.next()).await.is_err(), "not redelivered after dead-lettering");
+    // A success is not redelivered.
+    broker.publish("orders.good", "ok".into(), vec![], None).await.unwrap();
+    let d = consumer.next().await.unwrap();
+    d.ack().await.unwrap();
+    assert!(tokio::time::timeout(Duration::from_millis(200), consumer.next()).await.is_err());
+}
+
+// ---- a real nats-server ----
+
+/// A real `nats-server` with JetStream on a free loopback port; killed on drop. Restartable on the
+/// same port and store directory.
+struct NatsServer {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl NatsServer {
+    fn start() -> NatsServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut server = NatsServer { child: None, port, dir: tempfile::tempdir().unwrap() };
+        server.restart();
+        server
+    }
+
+    fn restart(&mut self) {
+        self.stop();
+        let child = Command::new("nats-server")
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("these tests need a real `nats-server` on PATH (Debian package `nats-server`): cannot start it: {e}"));
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "nats-server did not start on port {}", self.port);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn broker(&self) -> Broker {
+        Broker::connect_nats(&self.url(), Duration::from_secs(5)).unwrap()
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[test]
+fn connecting_to_nothing_fails_loudly() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let err = Broker::connect_nats(&format!("nats://user:secret@127.0.0.1:{port}"), Duration::from_millis(500)).err().unwrap().to_string();
+    assert!(err.contains("cannot connect to NATS"), "{err}");
+    assert!(!err.contains("secret"), "credentials are not shown: {err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_publish_subscribe_queue_groups_request_reply() {
+    let server = NatsServer::start();
+    let broker = server.broker();
+    assert_eq!(broker.describe(), server.url());
+    let mut star = broker.subscribe("orders.*", None).await.unwrap();
+    let mut a = broker.subscribe("jobs.*", Some("workers")).await.unwrap();
+    // A second "host": its own connection in the same queue group.
+    let other_host = server.broker();
+    let mut b = other_host.subscribe("jobs.*", Some("workers")).await.unwrap();
+    broker.publish("orders.created", "payload".into(), h(&[("content-type", "text/plain")]), Some("replies.x".into())).await.unwrap();
+    let m = recv(&mut star).await.unwrap();
+    assert_eq!((m.subject.as_str(), &m.payload[..], m.reply_to.as_deref()), ("orders.created", &b"payload"[..], Some("replies.x")));
+    assert_eq!(m.header("content-type"), Some("text/plain"));
+    broker.publish("orders.created.eu", Bytes::new(), vec![], None).await.unwrap();
+    assert!(nothing(&mut star).await);
+
+    for i in 0..20 {
+        broker.publish(&format!("jobs.{i}"), Bytes::new(), vec![], None).await.unwrap();
+    }
+    let mut got = Vec::new();
+    for sub in [&mut a, &mut b] {
+        while let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(300), sub.next()).await {
+            got.push(m.subject);
+        }
+    }
+    got.sort();
+    got.dedup();
+    assert_eq!(got.len(), 20, "each job once across both hosts");
+
+    let mut service = other_host.subscribe("echo", None).await.unwrap();
+    let responder = other_host.clone();
+    tokio::spawn(async move {
+        while let Some(m) = service.next().await {
+            responder.publish(m.reply_to.as_deref().unwrap(), m.payload.clone(), vec![], None).await.unwrap();
+        }
+    });
+    let reply = broker.request("echo", "ping".into(), vec![], Duration::from_secs(2)).await.unwrap();
+    assert_eq!(reply.payload, "ping");
+    assert_eq!(broker.request("nobody", Bytes::new(), vec![], Duration::from_secs(2)).await.unwrap_err(), MessagingError::NoResponders("nobody".into()));
+    let bad = broker.publish("x", Bytes::new(), h(&[("bad:name", "v")]), None).await;
+    assert!(matches!(bad, Err(MessagingError::Other(_))), "{bad:?}");
+    let bad = broker.publish("x", Bytes::new(), h(&[("n", "two\nlines")]), None).await;
+    assert!(matches!(bad, Err(MessagingError::Other(_))), "{bad:?}");
+    let big = broker.publish("x", vec![0u8; 2 << 20].into(), vec![], None).await;
+    assert!(matches!(big, Err(MessagingError::Other(_))), "{big:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_subscription_resumes_after_server_restart() {
+    let mut server = NatsServer::start();
+    let broker = server.broker();
+    let mut sub = broker.subscribe("events.>", Some("g")).await.unwrap();
+    broker.publish("events.one", "1".into(), vec![], None).await.unwrap();
+    assert_eq!(recv(&mut sub).await.unwrap().payload, "1");
+    server.stop();
+    // While the server is down, publishing is an error (not a silent success).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(matches!(broker.publish("events.lost", Bytes::new(), vec![], None).await, Err(MessagingError::Connection(_))));
+    server.restart();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        assert!(Instant::now() < deadline, "no message after the restart");
+        if broker.publish("events.two", "2".into(), vec![], None).await.is_ok() {
+            if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(300), sub.next()).await {
+                assert_eq!(m.payload, "2");
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn next_delivery(consumer: &mut DurableConsumer) -> Delivery {
+    tokio::time::timeout(Duration::from_secs(10), consumer.next()).await.expect("a delivery within 10 s").unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jetstream_durable_ack_redelivery_dead_letter() {
+    let server = NatsServer::start();
+    let broker = server.broker();
+    let options = DurableOptions { max_deliver: 3, redelivery_delay: Duration::from_millis(50), ack_wait: Duration::from_secs(2), batch: 8 };
+    let mut consumer = broker.durable("orders.*", "orders", options.clone()).await.unwrap();
+    let mut dlq = broker.subscribe("kiln.dlq.orders", None).await.unwrap();
+    // Published before anyone pulls: kept by the stream Kiln created.
+    broker.publish("orders.ok", "fine".into(), vec![], None).await.unwrap();
+    let d = next_delivery(&mut consumer).await;
+    assert_eq!((d.message.subject.as_str(), &d.message.payload[..], d.attempt), ("orders.ok", &b"fine"[..], 1));
+    d.ack().await.unwrap();
+
+    broker.publish("orders.bad", "poison".into(), h(&[("trace", "t1")]), None).await.unwrap();
+    for attempt in 1..=3u32 {
+        let d = next_delivery(&mut consumer).await;
+        assert_eq!((&d.message.payload[..], d.attempt), (&b"poison"[..], attempt));
+        d.fail("handler error").await.unwrap();
+    }
+    let dead = recv(&mut dlq).await.expect("dead letter");
+    assert_eq!(dead.payload, "poison");
+    assert_eq!(dead.header("trace"), Some("t1"));
+    assert_eq!(dead.header(DLQ_SUBJECT_HEADER), Some("orders.bad"));
+    assert_eq!(dead.header(DLQ_DELIVERIES_HEADER), Some("3"));
+    assert!(tokio::time::timeout(Duration::from_millis(500), consumer.next()).await.is_err(), "nothing left after ack and dead letter");
+
+    // Unsettled (host died mid-handler): redelivered to the next consumer with the same durable name.
+    broker.publish("orders.crash", "c".into(), vec![], None).await.unwrap();
+    let d = next_delivery(&mut consumer).await;
+    assert_eq!(d.message.subject, "orders.crash");
+    drop(d);
+    drop(consumer);
+    let mut again = broker.durable("orders.*", "orders", options).await.unwrap();
+    let d = tokio::time::timeout(Duration::from_secs(10), again.next()).await.unwrap().unwrap();
+    assert_eq!((d.message.subject.as_str(), d.attempt), ("orders.crash", 2));
+    d.ack().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jetstream_uses_an_existing_stream_and_shares_between_consumers() {
+    let server = NatsServer::start();
+    let broker = server.broker();
+    // A stream the operator made, covering more than the trigger's subject.
+    let client = async_nats::connect(server.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    js.create_stream(async_nats::jetstream::stream::Config { name: "ALL".into(), subjects: vec!["shop.>".into()], ..Default::default() }).await.unwrap();
+    let options = DurableOptions { redelivery_delay: Duration::from_millis(20), ..Default::default() };
+    let mut a = broker.durable("shop.orders.*", "shop", options.clone()).await.unwrap();
+    let other_host = server.broker();
+    let mut b = other_host.durable("shop.orders.*", "shop", options).await.unwrap();
+    for i in 0..10 {
+        broker.publish(&format!("shop.orders.{i}"), Bytes::new(), vec![], None).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while seen.len() < 10 && Instant::now() < deadline {
+        tokio::select! {
+            Some(d) = a.next() => { seen.push(d.message.subject.clone()); d.ack().await.unwrap(); }
+            Some(d) = b.next() => { seen.push(d.message.subject.clone()); d.ack().await.unwrap(); }
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
+    seen.sort();
+    let before = seen.len();
+    seen.dedup();
+    assert_eq!((before, seen.len()), (10, 10), "each message once: {seen:?}");
+    assert!(js.get_stream("KILN_SHOP").await.is_err(), "no stream of its own when one covers the subject");
+    // A stream that overlaps but does not cover is an error that says so.
+    let err = broker.durable("*.orders.*", "wide", DurableOptions::default()).await;
+    assert!(err.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jetstream_consumer_resumes_after_server_restart_without_losing_messages() {
+    let mut server = NatsServer::start();
+    let broker = server.broker();
+    let options = DurableOptions { redelivery_delay: Duration::from_millis(20), ..Default::default() };
+    let mut consumer = broker.durable("pay.*", "pay", options).await.unwrap();
+    broker.publish("pay.1", "1".into(), vec![], None).await.unwrap();
+    let d = next_delivery(&mut consumer).await;
+    d.ack().await.unwrap();
+    server.stop();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.restart();
+    // Publish through a fresh connection as soon as the server is back: JetStream persists it.
+    let client = async_nats::connect(server.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    for i in 2..=4 {
+        js.publish(format!("pay.{i}"), format!("{i}").into()).await.unwrap().await.unwrap();
+    }
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while got.len() < 3 {
+        assert!(Instant::now() < deadline, "only {got:?} after the restart");
+        if let Ok(Some(d)) = tokio::time::timeout(Duration::from_secs(1), consumer.next()).await {
+            got.push(String::from_utf8_lossy(&d.message.payload).to_string());
+            d.ack().await.unwrap();
+        }
+    }
+    got.sort();
+    assert_eq!(got, ["2", "3", "4"], "no acked message again, none lost");
+}
