@@ -2,8 +2,9 @@
 
 use kiln_app::Capability;
 
-pub(crate) fn all() -> Vec<Box<dyn Capability>> {
+pub(crate) fn all(messaging: &kiln_cap_messaging::Messaging) -> Vec<Box<dyn Capability>> {
     vec![
+        Box::new(messaging.clone()),
         Box::new(kiln_cap_variables::Variables),
         Box::new(kiln_cap_key_value::KeyValue),
         Box::new(kiln_cap_sqlite::Sqlite),

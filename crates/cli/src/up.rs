@@ -68,6 +68,7 @@ pub(crate) fn run(args: UpArgs) -> Result<()> {
     let manifest = Manifest::load(&path)?;
     kiln_trigger_http::check_routes(&manifest)?;
     kiln_trigger_cron::check_schedules(&manifest)?;
+    kiln_trigger_messaging::check_triggers(&manifest)?;
     if args.build {
         crate::build::build_all(&manifest)?;
     }
@@ -77,7 +78,12 @@ pub(crate) fn run(args: UpArgs) -> Result<()> {
         Some(path) => RuntimeConfig::load(path)?,
         None => RuntimeConfig::default(),
     };
-    let capabilities = crate::capabilities::all();
+    let messaging_config = match &args.runtime_config_file {
+        Some(path) => kiln_messaging::MessagingRuntimeConfig::load(path)?,
+        None => None,
+    };
+    let messaging = kiln_cap_messaging::Messaging::new(messaging_config);
+    let capabilities = crate::capabilities::all(&messaging);
     let links: Vec<_> = capabilities.iter().map(|c| c.link()).collect();
     let mut config = engine_config(&args)?;
     config.concurrency = app_needs_concurrency(&manifest)?;
@@ -113,6 +119,21 @@ pub(crate) fn run(args: UpArgs) -> Result<()> {
             grace: args.shutdown_grace,
         },
     )?;
+    let nats = match messaging.broker() {
+        Some(broker) => Some(kiln_trigger_messaging::start(
+            &app,
+            broker,
+            kiln_trigger_messaging::MessagingOptions {
+                deadline: args.request_timeout,
+                memory_limit: args.memory_limit << 20,
+                max_concurrency: args.max_concurrency.max(1),
+                grace: args.shutdown_grace,
+                max_deliver: messaging.max_deliver().unwrap_or(5),
+                ..Default::default()
+            },
+        )?),
+        None => None,
+    };
     print_banner(&app, &trigger, server.local_addr(), started);
     for subscription in redis.subscriptions() {
         tracing::info!("  {}: redis channel `{}` on {}", subscription.component, subscription.channel, subscription.address);
@@ -126,6 +147,9 @@ pub(crate) fn run(args: UpArgs) -> Result<()> {
     std::thread::scope(|scope| {
         scope.spawn(|| redis.shutdown());
         scope.spawn(|| cron.shutdown());
+        if let Some(nats) = nats {
+            scope.spawn(|| nats.shutdown());
+        }
         server.shutdown();
     });
     Ok(())

@@ -20,7 +20,7 @@ pub(crate) struct Cx<'a> {
     pub dir: &'a Path,
 }
 
-const TOP_LEVEL: &str = "key_value_store, sqlite_database, variables_provider";
+const TOP_LEVEL: &str = "key_value_store, sqlite_database, variables_provider, messaging";
 
 /// Sections of Spin's runtime config that Kiln does not serve.
 const SPIN_ONLY_SECTIONS: &[&str] = &[
@@ -60,6 +60,8 @@ impl Cx<'_> {
         let mut config = RuntimeConfig::default();
         for (key, value) in doc.get_ref().iter() {
             match key.get_ref().as_ref() {
+                // The messaging capability owns and validates its section (kiln-messaging).
+                "messaging" => {}
                 "key_value_store" => {
                     for (label, table) in self.labelled_tables(key, value)? {
                         let store = self.key_value_store(&label, table)?;
