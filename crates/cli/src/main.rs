@@ -66,13 +66,9 @@ pub(crate) fn init_logging(quiet: bool, json: bool) {
 
 /// Prints an error: manifest errors with their source snippet, everything else as its causes.
 fn report(err: &anyhow::Error) {
-    for cause in err.chain() {
-        if let Some(diagnostic) = cause.downcast_ref::<kiln_manifest::ManifestError>() {
-            return render(diagnostic);
-        }
-        if let Some(diagnostic) = cause.downcast_ref::<kiln_runtime_config::RuntimeConfigError>() {
-            return render(diagnostic);
-        }
+    // Manifest and runtime-config errors are both `kiln_diagnostic::LocatedError`.
+    if let Some(diagnostic) = err.chain().find_map(|cause| cause.downcast_ref::<kiln_manifest::ManifestError>()) {
+        return render(diagnostic);
     }
     eprintln!("error: {err:#}");
 }

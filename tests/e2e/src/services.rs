@@ -502,7 +502,15 @@ type Subscribers = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<u64
 /// A minimal blocking NATS client speaking the text protocol (CONNECT, PUB/HPUB, SUB/UNSUB,
 /// MSG/HMSG, PING/PONG), so the tests need no async runtime. A reader thread hands each message to
 /// its subscription's channel. Not for production: no reconnects, no TLS, no auth.
+///
+/// The connection stays open while the client or any of its subscriptions lives, so
+/// `nats.client().subscribe(..)` (the client a temporary) keeps receiving.
 pub struct NatsClient {
+    conn: std::sync::Arc<NatsConn>,
+}
+
+/// The connection a [`NatsClient`] and its [`NatsSub`]s share; closed when the last one is dropped.
+struct NatsConn {
     writer: std::sync::Mutex<TcpStream>,
     subs: Subscribers,
     pongs: std::sync::Arc<(std::sync::Mutex<u64>, std::sync::Condvar)>,
@@ -510,10 +518,11 @@ pub struct NatsClient {
     next_sid: std::sync::atomic::AtomicU64,
 }
 
-/// One subscription of a [`NatsClient`].
+/// One subscription of a [`NatsClient`]. It keeps the connection open.
 pub struct NatsSub {
     pub sid: u64,
     rx: std::sync::mpsc::Receiver<NatsMsg>,
+    _conn: std::sync::Arc<NatsConn>,
 }
 
 impl NatsSub {
@@ -560,11 +569,13 @@ impl NatsClient {
             std::thread::spawn(move || read_loop(reader, ponger, subs, pongs));
         }
         let client = NatsClient {
-            writer: std::sync::Mutex::new(writer),
-            subs,
-            pongs,
-            pings_sent: Default::default(),
-            next_sid: std::sync::atomic::AtomicU64::new(1),
+            conn: std::sync::Arc::new(NatsConn {
+                writer: std::sync::Mutex::new(writer),
+                subs,
+                pongs,
+                pings_sent: Default::default(),
+                next_sid: std::sync::atomic::AtomicU64::new(1),
+            }),
         };
         if !client.try_flush(Duration::from_secs(5)) {
             return Err(std::io::Error::other("no PONG after CONNECT"));
@@ -573,7 +584,7 @@ impl NatsClient {
     }
 
     fn write(&self, bytes: &[u8]) {
-        let mut w = self.writer.lock().unwrap();
+        let mut w = self.conn.writer.lock().unwrap();
         w.write_all(bytes).expect("write to nats-server");
     }
 
@@ -583,11 +594,11 @@ impl NatsClient {
     }
 
     fn try_flush(&self, timeout: Duration) -> bool {
-        let n = self.pings_sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-        if self.writer.lock().unwrap().write_all(b"PING\r\n").is_err() {
+        let n = self.conn.pings_sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        if self.conn.writer.lock().unwrap().write_all(b"PING\r\n").is_err() {
             return false;
         }
-        let (lock, cvar) = &*self.pongs;
+        let (lock, cvar) = &*self.conn.pongs;
         let guard = lock.lock().unwrap();
         let (guard, _) = cvar.wait_timeout_while(guard, timeout, |got| *got < n).unwrap();
         *guard >= n
@@ -619,18 +630,18 @@ impl NatsClient {
 
     /// SUB (with an optional queue group); flushed, so the subscription is in place on return.
     pub fn subscribe(&self, subject: &str, queue: Option<&str>) -> NatsSub {
-        let sid = self.next_sid.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let sid = self.conn.next_sid.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let (tx, rx) = std::sync::mpsc::channel();
-        self.subs.lock().unwrap().insert(sid, tx);
+        self.conn.subs.lock().unwrap().insert(sid, tx);
         let queue = queue.map(|q| format!(" {q}")).unwrap_or_default();
         self.write(format!("SUB {subject}{queue} {sid}\r\n").as_bytes());
         self.flush();
-        NatsSub { sid, rx }
+        NatsSub { sid, rx, _conn: self.conn.clone() }
     }
 
     pub fn unsubscribe(&self, sub: NatsSub) {
         self.write(format!("UNSUB {}\r\n", sub.sid).as_bytes());
-        self.subs.lock().unwrap().remove(&sub.sid);
+        self.conn.subs.lock().unwrap().remove(&sub.sid);
     }
 
     /// Request/reply on a fresh inbox: the first answer, or `None` after `timeout` or on "no
@@ -640,7 +651,7 @@ impl NatsClient {
     }
 
     pub fn request_with_headers(&self, subject: &str, headers: &[(&str, &str)], payload: &[u8], timeout: Duration) -> Option<NatsMsg> {
-        let inbox = format!("_INBOX.e2e.{}.{}", std::process::id(), self.next_sid.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
+        let inbox = format!("_INBOX.e2e.{}.{}", std::process::id(), self.conn.next_sid.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
         let sub = self.subscribe(&inbox, None);
         self.publish_full(subject, Some(&inbox), headers, payload);
         let reply = sub.next(timeout);
@@ -717,7 +728,7 @@ fn read_loop(
     }
 }
 
-impl Drop for NatsClient {
+impl Drop for NatsConn {
     fn drop(&mut self) {
         if let Ok(w) = self.writer.lock() {
             let _ = w.shutdown(std::net::Shutdown::Both);
@@ -742,6 +753,11 @@ mod nats_tests {
         assert_eq!((m.subject.as_str(), m.reply.as_deref(), m.header("x-key"), m.text().as_str()), ("t.a", Some("r.1"), Some("v 1"), "hello"));
         let m = sub.next(Duration::from_secs(5)).expect("second message");
         assert_eq!((m.subject.as_str(), m.reply, m.payload.len()), ("t.b", None, 0));
+
+        // A subscription keeps its connection open after the client itself is dropped.
+        let orphan = server.client().subscribe("t.orphan", None);
+        client.publish("t.orphan", b"still here");
+        assert_eq!(orphan.next(Duration::from_secs(5)).map(|m| m.text()).as_deref(), Some("still here"));
 
         // Request/reply through a responder on another connection; no responders → None.
         let responder = server.client();

@@ -122,7 +122,7 @@ fn in_process_request_reply() {
     let started = Instant::now();
     let (status, body) = publ(&app, &[("request", "nobody.here"), ("payload", "x")]);
     assert_eq!(status, 500, "{body}");
-    assert!(body.starts_with("error: Other(\"no responders for nobody.here"), "{body}");
+    assert!(body.starts_with("error: Other(\"no responders for `nobody.here`"), "{body}");
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
     // A subscriber that does not answer: a timeout after timeout_ms.
     let started = Instant::now();
@@ -268,7 +268,7 @@ fn components_publish_and_request_through_nats() {
     handle.join().unwrap();
     let (status, body) = publ(&app, &[("request", "svc.nobody"), ("payload", "x")]);
     assert_eq!(status, 500, "{body}");
-    assert!(body.starts_with("error: Other(\"no responders for svc.nobody"), "{body}");
+    assert!(body.starts_with("error: Other(\"no responders for `svc.nobody`"), "{body}");
 }
 
 #[test]
@@ -415,7 +415,7 @@ fn jetstream_acks_redelivers_and_dead_letters() {
     assert_eq!(dead.header("Kiln-Dlq-Deliveries"), Some("3"));
     assert!(dead.header("Kiln-Dlq-Reason").is_some_and(|r| r.contains("msg_sub was told to fail")), "{:?}", dead.headers);
     assert_eq!(num(&app, "seen:fail"), 3);
-    wait_log_line(&app, &["nats jobs.a", "redelivery"], Duration::from_secs(5));
+    wait_log_line(&app, &["nats jobs.a", "will be redelivered: delivery 2"], Duration::from_secs(5));
     wait_log_line(&app, &["nats jobs.a", "dead-lettered to kiln.dlq.jd"], Duration::from_secs(5));
     // Everything is settled on the server: nothing pending, nothing redelivered later.
     wait_acked(&nats, &stream, "jd", 3, Duration::from_secs(30));
