@@ -196,8 +196,8 @@ mod tests {
     fn errors_read_file_line_column_message() {
         let file = SourceFile::new("app/kiln.toml", "a = 1\nbé = 2\n".to_string());
         let err = file.error(10..11, "bad value", "write a string");
-        assert_eq!(err.to_string(), "app/kiln.toml:2:5: bad value");
-        assert_eq!(err.line_col(), Some((2, 5)), "columns count characters, not bytes");
+        assert_eq!(err.to_string(), "app/kiln.toml:2:4: bad value");
+        assert_eq!(err.line_col(), Some((2, 4)), "columns count characters, not bytes");
         assert_eq!(err.help_text(), Some("write a string"));
         assert!(!format!("{err:?}").contains("a = 1"), "Debug never dumps the file text");
     }
