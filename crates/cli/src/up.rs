@@ -101,7 +101,6 @@ pub(crate) fn run(args: UpArgs) -> Result<()> {
     let trigger = HttpTrigger::new(&app, http_options(&args))?;
     let listener = kiln_trigger_http::bind(args.listen)?;
     let workers = args.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-    let server = Server::start(trigger.clone(), listener, workers, args.shutdown_grace)?;
     let redis = kiln_trigger_redis::start(
         &app,
         kiln_trigger_redis::RedisOptions {
@@ -134,6 +133,8 @@ pub(crate) fn run(args: UpArgs) -> Result<()> {
         )?),
         None => None,
     };
+    // HTTP last: once /.well-known/spin/health answers, every trigger is subscribed and scheduled.
+    let server = Server::start(trigger.clone(), listener, workers, args.shutdown_grace)?;
     print_banner(&app, &trigger, server.local_addr(), started);
     for subscription in redis.subscriptions() {
         tracing::info!("  {}: redis channel `{}` on {}", subscription.component, subscription.channel, subscription.address);

@@ -96,7 +96,9 @@ fn in_process_publish_reaches_the_subscriber_with_topic_content_type_and_metadat
     let (status, body) =
         publ(&app, &[("subject", "events.created"), ("payload", "hello bus"), ("content_type", "text/plain"), ("meta", "k1:v1,trace:abc")]);
     assert_eq!((status, body.as_str()), (200, "sent"), "{}", app.kiln.log());
-    wait_kv(&app, "count", "1", Duration::from_secs(20));
+    // `ok` is the last key msg_sub writes: every other key of this message is in place.
+    wait_kv(&app, "ok", "1", Duration::from_secs(20));
+    assert_eq!(num(&app, "count"), 1);
     assert_eq!(kv_get(&app, "last").as_deref(), Some("hello bus"));
     assert_eq!(kv_get(&app, "topic:hello bus").as_deref(), Some("events.created"));
     assert_eq!(kv_get(&app, "ct:hello bus").as_deref(), Some("text/plain"));
@@ -117,7 +119,8 @@ fn in_process_publish_reaches_the_subscriber_with_topic_content_type_and_metadat
 fn in_process_request_reply() {
     let app = App::start(&manifest("", &trigger("svc.upper", "sub", "")), None, &[], &[]);
     assert_eq!(publ(&app, &[("request", "svc.upper"), ("payload", "ping")]), (200, "PING".into()), "{}", app.kiln.log());
-    assert_eq!(kv_get(&app, "replied:ping").as_deref(), Some("1"));
+    // msg_sub sets `replied:` after sending the reply: it may land just after the reply did.
+    wait_kv(&app, "replied:ping", "1", Duration::from_secs(10));
     // Nobody subscribed: no responders, at once (not a timeout).
     let started = Instant::now();
     let (status, body) = publ(&app, &[("request", "nobody.here"), ("payload", "x")]);
@@ -181,7 +184,12 @@ fn in_process_durable_redelivers_then_dead_letters() {
     wait_kv(&app, "topic:fail", "kiln.dlq.jobs", Duration::from_secs(60));
     assert_eq!(num(&app, "seen:fail"), 6, "5 deliveries + the dead letter\n{}", app.kiln.log());
     wait_log_line(&app, &["nats jobs.a", "dead-lettered to kiln.dlq.jobs"], Duration::from_secs(5));
-    let meta = kv_get(&app, "meta:fail").unwrap();
+    // `meta:fail` of the dead letter is written just after its `topic:fail`.
+    let mut meta = String::new();
+    wait_until(Duration::from_secs(10), || {
+        meta = kv_get(&app, "meta:fail").unwrap_or_default();
+        meta.to_ascii_lowercase().contains("kiln-dlq-deliveries")
+    });
     for want in ["Kiln-Dlq-Subject=jobs.a", "Kiln-Dlq-Durable=jobs", "Kiln-Dlq-Deliveries=5"] {
         assert!(meta.split(';').any(|kv| kv.eq_ignore_ascii_case(want)), "{want} in {meta}");
     }
@@ -226,9 +234,10 @@ fn nats_messages_arrive_with_subject_headers_and_payload() {
     let client = nats.client();
     client.publish_full("events.created", None, &[("content-type", "application/json"), ("X-Trace", "abc")], b"{\"id\":1}");
     client.flush();
-    wait_kv(&app, "last", "{\"id\":1}", Duration::from_secs(20));
+    // `ct:` is the last key msg_sub writes before `ok`: `last`, `topic:`, `meta:` are in place.
+    wait_kv(&app, "ct:{\"id\":1}", "application/json", Duration::from_secs(20));
+    assert_eq!(kv_get(&app, "last").as_deref(), Some("{\"id\":1}"));
     assert_eq!(kv_get(&app, "topic:{\"id\":1}").as_deref(), Some("events.created"));
-    assert_eq!(kv_get(&app, "ct:{\"id\":1}").as_deref(), Some("application/json"));
     let meta = kv_get(&app, "meta:{\"id\":1}").unwrap();
     assert!(meta.split(';').any(|kv| kv.eq_ignore_ascii_case("x-trace=abc")), "{meta}");
     assert!(!meta.contains("reply-to"), "{meta}");
