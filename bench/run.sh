@@ -124,11 +124,11 @@ free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 
-# probe PORT: 0 if `GET /` answers 200. Bash builtins only (no fork), so it can poll tightly.
+# probe PORT: 0 if the health endpoint answers 200 (native answers 200 on any path). Bash builtins only (no fork), so it can poll tightly.
 probe() {
     local line
     { exec 3<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null || return 1
-    printf 'GET / HTTP/1.1\r\nHost: 127.0.0.1:%s\r\nConnection: close\r\n\r\n' "$1" >&3 2>/dev/null || {
+    printf 'GET /.well-known/spin/health HTTP/1.1\r\nHost: 127.0.0.1:%s\r\nConnection: close\r\n\r\n' "$1" >&3 2>/dev/null || {
         exec 3>&-
         return 1
     }

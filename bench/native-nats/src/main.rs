@@ -166,27 +166,33 @@ async fn request(args: &Args, client: async_nats::Client) -> Result<()> {
     let mut answers = client.subscribe(format!("{inbox}.*")).await?;
     client.flush().await?;
     let started = Instant::now();
-    let (mut sent, mut answered) = (0u64, 0u64);
+    // A reply with a status (503 "no responders") means nobody was subscribed: it is not an answer.
+    // Counting it would let the benchmark (and its readiness check) pass with no subscriber at all.
+    let (mut sent, mut answered, mut no_responders) = (0u64, 0u64, 0u64);
+    let tally = |message: async_nats::Message, answered: &mut u64, no_responders: &mut u64| match message.status {
+        Some(_) => *no_responders += 1,
+        None => *answered += 1,
+    };
     let deadline = tokio::time::Instant::now() + timeout;
-    while answered < count {
-        while sent < count && sent - answered < window {
+    while answered + no_responders < count {
+        while sent < count && sent - (answered + no_responders) < window {
             client.publish_with_reply(subject.clone(), format!("{inbox}.{sent}"), payload.clone()).await?;
             sent += 1;
         }
         client.flush().await?;
         match tokio::time::timeout_at(deadline, answers.next()).await {
-            Ok(Some(_)) => answered += 1,
+            Ok(Some(message)) => tally(message, &mut answered, &mut no_responders),
             Ok(None) | Err(_) => break,
         }
         // Take whatever else is already there without waiting.
-        while answered < count {
+        while answered + no_responders < count {
             match futures::FutureExt::now_or_never(answers.next()) {
-                Some(Some(_)) => answered += 1,
+                Some(Some(message)) => tally(message, &mut answered, &mut no_responders),
                 _ => break,
             }
         }
     }
-    println!("NATSBENCH sent={sent} answered={answered} elapsed_us={}", started.elapsed().as_micros());
+    println!("NATSBENCH sent={sent} answered={answered} no_responders={no_responders} elapsed_us={}", started.elapsed().as_micros());
     Ok(())
 }
 
