@@ -68,25 +68,8 @@ CLK_TCK=$(getconf CLK_TCK)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/kiln-bench.XXXXXX")
 PIDS=()
 
-cleanup() {
-    local status=$? pid
-    for pid in "${PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 50); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 # ---------------------------------------------------------------------------------------------------
 # Build
@@ -119,10 +102,6 @@ fi
 
 # ---------------------------------------------------------------------------------------------------
 # Helpers
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
 
 # probe PORT: 0 if the health endpoint answers 200 (native answers 200 on any path). Bash builtins only (no fork), so it can poll tightly.
 probe() {
@@ -187,57 +166,6 @@ wait_ready() {
     done
 }
 
-stop_server() {
-    local pid=$1 i
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    local kept=() p
-    for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || kept+=("$p"); done
-    PIDS=("${kept[@]}")
-}
-
-# The process and all its live descendants.
-tree_pids() {
-    local c
-    echo "$1"
-    for c in $(cat /proc/"$1"/task/*/children 2>/dev/null); do
-        tree_pids "$c"
-    done
-}
-
-# utime+stime in clock ticks, summed over the process tree.
-cpu_ticks() {
-    local total=0 p stat rest
-    for p in $(tree_pids "$1"); do
-        stat=$(cat /proc/"$p"/stat 2>/dev/null) || continue
-        rest=${stat##*) }  # fields from 3 (state) on; comm may hold spaces
-        read -r -a f <<<"$rest"
-        total=$((total + f[11] + f[12]))
-    done
-    echo "$total"
-}
-
-# Peak RSS (VmHWM) in KiB, summed over the process tree.
-peak_rss_kib() {
-    local total=0 p v
-    for p in $(tree_pids "$1"); do
-        v=$(awk '/^VmHWM:/ {print $2}' /proc/"$p"/status 2>/dev/null) || continue
-        total=$((total + ${v:-0}))
-    done
-    echo "$total"
-}
-
-median() {
-    printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END {
-        if (NR == 0) { print "nan"; exit }
-        if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-}
-
 # wrk's done() hook: exact counts and percentiles in µs on one line.
 cat >"$WORK/report.lua" <<'EOF'
 done = function(summary, latency, requests)
@@ -274,7 +202,7 @@ load_run() {
     local rss
     rss=$(peak_rss_kib "$pid")
     kill -0 "$pid" 2>/dev/null || die "$kind server died during the run (log: $(tail -n 5 "$SERVER_LOG"))"
-    stop_server "$pid"
+    stop_pid "$pid"
 
     line=$(grep '^KILNBENCH ' <<<"$out") || die "no wrk report in: $out"
     local requests duration_us p50 p99 non2xx sockerr
@@ -352,7 +280,7 @@ start_time() {
     start_server "$kind" "$port" "$cache" 0
     wait_ready "$port" "$SERVER_PID"
     t1=$(now_us)
-    stop_server "$SERVER_PID"
+    stop_pid "$SERVER_PID"
     if [[ $mode == cold ]]; then rm -rf "$cache"; fi
     START_US=$((t1 - t0))
 }
