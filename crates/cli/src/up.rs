@@ -193,6 +193,7 @@ fn http_options(args: &UpArgs) -> HttpOptions {
         memory_limit: args.memory_limit << 20,
         max_concurrency: args.max_concurrency.max(1),
         queue_timeout: args.queue_timeout,
+        ..HttpOptions::default()
     }
 }
 

@@ -1,3 +1,4 @@
+use crate::observe::ComponentObserver;
 use crate::HttpOptions;
 use crate::routing::{RouteMatch, Router, spin_headers};
 use anyhow::{Context, Result};
@@ -11,6 +12,8 @@ use kiln_outbound_http::OutboundHttp;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
 use std::time::Instant;
 use tokio::sync::{Semaphore, oneshot};
 use wasmtime_wasi_http::WasiHttpView;
@@ -28,6 +31,8 @@ pub struct HttpTrigger {
     name: String,
     version: Option<String>,
     base: String,
+    /// `/.well-known/spin/`, under the mount point in platform mode.
+    well_known_prefix: String,
     router: Router,
     components: HashMap<String, Arc<HttpComponent>>,
     options: HttpOptions,
@@ -42,6 +47,7 @@ pub(crate) struct HttpComponent {
     pre: ComponentPre,
     proxy: ProxyPre<KilnState>,
     outbound: Arc<OutboundHttp>,
+    observer: Option<Arc<dyn ComponentObserver>>,
 }
 
 impl HttpTrigger {
@@ -49,7 +55,7 @@ impl HttpTrigger {
     /// route in the manifest.
     pub fn new(app: &App, options: HttpOptions) -> Result<Arc<HttpTrigger>> {
         let manifest = &app.manifest;
-        let base = manifest.application.http.base.clone();
+        let base = mounted_base(&options.mount, &manifest.application.http.base);
         let mut routes = Vec::new();
         let mut components = HashMap::new();
         check_routes(manifest)?;
@@ -77,6 +83,7 @@ impl HttpTrigger {
                     pre: component.pre.clone(),
                     proxy,
                     outbound: component.outbound_http.clone(),
+                    observer: options.observer.as_ref().map(|observer| observer.component(&trigger.component)),
                 }),
             );
         }
@@ -85,6 +92,7 @@ impl HttpTrigger {
             name: manifest.application.name.clone(),
             version: manifest.application.version.clone(),
             base,
+            well_known_prefix: format!("{}{WELL_KNOWN_PREFIX}", options.mount.trim_end_matches('/')),
             router,
             components,
             permits: Arc::new(Semaphore::new(options.max_concurrency)),
@@ -104,10 +112,25 @@ impl HttpTrigger {
         self.router.routes()
     }
 
+    /// The app's name, from its manifest.
+    pub fn app_name(&self) -> &str {
+        &self.name
+    }
+
+    /// Instances of this app running now (including ones still streaming a response body).
+    pub fn in_flight(&self) -> usize {
+        self.options.max_concurrency.saturating_sub(self.permits.available_permits())
+    }
+
+    /// The settings this trigger was built with.
+    pub fn options(&self) -> &HttpOptions {
+        &self.options
+    }
+
     /// Handles one request from the network.
     pub async fn handle<B>(self: Arc<Self>, request: Request<B>, client: SocketAddr, local: SocketAddr) -> Response<Body>
     where
-        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
         if !tracing::enabled!(target: "kiln::http", tracing::Level::INFO) {
@@ -127,13 +150,13 @@ impl HttpTrigger {
         response
     }
 
-    async fn route_request<B>(&self, mut request: Request<B>, client: SocketAddr, local: SocketAddr) -> (Option<String>, Response<Body>)
+    async fn route_request<B>(&self, request: Request<B>, client: SocketAddr, local: SocketAddr) -> (Option<String>, Response<Body>)
     where
-        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
         let path = request.uri().path();
-        if let Some(name) = path.strip_prefix(WELL_KNOWN_PREFIX) {
+        if let Some(name) = path.strip_prefix(self.well_known_prefix.as_str()) {
             return (None, self.well_known(name));
         }
         let Some(matched) = self.router.route(path) else {
@@ -143,9 +166,25 @@ impl HttpTrigger {
             Some(component) => component.clone(),
             None => return (None, host_error(StatusCode::INTERNAL_SERVER_ERROR, "route has no component")),
         };
+        if let Some(response) = self.reject_oversized_body(&request) {
+            return (Some(component.id.clone()), response);
+        }
+        let started = component.observer.is_some().then(Instant::now);
+        let route = matched.raw_route();
+        let mut request = request.map(|body| LimitedBody { inner: body, remaining: self.options.max_request_body, limit: self.options.max_request_body });
         set_request_headers(&mut request, &matched, client, local, &self.base);
-        let id = component.id.clone();
-        (Some(id), self.run(&component, request).await)
+        let response = self.run(&component, request).await;
+        if let (Some(observer), Some(started)) = (&component.observer, started) {
+            observer.responded(route, response.status(), started.elapsed());
+        }
+        (Some(component.id.clone()), response)
+    }
+
+    /// 413 for a request whose declared length is over the app's limit, before any instance is made.
+    fn reject_oversized_body<B>(&self, request: &Request<B>) -> Option<Response<Body>> {
+        let limit = self.options.max_request_body?;
+        let declared = request.headers().get(http::header::CONTENT_LENGTH)?.to_str().ok()?.parse::<u64>().ok()?;
+        (declared > limit).then(|| host_error(StatusCode::PAYLOAD_TOO_LARGE, &format!("the request body of {declared} bytes is over this app's limit of {limit} bytes")))
     }
 
     /// Runs one instance of `component` for `request`.
@@ -159,7 +198,8 @@ impl HttpTrigger {
             return host_error(StatusCode::SERVICE_UNAVAILABLE, "server busy: too many requests in flight, retry later");
         };
         let (sender, receiver) = oneshot::channel();
-        let task = AbortOnDrop(Some(tokio::spawn(run_instance(component.clone(), self.options.clone(), request, sender, permit))));
+        let limits = InstanceLimits { deadline: self.options.deadline, memory_limit: self.options.memory_limit };
+        let task = AbortOnDrop(Some(tokio::spawn(run_instance(component.clone(), limits, request, sender, permit))));
         match receiver.await {
             Ok(Ok(response)) => {
                 // The guest goes on writing the body on its task; it stops at its deadline at the latest.
@@ -270,11 +310,18 @@ pub(crate) fn set_request_headers<B>(request: &mut Request<B>, matched: &RouteMa
     }
 }
 
+/// The part of [`HttpOptions`] an instance needs.
+#[derive(Clone, Copy)]
+struct InstanceLimits {
+    deadline: std::time::Duration,
+    memory_limit: usize,
+}
+
 /// One instance, start to end. Returns why it failed, if it did; failures after the response was
 /// sent are only logged.
 async fn run_instance<B>(
     component: Arc<HttpComponent>,
-    options: HttpOptions,
+    options: InstanceLimits,
     request: Request<B>,
     sender: oneshot::Sender<Result<Response<Body>, ErrorCode>>,
     _permit: tokio::sync::OwnedSemaphorePermit,
@@ -283,7 +330,27 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<wasmtime_wasi_http::Error>,
 {
-    let deadline = Instant::now() + options.deadline;
+    let Some(observer) = component.observer.clone() else {
+        return run_instance_unobserved(&component, options, request, sender).await;
+    };
+    observer.instance_started();
+    let failure = run_instance_unobserved(&component, options, request, sender).await;
+    observer.instance_ended(failure.as_ref());
+    failure
+}
+
+async fn run_instance_unobserved<B>(
+    component: &HttpComponent,
+    options: InstanceLimits,
+    request: Request<B>,
+    sender: oneshot::Sender<Result<Response<Body>, ErrorCode>>,
+) -> Option<InstanceFailure>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<wasmtime_wasi_http::Error>,
+{
+    let started = Instant::now();
+    let deadline = started + options.deadline;
     let store = component.pre.new_store(InstanceOptions {
         deadline,
         memory_limit: options.memory_limit,
@@ -295,6 +362,9 @@ where
     };
     let call = async {
         let proxy = component.proxy.instantiate_async(&mut store).await?;
+        if let Some(observer) = &component.observer {
+            observer.instantiated(started.elapsed());
+        }
         let request = store.data_mut().http().new_incoming_request(Scheme::Http, request)?;
         let outparam = store.data_mut().http().new_response_outparam(sender)?;
         proxy.wasi_http_incoming_handler().call_handle(&mut store, request, outparam).await
@@ -308,8 +378,62 @@ where
     Some(failure)
 }
 
+/// A path prefix in front of the manifest's `base`: `/shop` + `/` is `/shop`, `/shop` + `/v1` is
+/// `/shop/v1`.
+fn mounted_base(mount: &str, base: &str) -> String {
+    let mount = mount.trim_end_matches('/');
+    if mount.is_empty() {
+        return base.to_string();
+    }
+    match base.trim_matches('/') {
+        "" => mount.to_string(),
+        rest => format!("{mount}/{rest}"),
+    }
+}
+
+/// A request body that ends in `HttpRequestBodySize` once more than `limit` bytes arrived (a body
+/// without a declared length can only be stopped while it streams).
+struct LimitedBody<B> {
+    inner: B,
+    remaining: Option<u64>,
+    limit: Option<u64>,
+}
+
+impl<B> http_body::Body for LimitedBody<B>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: Into<wasmtime_wasi_http::Error>,
+{
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let frame = match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => frame,
+            Poll::Ready(Some(Err(err))) => return Poll::Ready(Some(Err(err.into()))),
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Pending => return Poll::Pending,
+        };
+        if let (Some(remaining), Some(data)) = (self.remaining, frame.data_ref()) {
+            let Some(left) = remaining.checked_sub(data.len() as u64) else {
+                return Poll::Ready(Some(Err(wasmtime_wasi_http::Error::HttpRequestBodySize(self.limit))));
+            };
+            self.remaining = Some(left);
+        }
+        Poll::Ready(Some(Ok(frame)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// A small host-made response: plain text, no headers beyond what hyper adds.
-pub(crate) fn text_response(status: StatusCode, text: &str) -> Response<Body> {
+pub fn text_response(status: StatusCode, text: &str) -> Response<Body> {
     let body = Full::new(Bytes::from(text.to_string())).map_err(|never| match never {}).boxed_unsync();
     let mut response = Response::new(body);
     *response.status_mut() = status;

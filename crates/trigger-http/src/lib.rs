@@ -8,16 +8,19 @@
 
 mod dispatch;
 mod handler;
+mod observe;
 mod routing;
 mod server;
 
-pub use handler::{HttpTrigger, check_routes};
-pub use server::{Server, bind};
+pub use handler::{Body, HttpTrigger, check_routes, text_response};
+pub use observe::{ComponentObserver, HttpObserver};
+pub use server::{HttpService, Server, bind};
 
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Settings of the HTTP trigger for one app.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct HttpOptions {
     /// A request still running after this long is cut off (504).
     pub deadline: Duration,
@@ -27,6 +30,14 @@ pub struct HttpOptions {
     pub max_concurrency: usize,
     /// How long a request waits for an instance before it gets 503.
     pub queue_timeout: Duration,
+    /// Request bodies larger than this get 413 (declared length) or end in an error for the guest
+    /// (streamed). `None`: no limit.
+    pub max_request_body: Option<u64>,
+    /// A path prefix the whole app is mounted under (platform mode), in front of the manifest's
+    /// `base`. Empty: none.
+    pub mount: String,
+    /// Metrics and traces (platform mode).
+    pub observer: Option<Arc<dyn HttpObserver>>,
 }
 
 impl Default for HttpOptions {
@@ -36,6 +47,9 @@ impl Default for HttpOptions {
             memory_limit: 128 << 20,
             max_concurrency: 1000,
             queue_timeout: Duration::from_secs(10),
+            max_request_body: None,
+            mount: String::new(),
+            observer: None,
         }
     }
 }

@@ -5,12 +5,15 @@
 //! cheaper than a multi-thread runtime for this workload, see shared notes). Guests yield at every
 //! epoch tick, so a busy guest never starves the other connections of its worker.
 
-use crate::HttpTrigger;
+use crate::{Body, HttpTrigger};
 use anyhow::{Context, Result};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +31,18 @@ pub fn bind(addr: SocketAddr) -> Result<TcpListener> {
     Ok(listener)
 }
 
+/// What the workers hand every request to: one app's trigger (`kiln up`) or the platform's front
+/// that picks the app (`kiln serve`).
+pub trait HttpService: Send + Sync + 'static {
+    fn serve(self: Arc<Self>, request: Request<Incoming>, client: SocketAddr, local: SocketAddr) -> impl Future<Output = Response<Body>> + Send;
+}
+
+impl HttpService for HttpTrigger {
+    fn serve(self: Arc<Self>, request: Request<Incoming>, client: SocketAddr, local: SocketAddr) -> impl Future<Output = Response<Body>> + Send {
+        self.handle(request, client, local)
+    }
+}
+
 /// A running HTTP server.
 pub struct Server {
     workers: Vec<std::thread::JoinHandle<()>>,
@@ -37,7 +52,7 @@ pub struct Server {
 
 impl Server {
     /// Starts `workers` threads serving `trigger` on `listener`.
-    pub fn start(trigger: Arc<HttpTrigger>, listener: TcpListener, workers: usize, grace: Duration) -> Result<Server> {
+    pub fn start<S: HttpService>(trigger: Arc<S>, listener: TcpListener, workers: usize, grace: Duration) -> Result<Server> {
         let local_addr = listener.local_addr()?;
         let (shutdown, stop) = watch::channel(false);
         let mut handles = Vec::new();
@@ -68,7 +83,7 @@ impl Server {
     }
 }
 
-fn run_worker(trigger: Arc<HttpTrigger>, listener: TcpListener, stop: watch::Receiver<bool>, grace: Duration) {
+fn run_worker<S: HttpService>(trigger: Arc<S>, listener: TcpListener, stop: watch::Receiver<bool>, grace: Duration) {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -83,7 +98,7 @@ fn run_worker(trigger: Arc<HttpTrigger>, listener: TcpListener, stop: watch::Rec
     });
 }
 
-async fn accept_loop(trigger: Arc<HttpTrigger>, listener: TcpListener, mut stop: watch::Receiver<bool>, grace: Duration) -> Result<()> {
+async fn accept_loop<S: HttpService>(trigger: Arc<S>, listener: TcpListener, mut stop: watch::Receiver<bool>, grace: Duration) -> Result<()> {
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let local = listener.local_addr()?;
     let graceful = GracefulShutdown::new();
@@ -104,7 +119,7 @@ async fn accept_loop(trigger: Arc<HttpTrigger>, listener: TcpListener, mut stop:
                 let trigger = trigger.clone();
                 let service = service_fn(move |request| {
                     let trigger = trigger.clone();
-                    async move { Ok::<_, std::convert::Infallible>(trigger.handle(request, client, local).await) }
+                    async move { Ok::<_, std::convert::Infallible>(trigger.serve(request, client, local).await) }
                 });
                 let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
                 let connection = graceful.watch(connection);
