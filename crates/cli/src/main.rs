@@ -1,7 +1,10 @@
 //! `kiln`: the command line. The only crate that reads process arguments and environment.
 
+mod apps;
 mod build;
 mod capabilities;
+mod deploy;
+mod serve;
 mod up;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +28,12 @@ enum Command {
     Up(up::UpArgs),
     /// Run the `[component.<id>.build]` commands of an application.
     Build(build::BuildArgs),
+    /// Host many apps: deployed, updated and removed live over an authenticated admin API.
+    Serve(serve::ServeArgs),
+    /// Upload an application to a `kiln serve` host (deploy or update).
+    Deploy(deploy::DeployArgs),
+    /// List, show and remove the apps of a `kiln serve` host.
+    Apps(apps::AppsArgs),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +45,9 @@ fn main() -> ExitCode {
             init_logging(false, false);
             build::run(&args)
         }
+        Command::Serve(args) => serve::run(args),
+        Command::Deploy(args) => deploy::run(args),
+        Command::Apps(args) => apps::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
