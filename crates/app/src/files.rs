@@ -11,11 +11,11 @@ use kiln_manifest::{Component, FileMount, Manifest};
 use std::path::{Path, PathBuf};
 
 /// Returns the (host directory, guest path) pairs to mount for `component`.
-pub(crate) fn stage(manifest: &Manifest, component: &Component, state_dir: &Path) -> Result<Vec<(PathBuf, String)>> {
+pub(crate) fn stage(manifest: &Manifest, component: &Component, files_dir: &Path) -> Result<Vec<(PathBuf, String)>> {
     if component.files.is_empty() {
         return Ok(Vec::new());
     }
-    let staging = state_dir.join("files").join(&component.id);
+    let staging = files_dir.join(&component.id);
     if staging.exists() {
         std::fs::remove_dir_all(&staging).with_context(|| format!("failed to clear {}", staging.display()))?;
     }

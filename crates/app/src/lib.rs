@@ -38,6 +38,10 @@ pub struct AppComponent {
 pub struct LoadOptions<'a> {
     /// `.kiln/` beside the manifest unless the user says otherwise.
     pub state_dir: PathBuf,
+    /// Where `files` globs are staged, one directory per component; `None`: `<state_dir>/files`.
+    /// Platform mode gives every version of an app its own, so an update never changes the files
+    /// under a request still running on the old version.
+    pub files_dir: Option<PathBuf>,
     /// Variable providers, in order of precedence.
     pub providers: Vec<Box<dyn kiln_variables::Provider>>,
     pub runtime_config: RuntimeConfig,
@@ -55,6 +59,7 @@ impl<'a> LoadOptions<'a> {
     ) -> LoadOptions<'a> {
         LoadOptions {
             state_dir: manifest.dir.join(".kiln"),
+            files_dir: None,
             providers: vec![Box::new(kiln_variables::EnvProvider::new(env))],
             runtime_config: RuntimeConfig::default(),
             capabilities,
@@ -72,6 +77,7 @@ impl App {
             variables: &variables,
             state_dir: &options.state_dir,
         };
+        let files_dir = options.files_dir.clone().unwrap_or_else(|| options.state_dir.join("files"));
         let mut configured = Vec::with_capacity(options.capabilities.len());
         for capability in options.capabilities {
             let app_capability = capability
@@ -81,7 +87,7 @@ impl App {
         }
         let mut components = IndexMap::new();
         for (id, component) in &manifest.components {
-            let loaded = load_component(engine, &context, &configured, component)?;
+            let loaded = load_component(engine, &context, &configured, component, &files_dir)?;
             components.insert(id.clone(), loaded);
         }
         Ok(App { manifest, components, variables, state_dir: options.state_dir })
@@ -97,6 +103,7 @@ fn load_component(
     app: &AppContext<'_>,
     capabilities: &[Box<dyn AppCapability>],
     component: &Component,
+    files_dir: &std::path::Path,
 ) -> Result<AppComponent> {
     let (manifest, id) = (app.manifest, component.id.as_str());
     let allowed = allowed_hosts(manifest, app.variables, component)?;
@@ -107,7 +114,7 @@ fn load_component(
     }
     let wasi = WasiTemplate {
         env: component.environment.clone(),
-        preopens: files::stage(manifest, component, app.state_dir)?,
+        preopens: files::stage(manifest, component, files_dir)?,
         sockets: socket_policy(&allowed),
     };
     let path = match &component.source {

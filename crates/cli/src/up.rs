@@ -206,7 +206,7 @@ fn print_banner(app: &App, trigger: &HttpTrigger, addr: SocketAddr, started: Ins
     tracing::info!("{}", lines.join("\n"));
 }
 
-fn wait_for_signal() -> Result<()> {
+pub(crate) fn wait_for_signal() -> Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

@@ -140,12 +140,13 @@ impl HttpTrigger {
         let method = request.method().clone();
         let path = request.uri().path().to_string();
         let (component, response) = self.route_request(request, client, local).await;
+        let app = self.options.app_label.as_deref().map(|app| format!("{app}/")).unwrap_or_default();
         tracing::info!(
             target: "kiln::http",
             "{method} {path} {} {:.2}ms{}",
             response.status().as_u16(),
             started.elapsed().as_secs_f64() * 1000.0,
-            component.map(|c| format!(" [{c}]")).unwrap_or_default()
+            component.map(|c| format!(" [{app}{c}]")).unwrap_or_default()
         );
         response
     }

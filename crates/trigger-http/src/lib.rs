@@ -38,6 +38,8 @@ pub struct HttpOptions {
     pub mount: String,
     /// Metrics and traces (platform mode).
     pub observer: Option<Arc<dyn HttpObserver>>,
+    /// The app's name in request log lines (platform mode, where one log holds many apps).
+    pub app_label: Option<String>,
 }
 
 impl Default for HttpOptions {
@@ -50,6 +52,7 @@ impl Default for HttpOptions {
             max_request_body: None,
             mount: String::new(),
             observer: None,
+            app_label: None,
         }
     }
 }

@@ -1,0 +1,685 @@
+//! The apps of one host: deploy, update, remove, restore after a restart, load on first request,
+//! unload when idle.
+//!
+//! Every app has one current [`AppVersion`]; a request takes an `Arc` of it when it arrives and
+//! keeps it until it ends, so an update (an atomic pointer swap) never changes what a running
+//! request sees, and the old version is dropped when its last request finishes. A version holds its
+//! compiled, linked components ([`Loaded`]) only while it is being used: an idle app costs a few
+//! kilobytes of bookkeeping.
+
+use crate::archive::{self, ArchiveError};
+use crate::data_dir::{DataDir, random_hex, sync_dir, write_atomically};
+use crate::limits::{AppLimits, DeployParams, LimitCeilings, valid_app_name};
+use crate::record::{AppInfo, AppRecord, RouteInfo, unix_now};
+use anyhow::{Context, Result};
+use arc_swap::{ArcSwap, ArcSwapOption};
+use http::StatusCode;
+use kiln_app::{App, Capability, LoadOptions};
+use kiln_engine::{Engine, EngineConfig, LinkFn};
+use kiln_manifest::{HttpRoute, Manifest};
+use kiln_observe::{AppMetrics, Metrics, Tracing};
+use kiln_runtime_config::{KeyValueStoreConfig, RuntimeConfig, SqliteDatabaseConfig, VariablesProviderConfig};
+use kiln_trigger_http::{HttpObserver, HttpOptions, HttpTrigger};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+/// The host's settings (from `kiln serve`'s flags).
+#[derive(Clone, Debug)]
+pub struct PlatformConfig {
+    pub data_dir: PathBuf,
+    /// Apps answer at `<name>.<domain>`.
+    pub domain: String,
+    /// The public port, for the URLs the API reports.
+    pub public_port: u16,
+    /// Limits of an app whose deploy request sets none.
+    pub default_limits: AppLimits,
+    pub ceilings: LimitCeilings,
+    /// How long a request waits for one of its app's instances before 503.
+    pub queue_timeout: Duration,
+    /// An app unused this long is unloaded.
+    pub idle_timeout: Duration,
+    /// Largest accepted archive, compressed.
+    pub max_upload: u64,
+    /// The engine: pool size, memory ceiling (the cache directory is the data directory's).
+    pub engine: EngineConfig,
+}
+
+/// An error for the API: a status and a one-line message.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError { status, message: message.into() }
+    }
+
+    pub(crate) fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    fn internal(err: anyhow::Error) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("{err:#}"))
+    }
+}
+
+/// The host: its engine, capabilities and apps.
+pub struct Platform {
+    config: PlatformConfig,
+    data: DataDir,
+    engine: Engine,
+    /// Built on first need: component-model concurrency slows every instance of the engine that has
+    /// it, so only apps importing WASI 0.3 / Spin 4 interfaces run on it.
+    concurrent_engine: Mutex<Option<Engine>>,
+    links: Vec<LinkFn>,
+    capabilities: Vec<Box<dyn Capability>>,
+    apps: RwLock<AppTable>,
+    /// One deploy or removal at a time: they are rare, and this keeps version numbers and route
+    /// prefixes consistent without finer locks.
+    changes: tokio::sync::Mutex<()>,
+    metrics: Arc<Metrics>,
+    tracing: Option<Tracing>,
+    started: Instant,
+}
+
+#[derive(Default)]
+struct AppTable {
+    by_name: HashMap<String, Arc<AppEntry>>,
+    /// `(prefix, app)`, longest prefix first.
+    by_prefix: Vec<(String, Arc<AppEntry>)>,
+}
+
+/// A deployed app: its current version and its metrics (which outlive versions).
+pub(crate) struct AppEntry {
+    pub(crate) name: String,
+    current: ArcSwap<AppVersion>,
+    metrics: Arc<AppMetrics>,
+}
+
+/// One uploaded version of an app.
+pub(crate) struct AppVersion {
+    record: AppRecord,
+    dir: PathBuf,
+    manifest_path: PathBuf,
+    routes: Vec<RouteInfo>,
+    needs_concurrency: bool,
+    loaded: ArcSwapOption<Loaded>,
+    load_lock: tokio::sync::Mutex<()>,
+    /// Milliseconds since the host started, at the last request.
+    last_used: AtomicU64,
+}
+
+/// A version ready to serve: compiled, linked, its router built.
+pub(crate) struct Loaded {
+    pub(crate) trigger: Arc<HttpTrigger>,
+    _app: App,
+}
+
+impl Platform {
+    /// Opens the data directory, builds the engine and restores every app deployed before (each is
+    /// left idle until its first request).
+    pub fn open(
+        config: PlatformConfig,
+        links: Vec<LinkFn>,
+        capabilities: Vec<Box<dyn Capability>>,
+        metrics: Arc<Metrics>,
+        tracing: Option<Tracing>,
+    ) -> Result<Arc<Platform>> {
+        let data = DataDir::open(&config.data_dir)?;
+        let mut engine_config = config.engine.clone();
+        engine_config.cache_dir = Some(data.cache_dir());
+        engine_config.concurrency = false;
+        let engine = Engine::new(engine_config, &links)?;
+        let platform = Arc::new(Platform {
+            config,
+            data,
+            engine,
+            concurrent_engine: Mutex::new(None),
+            links,
+            capabilities,
+            apps: RwLock::new(AppTable::default()),
+            changes: tokio::sync::Mutex::new(()),
+            metrics,
+            tracing,
+            started: Instant::now(),
+        });
+        platform.restore();
+        Ok(platform)
+    }
+
+    pub fn data_dir(&self) -> &DataDir {
+        &self.data
+    }
+
+    pub fn config(&self) -> &PlatformConfig {
+        &self.config
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The OTLP exporter, if traces are on (to flush it at shutdown).
+    pub fn tracing(&self) -> Option<&Tracing> {
+        self.tracing.as_ref()
+    }
+
+    /// Re-reads every `apps/<name>/app.json`. An app that cannot be restored is logged and skipped:
+    /// one broken app must not keep the others from serving.
+    fn restore(&self) {
+        let Ok(entries) = std::fs::read_dir(self.data.apps_dir()) else { return };
+        let mut restored = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            match self.restore_app(&name) {
+                Ok(()) => restored += 1,
+                Err(err) => tracing::error!("cannot restore app `{name}`: {err:#}"),
+            }
+        }
+        self.metrics.set_apps(restored);
+        if restored > 0 {
+            tracing::info!("restored {restored} app(s) from {}", self.data.root().display());
+        }
+    }
+
+    fn restore_app(&self, name: &str) -> Result<()> {
+        let record_path = self.data.app_dir(name).join("app.json");
+        let text = std::fs::read_to_string(&record_path).with_context(|| format!("cannot read `{}`", record_path.display()))?;
+        let record: AppRecord = serde_json::from_str(&text).with_context(|| format!("`{}` is damaged", record_path.display()))?;
+        remove_stale_versions(&self.data.app_dir(name), record.version);
+        let version = self.describe_version(record).map_err(|err| anyhow::anyhow!("{}", err.message))?;
+        self.install(name, Arc::new(version), self.metrics.app(name, self.tracing.as_ref()));
+        Ok(())
+    }
+
+    /// Reads a version's manifest (cheap: no compiling) into what routing and the API need.
+    fn describe_version(&self, record: AppRecord) -> Result<AppVersion, ApiError> {
+        let dir = self.data.version_dir(&record.name, record.version);
+        let manifest_path = archive::manifest_in(&dir).map_err(|err| ApiError::bad_request(err.to_string()))?;
+        let manifest = Manifest::load(&manifest_path).map_err(|err| ApiError::bad_request(relative_to(&dir, &format!("{err}"))))?;
+        let routes = manifest
+            .http_triggers
+            .iter()
+            .filter_map(|trigger| match &trigger.route {
+                HttpRoute::Path { route, .. } => Some(RouteInfo { component: trigger.component.clone(), route: route.clone() }),
+                _ => None,
+            })
+            .collect();
+        let mut needs_concurrency = false;
+        for component in manifest.components.values() {
+            if let kiln_manifest::ComponentSource::Local(path) = &component.source {
+                needs_concurrency |= Engine::needs_concurrency(path).map_err(|err| ApiError::bad_request(relative_to(&dir, &format!("{err:#}"))))?;
+            }
+        }
+        Ok(AppVersion {
+            record,
+            dir,
+            manifest_path,
+            routes,
+            needs_concurrency,
+            loaded: ArcSwapOption::empty(),
+            load_lock: tokio::sync::Mutex::new(()),
+            last_used: AtomicU64::new(0),
+        })
+    }
+
+    /// Makes `version` the one new requests of `name` get. Returns the version it replaced.
+    fn install(&self, name: &str, version: Arc<AppVersion>, metrics: Arc<AppMetrics>) -> Option<Arc<AppVersion>> {
+        let mut apps = self.apps.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let previous = match apps.by_name.get(name) {
+            Some(entry) => Some(entry.current.swap(version.clone())),
+            None => {
+                let entry = Arc::new(AppEntry {
+                    name: name.to_string(),
+                    metrics,
+                    current: ArcSwap::new(version.clone()),
+                });
+                apps.by_name.insert(name.to_string(), entry);
+                None
+            }
+        };
+        apps.rebuild_prefixes();
+        previous
+    }
+
+    // ---- deploy, update, remove --------------------------------------------------------------
+
+    /// Deploys `archive` as app `name` (a new app, or a new version of one). Returns once the new
+    /// version is what new requests get; `true` when the app is new.
+    pub async fn deploy(self: &Arc<Self>, name: &str, query: Option<&str>, archive: bytes::Bytes) -> Result<(AppInfo, bool), ApiError> {
+        if !valid_app_name(name) {
+            return Err(ApiError::bad_request(format!(
+                "`{name}` is not a valid app name: use 1-63 lowercase letters, digits and `-`, not starting or ending with `-` (it becomes `{name}.{}`)",
+                self.config.domain
+            )));
+        }
+        let params = DeployParams::parse(query, self.config.default_limits, self.config.ceilings).map_err(ApiError::bad_request)?;
+        let _change = self.changes.lock().await;
+        self.check_prefix_free(name, params.route_prefix.as_deref())?;
+        let existing = self.entry(name);
+        let previous = existing.as_ref().map(|entry| entry.current.load_full());
+        let metrics = match &existing {
+            Some(entry) => entry.metrics.clone(),
+            None => self.metrics.app(name, self.tracing.as_ref()),
+        };
+        let record = AppRecord {
+            name: name.to_string(),
+            version: previous.as_ref().map_or(1, |v| v.record.version + 1),
+            route_prefix: params.route_prefix.clone(),
+            limits: params.limits,
+            deployed_at: unix_now(),
+        };
+        let (platform, metrics_for_load) = (self.clone(), metrics.clone());
+        let keep_loaded = previous.as_ref().is_some_and(|v| v.loaded.load().is_some());
+        let prepared = tokio::task::spawn_blocking(move || platform.prepare_version(record, &archive, keep_loaded, &metrics_for_load))
+            .await
+            .map_err(|err| ApiError::internal(anyhow::anyhow!("the deploy task failed: {err}")))
+            .and_then(|result| result);
+        let version = match prepared {
+            Ok(version) => Arc::new(version),
+            Err(err) => {
+                if existing.is_none() {
+                    self.metrics.remove_app(name);
+                }
+                return Err(err);
+            }
+        };
+        let replaced = self.install(name, version.clone(), metrics);
+        self.metrics.set_apps(self.app_count());
+        tracing::info!("deployed `{name}` version {}", version.record.version);
+        if let Some(old) = replaced {
+            self.retire(old);
+        }
+        let entry = self.entry(name).ok_or_else(|| ApiError::internal(anyhow::anyhow!("app `{name}` vanished during its deploy")))?;
+        Ok((self.info(&entry), previous.is_none()))
+    }
+
+    /// Unpacks, checks and compiles a version, and records it as current on disk. Nothing is
+    /// visible to requests yet; on any error nothing is left behind.
+    fn prepare_version(&self, record: AppRecord, archive_bytes: &[u8], keep_loaded: bool, metrics: &Arc<AppMetrics>) -> Result<AppVersion, ApiError> {
+        let dir = self.data.version_dir(&record.name, record.version);
+        let result = self.unpack_and_load(&record, archive_bytes, &dir, keep_loaded, metrics);
+        match result {
+            Ok(version) => {
+                let json = serde_json::to_vec_pretty(&record).map_err(|err| ApiError::internal(err.into()))?;
+                write_atomically(&self.data.app_dir(&record.name).join("app.json"), &json).map_err(ApiError::internal)?;
+                Ok(version)
+            }
+            Err(err) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                if record.version == 1 {
+                    // A first deploy that failed leaves no app behind (its state was never used).
+                    let _ = std::fs::remove_dir_all(self.data.app_dir(&record.name));
+                }
+                Err(err)
+            }
+        }
+    }
+
+    fn unpack_and_load(&self, record: &AppRecord, archive_bytes: &[u8], dir: &Path, keep_loaded: bool, metrics: &Arc<AppMetrics>) -> Result<AppVersion, ApiError> {
+        let app_dir = self.data.app_dir(&record.name);
+        std::fs::create_dir_all(&app_dir).map_err(|err| ApiError::internal(err.into()))?;
+        let staging = app_dir.join(format!(".staging-{}", random_hex(6)));
+        std::fs::create_dir(&staging).map_err(|err| ApiError::internal(err.into()))?;
+        let unpacked = archive::unpack(archive_bytes, &staging, self.config.max_upload.saturating_mul(4));
+        if let Err(err) = unpacked {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(archive_error(err));
+        }
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::rename(&staging, dir).map_err(|err| ApiError::internal(err.into()))?;
+        sync_dir(&app_dir);
+        let version = self.describe_version(record.clone())?;
+        self.check_manifest(&version)?;
+        // Compiling (or finding the artifact in the cache) and linking now proves the version can
+        // serve before it replaces the one that does.
+        let loaded = self.load(&version, metrics)?;
+        if keep_loaded {
+            version.loaded.store(Some(Arc::new(loaded)));
+        }
+        Ok(version)
+    }
+
+    /// What `kiln serve` can run, checked before compiling, and sources shared as blobs.
+    fn check_manifest(&self, version: &AppVersion) -> Result<(), ApiError> {
+        let manifest = Manifest::load(&version.manifest_path).map_err(|err| ApiError::bad_request(relative_to(&version.dir, &format!("{err}"))))?;
+        let located = |err: anyhow::Error| ApiError::bad_request(relative_to(&version.dir, &format!("{err:#}")));
+        kiln_trigger_http::check_routes(&manifest).map_err(located)?;
+        manifest.check_sources().map_err(|err| located(err.into()))?;
+        if manifest.http_triggers.is_empty() {
+            return Err(ApiError::bad_request("the app has no `[[trigger.http]]`: kiln serve routes HTTP requests to apps"));
+        }
+        for (kind, count) in [("redis", manifest.redis_triggers.len()), ("nats", manifest.nats_triggers.len()), ("cron", manifest.cron_triggers.len())] {
+            if count > 0 {
+                return Err(ApiError::bad_request(format!(
+                    "the app has a `[[trigger.{kind}]]`: kiln serve runs HTTP triggers only (an idle app holds nothing, so it cannot listen); run event-driven apps with `kiln up`"
+                )));
+            }
+        }
+        for component in manifest.components.values() {
+            if let kiln_manifest::ComponentSource::Local(path) = &component.source {
+                self.data.share_blob(path).map_err(ApiError::internal)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes app `name`: new requests get 404 at once, running ones finish (up to the app's
+    /// deadline), then its files and state are deleted.
+    pub async fn remove(self: &Arc<Self>, name: &str) -> Result<(), ApiError> {
+        let _change = self.changes.lock().await;
+        let entry = {
+            let mut apps = self.apps.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let entry = apps.by_name.remove(name).ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no app `{name}`")))?;
+            apps.rebuild_prefixes();
+            entry
+        };
+        self.metrics.set_apps(self.app_count());
+        let version = entry.current.load_full();
+        drain(&version, version.record.limits.request_timeout() + Duration::from_secs(1)).await;
+        self.metrics.remove_app(name);
+        let app_dir = self.data.app_dir(name);
+        let removed = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&app_dir)).await;
+        if let Ok(Err(err)) = removed {
+            tracing::warn!("app `{name}` removed, but its directory could not be deleted: {err}");
+        }
+        tracing::info!("removed `{name}`");
+        Ok(())
+    }
+
+    /// Lets the requests on a replaced version finish, then deletes its directory.
+    fn retire(self: &Arc<Self>, old: Arc<AppVersion>) {
+        tokio::spawn(async move {
+            drain(&old, old.record.limits.request_timeout() + Duration::from_secs(1)).await;
+            let dir = old.dir.clone();
+            drop(old);
+            let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
+        });
+    }
+
+    fn check_prefix_free(&self, name: &str, prefix: Option<&str>) -> Result<(), ApiError> {
+        let Some(prefix) = prefix else { return Ok(()) };
+        let apps = self.apps.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for (taken, entry) in &apps.by_prefix {
+            if entry.name != name && prefixes_overlap(taken, prefix) {
+                return Err(ApiError::new(StatusCode::CONFLICT, format!("route prefix `{prefix}` overlaps `{taken}` of app `{}`", entry.name)));
+            }
+        }
+        Ok(())
+    }
+
+    // ---- loading ----------------------------------------------------------------------------
+
+    /// Compiles (or maps from the cache) and links a version's components, and builds its router.
+    fn load(&self, version: &AppVersion, metrics: &Arc<AppMetrics>) -> Result<Loaded, ApiError> {
+        let located = |err: anyhow::Error| ApiError::bad_request(relative_to(&version.dir, &format!("{err:#}")));
+        let manifest = Manifest::load(&version.manifest_path).map_err(|err| located(err.into()))?;
+        let engine = self.engine_for(version.needs_concurrency).map_err(ApiError::internal)?;
+        let runtime_config = app_runtime_config(&version.dir)?;
+        let mut options = LoadOptions::for_manifest(&manifest, std::iter::empty(), &self.capabilities);
+        options.providers = kiln_variables::providers_from_config(&runtime_config, std::iter::empty()).map_err(|err| located(err.into()))?;
+        options.runtime_config = runtime_config;
+        options.state_dir = self.data.state_dir(&version.record.name);
+        options.files_dir = Some(version.dir.join(".kiln-files"));
+        let app = App::load(&engine, manifest, options).map_err(located)?;
+        let limits = version.record.limits;
+        let options = HttpOptions {
+            deadline: limits.request_timeout(),
+            memory_limit: limits.memory_limit_bytes(),
+            max_concurrency: limits.max_concurrency as usize,
+            queue_timeout: self.config.queue_timeout,
+            max_request_body: Some(limits.max_request_body),
+            mount: version.record.route_prefix.clone().unwrap_or_default(),
+            observer: Some(metrics.clone() as Arc<dyn HttpObserver>),
+            app_label: Some(version.record.name.clone()),
+        };
+        let trigger = HttpTrigger::new(&app, options).map_err(located)?;
+        Ok(Loaded { trigger, _app: app })
+    }
+
+    fn engine_for(&self, concurrency: bool) -> Result<Engine> {
+        if !concurrency {
+            return Ok(self.engine.clone());
+        }
+        let mut slot = self.concurrent_engine.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(engine) = slot.as_ref() {
+            return Ok(engine.clone());
+        }
+        let mut config = self.engine.config().clone();
+        config.concurrency = true;
+        let engine = Engine::new(config, &self.links)?;
+        *slot = Some(engine.clone());
+        Ok(engine)
+    }
+
+    /// The loaded form of the app's current version, loading it if it is idle. Concurrent first
+    /// requests wait for one load.
+    pub(crate) async fn loaded(self: &Arc<Self>, entry: &Arc<AppEntry>, version: &Arc<AppVersion>) -> Result<Arc<Loaded>, ApiError> {
+        version.last_used.store(self.now_ms(), Ordering::Relaxed);
+        if let Some(loaded) = version.loaded.load_full() {
+            return Ok(loaded);
+        }
+        let _loading = version.load_lock.lock().await;
+        if let Some(loaded) = version.loaded.load_full() {
+            return Ok(loaded);
+        }
+        let started = Instant::now();
+        let (platform, version_for_load, metrics) = (self.clone(), version.clone(), entry.metrics.clone());
+        let loaded = tokio::task::spawn_blocking(move || platform.load(&version_for_load, &metrics))
+            .await
+            .map_err(|err| ApiError::internal(anyhow::anyhow!("loading failed: {err}")))??;
+        let loaded = Arc::new(loaded);
+        version.loaded.store(Some(loaded.clone()));
+        entry.metrics.cold_load(started.elapsed());
+        tracing::debug!("loaded `{}` in {:.2} ms", entry.name, started.elapsed().as_secs_f64() * 1000.0);
+        Ok(loaded)
+    }
+
+    /// Unloads every app unused for the idle timeout with no request in flight. Called periodically.
+    pub fn unload_idle(&self) -> usize {
+        let idle_ms = self.config.idle_timeout.as_millis() as u64;
+        let now = self.now_ms();
+        let entries: Vec<Arc<AppEntry>> = self.apps.read().unwrap_or_else(|p| p.into_inner()).by_name.values().cloned().collect();
+        let mut unloaded = 0;
+        for entry in entries {
+            let version = entry.current.load();
+            let idle = now.saturating_sub(version.last_used.load(Ordering::Relaxed)) >= idle_ms;
+            let busy = version.loaded.load().as_ref().is_some_and(|loaded| loaded.trigger.in_flight() > 0);
+            if idle && !busy && version.loaded.swap(None).is_some() {
+                tracing::debug!("unloaded idle app `{}`", entry.name);
+                unloaded += 1;
+            }
+        }
+        unloaded
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    // ---- lookups ----------------------------------------------------------------------------
+
+    pub(crate) fn entry(&self, name: &str) -> Option<Arc<AppEntry>> {
+        self.apps.read().unwrap_or_else(|p| p.into_inner()).by_name.get(name).cloned()
+    }
+
+    /// The app a request is for: by host name (`<name>.<domain>`), else by route prefix.
+    pub(crate) fn route(&self, host: Option<&str>, path: &str) -> Option<(Arc<AppEntry>, Arc<AppVersion>)> {
+        let apps = self.apps.read().unwrap_or_else(|p| p.into_inner());
+        let by_host = host.and_then(|host| app_name_from_host(host, &self.config.domain)).and_then(|name| apps.by_name.get(name));
+        let entry = by_host.or_else(|| {
+            apps.by_prefix.iter().find(|(prefix, _)| path_is_under(path, prefix)).map(|(_, entry)| entry)
+        })?;
+        let version = entry.current.load_full();
+        Some((entry.clone(), version))
+    }
+
+    fn app_count(&self) -> usize {
+        self.apps.read().unwrap_or_else(|p| p.into_inner()).by_name.len()
+    }
+
+    pub fn list(&self) -> Vec<AppInfo> {
+        let mut entries: Vec<Arc<AppEntry>> = self.apps.read().unwrap_or_else(|p| p.into_inner()).by_name.values().cloned().collect();
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        entries.iter().map(|entry| self.info(entry)).collect()
+    }
+
+    pub fn get(&self, name: &str) -> Option<AppInfo> {
+        self.entry(name).map(|entry| self.info(&entry))
+    }
+
+    fn info(&self, entry: &AppEntry) -> AppInfo {
+        let version = entry.current.load();
+        let record = &version.record;
+        let (requests_total, errors_total) = entry.metrics.totals();
+        let prefix = record.route_prefix.clone().unwrap_or_default();
+        AppInfo {
+            name: entry.name.clone(),
+            version: record.version,
+            status: if version.loaded.load().is_some() { "loaded" } else { "idle" }.to_string(),
+            url: format!("http://{}.{}:{}{prefix}/", entry.name, self.config.domain, self.config.public_port),
+            route_prefix: record.route_prefix.clone(),
+            routes: version.routes.clone(),
+            limits: record.limits,
+            deployed_at: record.deployed_at,
+            requests_total,
+            errors_total,
+            in_flight: entry.metrics.in_flight().max(0) as u64,
+        }
+    }
+}
+
+impl AppTable {
+    fn rebuild_prefixes(&mut self) {
+        let mut prefixes: Vec<(String, Arc<AppEntry>)> = self
+            .by_name
+            .values()
+            .filter_map(|entry| entry.current.load().record.route_prefix.clone().map(|prefix| (prefix, entry.clone())))
+            .collect();
+        prefixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
+        self.by_prefix = prefixes;
+    }
+}
+
+/// Waits until no request holds `version`'s loaded components (or `timeout` passes).
+async fn drain(version: &AppVersion, timeout: Duration) {
+    let Some(loaded) = version.loaded.swap(None) else { return };
+    let deadline = Instant::now() + timeout;
+    // Our `loaded` is one reference; every request still running holds another.
+    while (Arc::strong_count(&loaded) > 1 || loaded.trigger.in_flight() > 0) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// `hello.apps.example.com:3000` with domain `apps.example.com` → `hello`.
+pub(crate) fn app_name_from_host<'a>(host: &'a str, domain: &str) -> Option<&'a str> {
+    let host = host.rsplit_once(':').filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit())).map_or(host, |(host, _)| host);
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if host.len() <= domain.len() + 1 {
+        return None;
+    }
+    let (name, rest) = host.split_at(host.len() - domain.len() - 1);
+    (rest.as_bytes()[0] == b'.' && rest[1..].eq_ignore_ascii_case(domain) && !name.contains('.')).then_some(name)
+}
+
+/// Whether `path` is `prefix` or below it (`/shop` covers `/shop` and `/shop/x`, not `/shopping`).
+fn path_is_under(path: &str, prefix: &str) -> bool {
+    path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+fn prefixes_overlap(a: &str, b: &str) -> bool {
+    path_is_under(a, b) || path_is_under(b, a)
+}
+
+/// Deletes versions other than `current`, and half-unpacked uploads, left by a crash.
+fn remove_stale_versions(app_dir: &Path, current: u64) {
+    let Ok(entries) = std::fs::read_dir(app_dir) else { return };
+    let keep = format!("v{current}");
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let stale_version = name.starts_with('v') && name[1..].parse::<u64>().is_ok() && name != keep;
+        if stale_version || name.starts_with(".staging-") {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// An app's own `runtime-config.toml` (at the archive root), if it has one. In platform mode it may
+/// name Redis stores and static or dotenv variables, but not paths on the host (stores live in the
+/// app's state directory) nor the host's environment (it belongs to the operator, not the apps).
+fn app_runtime_config(dir: &Path) -> Result<RuntimeConfig, ApiError> {
+    let path = dir.join("runtime-config.toml");
+    if !path.is_file() {
+        return Ok(RuntimeConfig::default());
+    }
+    let config = RuntimeConfig::load(&path).map_err(|err| ApiError::bad_request(relative_to(dir, &err.to_string())))?;
+    let refuse = |what: String| Err(ApiError::bad_request(format!("runtime-config.toml: {what}")));
+    for (label, store) in &config.key_value_stores {
+        if matches!(store, KeyValueStoreConfig::Embedded { path: Some(_) }) {
+            return refuse(format!("key_value_store `{label}`: `path` is not allowed on a shared host; embedded stores live in the app's state directory"));
+        }
+    }
+    for (label, database) in &config.sqlite_databases {
+        if matches!(database, SqliteDatabaseConfig::Embedded { path: Some(_) }) {
+            return refuse(format!("sqlite_database `{label}`: `path` is not allowed on a shared host; databases live in the app's state directory"));
+        }
+    }
+    if config.variables_providers.iter().any(|provider| matches!(provider, VariablesProviderConfig::Env { .. })) {
+        return refuse("the `env` variables provider is not allowed on a shared host (the environment is the host's); use `static` or `dotenv`".to_string());
+    }
+    Ok(config)
+}
+
+/// Messages name files inside the version directory by their path in the archive.
+fn relative_to(dir: &Path, message: &str) -> String {
+    message.replace(&format!("{}/", dir.display()), "")
+}
+
+fn archive_error(err: ArchiveError) -> ApiError {
+    match err {
+        ArchiveError::Io(err) => ApiError::internal(err.into()),
+        other => ApiError::bad_request(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_names_come_from_the_host_header() {
+        assert_eq!(app_name_from_host("hello.localhost", "localhost"), Some("hello"));
+        assert_eq!(app_name_from_host("hello.localhost:3000", "localhost"), Some("hello"));
+        assert_eq!(app_name_from_host("Hello.Apps.Example.com.", "apps.example.com"), Some("Hello"));
+        assert_eq!(app_name_from_host("localhost:3000", "localhost"), None);
+        assert_eq!(app_name_from_host("a.b.localhost", "localhost"), None);
+        assert_eq!(app_name_from_host("hellolocalhost", "localhost"), None);
+        assert_eq!(app_name_from_host(".localhost", "localhost"), None);
+    }
+
+    #[test]
+    fn prefixes_cover_whole_segments() {
+        assert!(path_is_under("/shop", "/shop"));
+        assert!(path_is_under("/shop/cart", "/shop"));
+        assert!(!path_is_under("/shopping", "/shop"));
+        assert!(prefixes_overlap("/shop", "/shop/eu"));
+        assert!(!prefixes_overlap("/shop", "/blog"));
+    }
+
+    #[test]
+    fn stale_versions_are_cleaned() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["v1", "v2", "v3", ".staging-abc", "state"] {
+            std::fs::create_dir(dir.path().join(name)).unwrap();
+        }
+        remove_stale_versions(dir.path(), 2);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        left.sort();
+        assert_eq!(left, ["state", "v2"]);
+    }
+}

@@ -1,0 +1,43 @@
+//! What the data directory remembers of an app (`apps/<name>/app.json`), and what the API shows.
+
+use crate::limits::AppLimits;
+use serde::{Deserialize, Serialize};
+
+/// The persistent record of a deployed app: which version is current and with which settings.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AppRecord {
+    pub name: String,
+    pub version: u64,
+    pub route_prefix: Option<String>,
+    pub limits: AppLimits,
+    /// Unix seconds.
+    pub deployed_at: u64,
+}
+
+/// One route of an app, as the API lists it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RouteInfo {
+    pub component: String,
+    pub route: String,
+}
+
+/// An app as the admin API shows it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AppInfo {
+    pub name: String,
+    pub version: u64,
+    /// `idle` (nothing in memory) or `loaded` (compiled code mapped, ready to instantiate).
+    pub status: String,
+    pub url: String,
+    pub route_prefix: Option<String>,
+    pub routes: Vec<RouteInfo>,
+    pub limits: AppLimits,
+    pub deployed_at: u64,
+    pub requests_total: u64,
+    pub errors_total: u64,
+    pub in_flight: u64,
+}
+
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
+}
