@@ -3,6 +3,7 @@
 mod apps;
 mod build;
 mod capabilities;
+mod client;
 mod deploy;
 mod serve;
 mod up;

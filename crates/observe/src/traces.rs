@@ -126,3 +126,119 @@ impl SpanRecorder {
         span.end_with_timestamp(end);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Metrics;
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::Incoming;
+    use hyper::{Request, Response};
+    use kiln_trigger_http::HttpObserver as _;
+    use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+    use opentelemetry_proto::tonic::common::v1::{KeyValue as ProtoKeyValue, any_value};
+    use opentelemetry_proto::tonic::trace::v1::{Span as ProtoSpan, span, status};
+    use prost::Message as _;
+    use std::net::SocketAddr;
+    use tokio::sync::mpsc;
+
+    /// One POST the receiver took.
+    struct Export {
+        path: String,
+        content_type: String,
+        body: Bytes,
+    }
+
+    /// An OTLP/HTTP receiver: takes `POST /v1/traces` with a protobuf body and answers as a collector
+    /// does (200, an empty `ExportTraceServiceResponse`), passing each body on to the test.
+    async fn start_receiver() -> (SocketAddr, mpsc::UnboundedReceiver<Export>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the receiver");
+        let addr = listener.local_addr().expect("receiver address");
+        let (sender, exports) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let sender = sender.clone();
+                let service = hyper::service::service_fn(move |request| receive(request, sender.clone()));
+                tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), service));
+            }
+        });
+        (addr, exports)
+    }
+
+    async fn receive(request: Request<Incoming>, sender: mpsc::UnboundedSender<Export>) -> Result<Response<Full<Bytes>>, hyper::Error> {
+        if request.method() != http::Method::POST {
+            return Ok(Response::builder().status(405).body(Full::default()).expect("a 405"));
+        }
+        let path = request.uri().path().to_string();
+        let content_type = request.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        let body = request.into_body().collect().await?.to_bytes();
+        let _ = sender.send(Export { path, content_type, body });
+        let answer = ExportTraceServiceResponse::default().encode_to_vec();
+        Ok(Response::builder().header(http::header::CONTENT_TYPE, "application/x-protobuf").body(Full::from(answer)).expect("a 200"))
+    }
+
+    fn attribute<'s>(attributes: &'s [ProtoKeyValue], key: &str) -> Option<&'s any_value::Value> {
+        attributes.iter().find(|kv| kv.key == key)?.value.as_ref()?.value.as_ref()
+    }
+
+    fn string(value: &str) -> any_value::Value {
+        any_value::Value::StringValue(value.to_string())
+    }
+
+    fn span_named<'s>(spans: &'s [&'s ProtoSpan], name: &str) -> &'s ProtoSpan {
+        spans.iter().copied().find(|span| span.name == name).unwrap_or_else(|| panic!("no span named {name:?}"))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_response_arrives_as_a_span_at_an_otlp_receiver() {
+        let (addr, mut exports) = start_receiver().await;
+        let tracing = Tracing::otlp(&format!("http://{addr}"), "kiln-test").expect("an OTLP pipeline");
+        let metrics = Metrics::new();
+        let cart = metrics.app("shop", Some(&tracing)).component("cart");
+        cart.responded("/cart/...", StatusCode::OK, Duration::from_millis(3));
+        cart.responded("/cart/checkout", StatusCode::BAD_GATEWAY, Duration::from_millis(7));
+        tokio::task::spawn_blocking(move || tracing.shutdown()).await.expect("shutdown");
+
+        let mut requests = Vec::new();
+        while let Ok(export) = exports.try_recv() {
+            assert_eq!(export.path, "/v1/traces");
+            assert_eq!(export.content_type, "application/x-protobuf");
+            requests.push(ExportTraceServiceRequest::decode(export.body).expect("an OTLP protobuf body"));
+        }
+        let resource_spans: Vec<_> = requests.iter().flat_map(|request| &request.resource_spans).collect();
+        let resource = resource_spans.first().and_then(|r| r.resource.as_ref()).expect("a resource");
+        assert_eq!(attribute(&resource.attributes, "service.name"), Some(&string("kiln-test")));
+        let spans: Vec<&ProtoSpan> = resource_spans.iter().flat_map(|r| &r.scope_spans).flat_map(|s| &s.spans).collect();
+        assert_eq!(spans.len(), 2);
+
+        let ok = span_named(&spans, "shop /cart/...");
+        assert_eq!(ok.kind, span::SpanKind::Server as i32);
+        assert_eq!(attribute(&ok.attributes, "app"), Some(&string("shop")));
+        assert_eq!(attribute(&ok.attributes, "component"), Some(&string("cart")));
+        assert_eq!(attribute(&ok.attributes, "http.route"), Some(&string("/cart/...")));
+        assert_eq!(attribute(&ok.attributes, "http.response.status_code"), Some(&any_value::Value::IntValue(200)));
+        assert_eq!(ok.end_time_unix_nano - ok.start_time_unix_nano, 3_000_000);
+        assert_ne!(ok.status.as_ref().map(|s| s.code), Some(status::StatusCode::Error as i32));
+
+        let failed = span_named(&spans, "shop /cart/checkout");
+        assert_eq!(attribute(&failed.attributes, "http.response.status_code"), Some(&any_value::Value::IntValue(502)));
+        assert_eq!(failed.status.as_ref().map(|s| s.code), Some(status::StatusCode::Error as i32));
+        assert_eq!(failed.end_time_unix_nano - failed.start_time_unix_nano, 7_000_000);
+    }
+
+    #[test]
+    fn endpoint_without_a_path_gets_the_traces_path() {
+        assert_eq!(traces_url("http://127.0.0.1:4318").expect("valid"), "http://127.0.0.1:4318/v1/traces");
+        assert_eq!(traces_url("http://collector:4318/").expect("valid"), "http://collector:4318/v1/traces");
+        assert_eq!(traces_url("http://collector/otlp/v1/traces").expect("valid"), "http://collector/otlp/v1/traces");
+    }
+
+    #[test]
+    fn endpoint_must_be_plain_http() {
+        for bad in ["https://collector:4318", "collector:4318", "/v1/traces", "http://", "not a url"] {
+            assert!(traces_url(bad).is_err(), "{bad} was accepted");
+        }
+        assert!(Tracing::otlp("https://collector:4318", "kiln").is_err());
+    }
+}
