@@ -61,4 +61,5 @@ mod tests {
     }
 }
 pub mod kiln;
+pub mod serve;
 pub mod services;
