@@ -85,6 +85,11 @@ impl Families {
         families
     }
 
+    /// Families no registry holds: series made in them are counted but never rendered.
+    pub fn unregistered() -> Families {
+        Families::new(&mut Registry::default())
+    }
+
     // Counters are registered without `_total` (the encoder appends it) and histograms in seconds
     // with the unit given separately (the encoder appends `_seconds`).
     fn register(&self, registry: &mut Registry) {

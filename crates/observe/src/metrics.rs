@@ -111,7 +111,10 @@ impl AppState {
         }
         let component: Arc<str> = Arc::from(name);
         let labels = ComponentLabels { app: self.labels.app.clone(), component: component.clone() };
-        let metrics = Arc::new(ComponentMetrics::new(&self.families, labels, self.shared.clone()));
+        // Checked under the lock `remove_series` takes after setting the flag: a component asked
+        // for after removal must not bring the app's series back.
+        let families = if self.shared.removed.load(Ordering::SeqCst) { &Families::unregistered() } else { &self.families };
+        let metrics = Arc::new(ComponentMetrics::new(families, labels, self.shared.clone()));
         components.insert(component, metrics.clone());
         metrics
     }
@@ -316,6 +319,15 @@ mod tests {
         assert!(!text.contains(r#"app="shop""#), "{text}");
         assert_sample(&text, r#"kiln_requests_total{app="blog",component="posts",status="200"}"#, "1");
         metrics.remove_app("no-such-app");
+    }
+
+    #[test]
+    fn a_component_asked_for_after_removal_stays_out_of_the_output() {
+        let metrics = Metrics::new();
+        let shop = metrics.app("shop", None);
+        metrics.remove_app("shop");
+        request(&*shop.component("late"), StatusCode::OK, None);
+        assert!(!metrics.render().contains(r#"app="shop""#));
     }
 
     #[test]

@@ -27,9 +27,13 @@ pub struct Tracing {
 impl Tracing {
     /// Exports spans to the OTLP/HTTP receiver at `endpoint`: a base URL such as
     /// `http://127.0.0.1:4318` (to which `/v1/traces` is added) or a full URL with a path (used as it
-    /// is). Only `http://`: no TLS stack is built in, so send to a collector nearby. The standard
-    /// `OTEL_EXPORTER_OTLP_TRACES_HEADERS` / `_TIMEOUT` variables still apply. `service_name` becomes
-    /// the `service.name` resource attribute.
+    /// is). Only `http://`: no TLS stack is built in, so send to a collector nearby. `service_name`
+    /// becomes the `service.name` resource attribute.
+    ///
+    /// Every request is traced unless the standard variables say otherwise: on a busy host set
+    /// `OTEL_TRACES_SAMPLER=traceidratio` and `OTEL_TRACES_SAMPLER_ARG=0.01`. The exporter's
+    /// (`OTEL_EXPORTER_OTLP_TRACES_HEADERS`, `_TIMEOUT`) and batch processor's (`OTEL_BSP_*`)
+    /// variables apply too.
     pub fn otlp(endpoint: &str, service_name: &str) -> Result<Tracing> {
         let url = traces_url(endpoint)?;
         let exporter = opentelemetry_otlp::SpanExporter::builder()
