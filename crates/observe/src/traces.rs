@@ -231,6 +231,45 @@ mod tests {
         assert_eq!(failed.end_time_unix_nano - failed.start_time_unix_nano, 7_000_000);
     }
 
+    /// A collector that accepts connections and never answers, until `stop` fires; then it closes
+    /// them all.
+    async fn start_silent_collector() -> (SocketAddr, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the collector");
+        let addr = listener.local_addr().expect("collector address");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            let accept_forever = async {
+                while let Ok((stream, _)) = listener.accept().await {
+                    held.push(stream);
+                }
+            };
+            tokio::select! {
+                _ = accept_forever => {}
+                _ = stopped => {}
+            }
+        });
+        (addr, stop, task)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_collector_that_hangs_never_slows_responses() {
+        let (addr, stop, collector) = start_silent_collector().await;
+        let tracing = Tracing::otlp(&format!("http://{addr}"), "kiln-test").expect("an OTLP pipeline");
+        let metrics = Metrics::new();
+        let cart = metrics.app("shop", Some(&tracing)).component("cart");
+        // More spans than the batch queue holds (2048): the excess is dropped, never waited for.
+        let started = std::time::Instant::now();
+        for _ in 0..3000 {
+            cart.responded("/cart/...", StatusCode::OK, Duration::from_millis(1));
+        }
+        let took = started.elapsed();
+        let _ = stop.send(());
+        collector.await.expect("the collector task");
+        tokio::task::spawn_blocking(move || tracing.shutdown()).await.expect("shutdown");
+        assert!(took < Duration::from_secs(2), "3000 responses took {took:?} with a collector that hangs");
+    }
+
     #[test]
     fn endpoint_without_a_path_gets_the_traces_path() {
         assert_eq!(traces_url("http://127.0.0.1:4318").expect("valid"), "http://127.0.0.1:4318/v1/traces");
