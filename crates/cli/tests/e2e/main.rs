@@ -3,6 +3,7 @@
 //! crate's build script. Tests run in parallel (one thread each).
 
 mod cron_trigger;
+mod dashboard;
 mod engine;
 mod files;
 mod http;
