@@ -207,10 +207,10 @@ a      12       idle    http://a.localhost:3000/      0         0
                 "deployed_at":0,"requests_total":10,"errors_total":1,"in_flight":2}"#,
         ));
         for needle in [
-            "Name:         hello",
-            "Route prefix: /shop",
-            "Deployed:     1970-01-01T00:00:00Z",
-            "Requests:     10 (1 errors, 2 in flight)",
+            "Name:          hello",
+            "Route prefix:  /shop",
+            "Deployed:      1970-01-01T00:00:00Z",
+            "Requests:      10 (1 errors, 2 in flight)",
             "100 at once, 128 MiB memory, 30s timeout, 10485760 bytes of request body",
             "  http://hello.localhost:3000/...  → hello",
         ] {
