@@ -13,6 +13,7 @@ mod lifecycle;
 mod manifest;
 mod messaging;
 mod outbound;
+mod platform;
 mod redis_outbound;
 mod redis_trigger;
 mod sockets;
