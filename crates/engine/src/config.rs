@@ -4,8 +4,10 @@ use std::time::Duration;
 use wasmtime::{Enabled, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// How often the epoch advances. Guests yield to the scheduler at every tick, so this bounds how long
-/// a busy guest can hold a worker thread, and how late a deadline can fire.
-pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// a busy guest can hold a worker thread (and so how much a looping neighbour delays every other
+/// request on its worker), and how late a deadline can fire. A tick costs a busy guest one fiber
+/// switch and the ticker thread one wake-up; 2 ms keeps both negligible.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(2);
 
 /// Engine-wide settings, fixed for the life of the process.
 #[derive(Clone, Debug)]

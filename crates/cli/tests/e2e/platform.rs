@@ -328,8 +328,8 @@ fn metric(text: &str, series: &str) -> Option<f64> {
 }
 
 /// A flood of requests to an app that loops forever must not slow a neighbour beyond the bound the
-/// README states: the neighbour's p95 latency stays under 250 ms (its normal latency is ~1 ms; A's
-/// requests each run for 2 s).
+/// README states: the neighbour's p95 latency stays under 100 ms (measured: ~6 ms; its normal
+/// latency is ~1 ms, and each of the noisy app's requests runs for 2 s).
 #[test]
 fn a_noisy_neighbour_does_not_starve_the_others() {
     let (serve, _dir) = start(&["-q"]);
@@ -360,7 +360,7 @@ fn a_noisy_neighbour_does_not_starve_the_others() {
     latencies.sort();
     let p95 = latencies[94];
     eprintln!("quiet app under flood: median {:?}, p95 {:?}, max {:?}", latencies[50], p95, latencies[99]);
-    assert!(p95 < Duration::from_millis(250), "the neighbour's p95 was {p95:?} (median {:?})", latencies[50]);
+    assert!(p95 < Duration::from_millis(100), "the neighbour's p95 was {p95:?} (median {:?})", latencies[50]);
     let (_, noisy) = serve.admin("GET", "/v1/apps/noisy");
     assert!(noisy["in_flight"].as_u64().unwrap_or(99) <= 2, "the noisy app stays within its 2 instances: {noisy}");
     for thread in flood {
