@@ -53,7 +53,7 @@ pub(crate) fn run(args: AppsArgs) -> Result<()> {
 
 fn list(args: &ListArgs) -> Result<()> {
     let client = AdminClient::connect(&args.connect)?;
-    let answer = client.call(client.request(Method::GET, "/v1/apps"), "listing the apps")?;
+    let answer = client.call(client.request(Method::GET, "/v1/apps"), "listing the apps", &client.wrong_address_hint())?;
     if args.json {
         println!("{}", answer.pretty_json());
         return Ok(());
@@ -71,7 +71,8 @@ fn show(args: &AppArgs) -> Result<()> {
     check_app_name(&args.name)?;
     let client = AdminClient::connect(&args.connect)?;
     let what = format!("showing `{}`", args.name);
-    let answer = client.call(client.request(Method::GET, &format!("/v1/apps/{}", args.name)), &what)?;
+    let request = client.request(Method::GET, &format!("/v1/apps/{}", args.name));
+    let answer = client.call(request, &what, &no_such_app_hint(&client))?;
     if args.json {
         println!("{}", answer.pretty_json());
         return Ok(());
@@ -84,7 +85,7 @@ fn remove(args: &AppArgs) -> Result<()> {
     check_app_name(&args.name)?;
     let client = AdminClient::connect(&args.connect)?;
     let request = client.request(Method::DELETE, &format!("/v1/apps/{}", args.name)).timeout(SLOW_CALL_TIMEOUT);
-    let answer = client.call(request, &format!("removing `{}`", args.name))?;
+    let answer = client.call(request, &format!("removing `{}`", args.name), &no_such_app_hint(&client))?;
     if args.json {
         // A 204 has no body; whatever a server does send is passed on as it came.
         print!("{}", answer.body);
@@ -92,6 +93,11 @@ fn remove(args: &AppArgs) -> Result<()> {
         println!("Removed `{}`.", args.name);
     }
     Ok(())
+}
+
+/// A 404 for a named app most likely means a typo.
+fn no_such_app_hint(client: &AdminClient) -> String {
+    format!("`kiln apps list` shows the apps deployed on {}", client.host())
 }
 
 /// The `list` table: one row per app, columns as wide as their widest cell.

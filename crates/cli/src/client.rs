@@ -415,30 +415,37 @@ impl AdminClient {
         Ok(Answer { status, body })
     }
 
-    /// Sends `request` and turns an error status into an error that says what to do.
-    pub(crate) fn call(&self, request: RequestBuilder, what: &str) -> Result<Answer> {
+    /// Sends `request` and turns an error status into an error that says what to do; `not_found`
+    /// is the hint for a 404, which means something different for each call.
+    pub(crate) fn call(&self, request: RequestBuilder, what: &str, not_found: &str) -> Result<Answer> {
         let answer = self.send(request)?;
         if answer.status.is_success() {
             return Ok(answer);
         }
-        Err(self.status_error(&ApiError::from_answer(&answer), what))
+        Err(self.status_error(&ApiError::from_answer(&answer), what, not_found))
     }
 
     /// `what` failed with `error`: the server's message, plus a hint where one helps.
-    pub(crate) fn status_error(&self, error: &ApiError, what: &str) -> anyhow::Error {
+    pub(crate) fn status_error(&self, error: &ApiError, what: &str, not_found: &str) -> anyhow::Error {
         let hint = match error.status {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => format!(
-                "\nhelp: the server at {} refused the admin token from {}; its current token is in <data-dir>/admin-token on the server",
+                "the server at {} refused the admin token from {}; its current token is in <data-dir>/admin-token on the server",
                 self.target.host, self.target.token_origin
             ),
-            StatusCode::NOT_FOUND if !error.message.contains("app") => format!(
-                "\nhelp: is {} (from {}) the admin address of `kiln serve` (its --admin-listen), not the app address?",
-                self.target.host, self.target.host_origin
-            ),
-            status if status.is_server_error() => "\nhelp: the server failed; its log says more".to_string(),
+            StatusCode::NOT_FOUND => not_found.to_string(),
+            status if status.is_server_error() => "the server failed; its log says more".to_string(),
             _ => String::new(),
         };
-        anyhow!("{what} failed: {error}{hint}")
+        if hint.is_empty() { anyhow!("{what} failed: {error}") } else { anyhow!("{what} failed: {error}\nhelp: {hint}") }
+    }
+
+    /// The 404 hint where the admin API always answers (a list, a deploy): the address is probably
+    /// another server's, or the apps' instead of the admin API's.
+    pub(crate) fn wrong_address_hint(&self) -> String {
+        format!(
+            "is {} (from {}) the admin address of `kiln serve` (its --admin-listen), not the apps' address?",
+            self.target.host, self.target.host_origin
+        )
     }
 
     fn transport_error(&self, err: &reqwest::Error) -> anyhow::Error {

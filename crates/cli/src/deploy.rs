@@ -138,7 +138,7 @@ fn upload(client: &AdminClient, name: &str, query: &[(&str, String)], archive: V
     let answer = client.send(request)?;
     if !answer.status.is_success() {
         let error = ApiError::from_answer(&answer);
-        let err = client.status_error(&error, &format!("deploying `{name}`"));
+        let err = client.status_error(&error, &format!("deploying `{name}`"), &client.wrong_address_hint());
         if error.status == StatusCode::PAYLOAD_TOO_LARGE {
             let help = "help: the host's --max-upload is smaller; leave out large files with `exclude_files`, or raise --max-upload";
             return Err(err.context(format!("the archive is {}\n{help}", size(archive_len))));

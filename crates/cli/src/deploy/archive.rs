@@ -82,13 +82,13 @@ impl Selection {
             ),
         };
         let relative = relative_inside(&manifest.dir, path).ok_or_else(|| {
+            let shown = shown_from(&manifest.dir, path);
+            let file_name = path.file_name().map_or_else(|| "component.wasm".into(), |name| name.to_string_lossy());
             anyhow!(
-                "component `{id}`: source {} is outside the application directory {}, so it cannot be uploaded\n\
-                 help: the archive holds only files below the manifest's directory; build or copy the .wasm into it \
-                 (for example add `cp {} .` to the component's build command) and point `source` at it",
-                path.display(),
+                "component `{id}`: source `{shown}` is outside the application directory {}, so it cannot be uploaded\n\
+                 help: the archive holds only files below the manifest's directory; copy the .wasm into it (for example, \
+                 add `cp {shown} .` to the component's build command) and set `source = \"{file_name}\"`",
                 manifest.dir.display(),
-                path.display()
             )
         })?;
         // The manifest named this file itself, so a symbolic link is read through, as `kiln up` does.
@@ -242,6 +242,17 @@ fn relative_inside(dir: &Path, path: &Path) -> Option<String> {
     if parts.is_empty() { None } else { Some(parts.join("/")) }
 }
 
+/// `path` as seen from `dir`, with `..` where needed: most likely how the manifest wrote it.
+fn shown_from(dir: &Path, path: &Path) -> String {
+    let common = dir.components().zip(path.components()).take_while(|(a, b)| a == b).count();
+    let mut shown = PathBuf::new();
+    for _ in common..dir.components().count() {
+        shown.push("..");
+    }
+    shown.extend(path.components().skip(common));
+    shown.display().to_string()
+}
+
 /// Writes `contents` as a gzip-compressed tar, with nothing that varies between machines or runs.
 fn write_tar_gz(contents: &Contents) -> Result<Vec<u8>> {
     // `GzBuilder` writes modification time 0 unless told otherwise.
@@ -345,7 +356,8 @@ mod tests {
         std::fs::write(root.path().join("c.wasm"), "w").unwrap();
         let err = pack(&manifest).unwrap_err().to_string();
         assert!(err.contains("component `c`") && err.contains("outside the application directory"), "{err}");
-        assert!(err.contains("help:") && err.contains("point `source` at it"), "{err}");
+        assert!(err.contains("source `../c.wasm` is outside"), "{err}");
+        assert!(err.contains("help:") && err.contains("`cp ../c.wasm .`") && err.contains("source = \"c.wasm\""), "{err}");
     }
 
     #[test]
@@ -439,6 +451,12 @@ mod tests {
         let component = "source = \"c.wasm\"\nfiles = [\"*.wasm\", \"**/*\"]";
         let (_root, manifest) = app(&manifest(component), &[("c.wasm", "w")]);
         assert_eq!(paths(&pack(&manifest).unwrap().bytes), ["c.wasm", "kiln.toml"]);
+    }
+
+    #[test]
+    fn paths_outside_are_shown_relative_to_the_manifest() {
+        assert_eq!(shown_from(Path::new("/w/examples/hello"), Path::new("/w/examples/target/r/h.wasm")), "../target/r/h.wasm");
+        assert_eq!(shown_from(Path::new("/a/b"), Path::new("/c.wasm")), "../../c.wasm");
     }
 
     #[test]

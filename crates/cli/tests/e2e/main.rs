@@ -14,6 +14,7 @@ mod manifest;
 mod messaging;
 mod outbound;
 mod platform;
+mod platform_cli;
 mod redis_outbound;
 mod redis_trigger;
 mod sockets;
