@@ -74,6 +74,7 @@ pub(crate) fn init_logging(quiet: bool, json: bool) {
     let default = if quiet { "warn" } else { "info" };
     let filter = EnvFilter::try_from_env("KILN_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
+    kiln_trigger_http::structured_request_logs(json);
     let _ = if json { builder.json().try_init() } else { builder.try_init() };
 }
 

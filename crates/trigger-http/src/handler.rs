@@ -140,14 +140,19 @@ impl HttpTrigger {
         let method = request.method().clone();
         let path = request.uri().path().to_string();
         let (component, response) = self.route_request(request, client, local).await;
-        let app = self.options.app_label.as_deref().map(|app| format!("{app}/")).unwrap_or_default();
-        tracing::info!(
-            target: "kiln::http",
-            "{method} {path} {} {:.2}ms{}",
-            response.status().as_u16(),
-            started.elapsed().as_secs_f64() * 1000.0,
-            component.map(|c| format!(" [{app}{c}]")).unwrap_or_default()
-        );
+        let (status, ms) = (response.status().as_u16(), started.elapsed().as_secs_f64() * 1000.0);
+        let app = self.options.app_label.as_deref().unwrap_or(&self.name);
+        let component = component.as_deref().unwrap_or("");
+        if crate::STRUCTURED_LOGS.load(std::sync::atomic::Ordering::Relaxed) {
+            tracing::info!(target: "kiln::http", %method, %path, status, ms, app, component, "request");
+            return response;
+        }
+        let shown = match (&self.options.app_label, component) {
+            (_, "") => String::new(),
+            (Some(label), component) => format!(" [{label}/{component}]"),
+            (None, component) => format!(" [{component}]"),
+        };
+        tracing::info!(target: "kiln::http", "{method} {path} {status} {ms:.2}ms{shown}");
         response
     }
 

@@ -17,7 +17,16 @@ pub use observe::{ComponentObserver, HttpObserver};
 pub use server::{HttpService, Server, bind};
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
+
+static STRUCTURED_LOGS: AtomicBool = AtomicBool::new(false);
+
+/// Request log lines as fields (method, path, status, ms, app, component) for JSON logs, instead of
+/// one readable sentence.
+pub fn structured_request_logs(enabled: bool) {
+    STRUCTURED_LOGS.store(enabled, std::sync::atomic::Ordering::Relaxed);
+}
 
 /// Settings of the HTTP trigger for one app.
 #[derive(Clone)]
