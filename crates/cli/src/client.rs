@@ -33,7 +33,8 @@ pub(crate) struct ConnectArgs {
     /// ~/.config/kiln/config.toml, else http://127.0.0.1:3001].
     #[arg(long, value_name = "URL")]
     pub(crate) host: Option<String>,
-    /// The admin token [default: $KILN_TOKEN, else `token` in ~/.config/kiln/config.toml].
+    /// The admin token [default: $KILN_TOKEN, else `token` in ~/.config/kiln/config.toml]. Other
+    /// users of the machine can see flags (in `ps`); prefer KILN_TOKEN or the config file.
     #[arg(long, value_name = "TOKEN")]
     pub(crate) token: Option<String>,
     /// The --data-dir of a `kiln serve` on this machine: use the admin token it wrote there

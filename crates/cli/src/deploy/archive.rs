@@ -8,7 +8,9 @@
 //! What is selected mirrors `kiln up`'s staging (`kiln_app`'s `files.rs`): glob entries select
 //! regular files, minus the component's `exclude_files`; a `{ source, destination }` entry selects
 //! its file, or its directory and everything below it. Symbolic links are left out (the host accepts
-//! only regular files and directories); a skipped link is reported as a warning.
+//! only regular files and directories); a skipped link is reported as a warning. So is `.kiln/`
+//! beside the manifest, `kiln up`'s local state (staged files, databases), which a broad glob like
+//! `**/*` would otherwise upload.
 
 use anyhow::{Context, Result, anyhow, bail};
 use flate2::{Compression, GzBuilder};
@@ -51,11 +53,16 @@ pub(crate) fn pack(manifest: &Manifest) -> Result<Archive> {
     Ok(Archive { bytes, files, warnings: selection.warnings })
 }
 
+/// `kiln up`'s default state directory, beside the manifest: never uploaded.
+const LOCAL_STATE_DIR: &str = ".kiln";
+
 /// What has been selected so far.
 #[derive(Default)]
 struct Selection {
     contents: Contents,
     warnings: Vec<String>,
+    /// Whether something under [`LOCAL_STATE_DIR`] was left out (warned about once).
+    left_out_state: bool,
 }
 
 impl Selection {
@@ -118,7 +125,7 @@ impl Selection {
         for entry in matches {
             let path = entry.with_context(|| format!("component `{id}`: cannot read a match of files pattern `{pattern}`"))?;
             let relative = self.relative_in_files(manifest, component, &path)?;
-            if excluded.iter().any(|exclude| exclude.matches_path(Path::new(&relative))) {
+            if excluded.iter().any(|exclude| exclude.matches_path(Path::new(&relative))) || self.is_local_state(&relative) {
                 continue;
             }
             let meta = std::fs::symlink_metadata(&path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -137,7 +144,8 @@ impl Selection {
 
     /// A `{ source, destination }` entry: its file, or its directory with everything below it.
     fn add_mapped(&mut self, manifest: &Manifest, component: &Component, source: &Path) -> Result<()> {
-        let relative = self.relative_in_files(manifest, component, source)?;
+        // `source = "."` maps the application directory itself: its archive path is the root, "".
+        let relative = if source == manifest.dir { String::new() } else { self.relative_in_files(manifest, component, source)? };
         let meta = std::fs::symlink_metadata(source).map_err(|_| {
             anyhow!(
                 "component `{}`: files source `{relative}` does not exist\nhelp: create it, or fix the `files` entry of [component.{}]",
@@ -159,16 +167,22 @@ impl Selection {
         }
     }
 
-    /// `dir` (stored at `relative`) and, recursively, its regular files and directories.
+    /// `dir` (stored at `relative`, "" for the root) and, recursively, its regular files and
+    /// directories.
     fn add_directory(&mut self, component: &Component, dir: &Path, relative: String) -> Result<()> {
         let read = std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))?;
-        self.add_dir_and_parents(&relative);
+        if !relative.is_empty() {
+            self.add_dir_and_parents(&relative);
+        }
         for child in read {
             let child = child.with_context(|| format!("cannot list {}", dir.display()))?;
             let Some(name) = child.file_name().to_str().map(str::to_string) else {
                 bail!("{}: the file name is not valid UTF-8; rename it", child.path().display());
             };
-            let child_relative = format!("{relative}/{name}");
+            let child_relative = if relative.is_empty() { name } else { format!("{relative}/{name}") };
+            if self.is_local_state(&child_relative) {
+                continue;
+            }
             let kind = child.file_type().with_context(|| format!("cannot read {}", child.path().display()))?;
             if kind.is_symlink() {
                 self.skip_link(component, &child_relative);
@@ -209,6 +223,16 @@ impl Selection {
             self.contents.entry(relative[..end].to_string()).or_insert(Entry::Directory);
             end += 1;
         }
+    }
+
+    /// Whether `relative` is in `kiln up`'s state directory; warns the first time.
+    fn is_local_state(&mut self, relative: &str) -> bool {
+        let inside = relative.split('/').next() == Some(LOCAL_STATE_DIR);
+        if inside && !self.left_out_state {
+            self.left_out_state = true;
+            self.warnings.push(format!("left out {LOCAL_STATE_DIR}/, the local state of `kiln up` (staged files, databases)"));
+        }
+        inside
     }
 
     fn skip_link(&mut self, component: &Component, relative: &str) {
@@ -410,6 +434,17 @@ mod tests {
         assert_eq!(archive.warnings.len(), 2, "{:?}", archive.warnings);
         assert!(archive.warnings.iter().any(|w| w.contains("link.txt")));
         assert!(archive.warnings.iter().any(|w| w.contains("d/escape")));
+    }
+
+    #[test]
+    fn local_state_is_never_uploaded() {
+        let files = [("c.wasm", "w"), (".kiln/key_value/default.db", "db"), (".kiln/files/c/x", "x"), (".env", "e")];
+        let component = "source = \"c.wasm\"\nfiles = [\"**/*\", { source = \".\", destination = \"/all\" }]";
+        let (_root, manifest) = app(&manifest(component), &files);
+        let archive = pack(&manifest).unwrap();
+        assert_eq!(paths(&archive.bytes), [".env", "c.wasm", "kiln.toml"]);
+        assert_eq!(archive.warnings.len(), 1, "{:?}", archive.warnings);
+        assert!(archive.warnings[0].contains(".kiln/"));
     }
 
     #[test]
