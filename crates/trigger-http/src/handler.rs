@@ -340,9 +340,32 @@ where
         return run_instance_unobserved(&component, options, request, sender).await;
     };
     observer.instance_started();
+    let mut ended = InstanceEnded { observer, reported: false };
     let failure = run_instance_unobserved(&component, options, request, sender).await;
-    observer.instance_ended(failure.as_ref());
+    ended.report(failure.as_ref());
     failure
+}
+
+/// Tells the observer an instance ended, also when its task is aborted (the client went away before
+/// the response started), so the in-flight count never stays raised.
+struct InstanceEnded {
+    observer: Arc<dyn ComponentObserver>,
+    reported: bool,
+}
+
+impl InstanceEnded {
+    fn report(&mut self, failure: Option<&InstanceFailure>) {
+        self.reported = true;
+        self.observer.instance_ended(failure);
+    }
+}
+
+impl Drop for InstanceEnded {
+    fn drop(&mut self) {
+        if !self.reported {
+            self.observer.instance_ended(None);
+        }
+    }
 }
 
 async fn run_instance_unobserved<B>(
