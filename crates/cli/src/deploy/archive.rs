@@ -38,7 +38,13 @@ enum Entry {
     Directory,
     /// A regular file, read from this host path.
     File(PathBuf),
+    /// A regular file made here (the manifest, when sources were moved).
+    Bytes(Vec<u8>),
 }
+
+/// Where sources from outside the application directory go in the archive (the manifest's `source`
+/// is rewritten to match). Apps commonly build into a shared `../target/`.
+const MOVED_SOURCES_DIR: &str = "kiln-sources";
 
 /// Selects and packs everything `manifest`'s app needs.
 pub(crate) fn pack(manifest: &Manifest) -> Result<Archive> {
@@ -48,7 +54,8 @@ pub(crate) fn pack(manifest: &Manifest) -> Result<Archive> {
         selection.add_source(manifest, component)?;
         selection.add_files(manifest, component)?;
     }
-    let files = selection.contents.values().filter(|entry| matches!(entry, Entry::File(_))).count();
+    selection.rewrite_moved_sources(manifest)?;
+    let files = selection.contents.values().filter(|entry| !matches!(entry, Entry::Directory)).count();
     let bytes = write_tar_gz(&selection.contents)?;
     Ok(Archive { bytes, files, warnings: selection.warnings })
 }
@@ -63,6 +70,8 @@ struct Selection {
     warnings: Vec<String>,
     /// Whether something under [`LOCAL_STATE_DIR`] was left out (warned about once).
     left_out_state: bool,
+    /// `(component id, archive path)` of sources from outside the application directory.
+    moved_sources: Vec<(String, String)>,
 }
 
 impl Selection {
@@ -88,18 +97,36 @@ impl Selection {
                  help: fetch the .wasm into the application directory, and set `source` to that file"
             ),
         };
-        let relative = relative_inside(&manifest.dir, path).ok_or_else(|| {
-            let shown = shown_from(&manifest.dir, path);
-            let file_name = path.file_name().map_or_else(|| "component.wasm".into(), |name| name.to_string_lossy());
-            anyhow!(
-                "component `{id}`: source `{shown}` is outside the application directory {}, so it cannot be uploaded\n\
-                 help: the archive holds only files below the manifest's directory; copy the .wasm into it (for example, \
-                 add `cp {shown} .` to the component's build command) and set `source = \"{file_name}\"`",
-                manifest.dir.display(),
-            )
-        })?;
         // The manifest named this file itself, so a symbolic link is read through, as `kiln up` does.
-        self.add_file(relative, path.clone());
+        match relative_inside(&manifest.dir, path) {
+            Some(relative) => self.add_file(relative, path.clone()),
+            None => {
+                let moved = format!("{MOVED_SOURCES_DIR}/{id}.wasm");
+                self.moved_sources.push((id.clone(), moved.clone()));
+                self.add_file(moved, path.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// Points the uploaded manifest's `source` at the moved files, keeping everything else of the
+    /// file as written (comments, order), so the host's errors still point at the user's lines.
+    fn rewrite_moved_sources(&mut self, manifest: &Manifest) -> Result<()> {
+        if self.moved_sources.is_empty() {
+            return Ok(());
+        }
+        let text = std::fs::read_to_string(&manifest.path).with_context(|| format!("cannot read {}", manifest.path.display()))?;
+        let mut document: toml_edit::DocumentMut = text.parse().with_context(|| format!("cannot parse {}", manifest.path.display()))?;
+        for (id, moved) in &self.moved_sources {
+            let component = document
+                .get_mut("component")
+                .and_then(|components| components.get_mut(id.as_str()))
+                .with_context(|| format!("component `{id}` not found in {}", manifest.path.display()))?;
+            // `source` is a string, or a table `{ url, digest }` (remote), which never gets here.
+            component["source"] = toml_edit::value(moved.as_str());
+        }
+        let name = manifest.path.file_name().and_then(|name| name.to_str()).unwrap_or("kiln.toml").to_string();
+        self.contents.insert(name, Entry::Bytes(document.to_string().into_bytes()));
         Ok(())
     }
 
@@ -266,16 +293,6 @@ fn relative_inside(dir: &Path, path: &Path) -> Option<String> {
     if parts.is_empty() { None } else { Some(parts.join("/")) }
 }
 
-/// `path` as seen from `dir`, with `..` where needed: most likely how the manifest wrote it.
-fn shown_from(dir: &Path, path: &Path) -> String {
-    let common = dir.components().zip(path.components()).take_while(|(a, b)| a == b).count();
-    let mut shown = PathBuf::new();
-    for _ in common..dir.components().count() {
-        shown.push("..");
-    }
-    shown.extend(path.components().skip(common));
-    shown.display().to_string()
-}
 
 /// Writes `contents` as a gzip-compressed tar, with nothing that varies between machines or runs.
 fn write_tar_gz(contents: &Contents) -> Result<Vec<u8>> {
@@ -291,6 +308,7 @@ fn write_tar_gz(contents: &Contents) -> Result<Vec<u8>> {
                 let data = std::fs::read(source).with_context(|| format!("cannot read {}", source.display()))?;
                 (header(tar::EntryType::Regular, 0o644, data.len() as u64), data)
             }
+            Entry::Bytes(data) => (header(tar::EntryType::Regular, 0o644, data.len() as u64), data.clone()),
         };
         tar.append_data(&mut header, path, data.as_slice()).with_context(|| format!("cannot add {path} to the archive"))?;
     }
@@ -375,13 +393,15 @@ mod tests {
     }
 
     #[test]
-    fn a_source_outside_the_directory_is_refused_with_what_to_do() {
-        let (root, manifest) = app(&manifest("source = \"../c.wasm\""), &[]);
+    fn a_source_outside_the_directory_is_moved_in_and_the_manifest_rewritten() {
+        let (root, manifest) = app(&format!("# keep me\n{}", manifest("source = \"../c.wasm\"")), &[]);
         std::fs::write(root.path().join("c.wasm"), "w").unwrap();
-        let err = pack(&manifest).unwrap_err().to_string();
-        assert!(err.contains("component `c`") && err.contains("outside the application directory"), "{err}");
-        assert!(err.contains("source `../c.wasm` is outside"), "{err}");
-        assert!(err.contains("help:") && err.contains("`cp ../c.wasm .`") && err.contains("source = \"c.wasm\""), "{err}");
+        let packed = entries(&pack(&manifest).unwrap().bytes);
+        let moved = packed.iter().find(|entry| entry.0 == "kiln-sources/c.wasm").expect("the source is packed");
+        assert_eq!(moved.4, "w");
+        let uploaded = &packed.iter().find(|entry| entry.0 == "kiln.toml").expect("manifest").4;
+        assert!(uploaded.contains("source = \"kiln-sources/c.wasm\""), "{uploaded}");
+        assert!(uploaded.starts_with("# keep me") && uploaded.contains("route = \"/...\""), "the rest is as written: {uploaded}");
     }
 
     #[test]
@@ -486,12 +506,6 @@ mod tests {
         let component = "source = \"c.wasm\"\nfiles = [\"*.wasm\", \"**/*\"]";
         let (_root, manifest) = app(&manifest(component), &[("c.wasm", "w")]);
         assert_eq!(paths(&pack(&manifest).unwrap().bytes), ["c.wasm", "kiln.toml"]);
-    }
-
-    #[test]
-    fn paths_outside_are_shown_relative_to_the_manifest() {
-        assert_eq!(shown_from(Path::new("/w/examples/hello"), Path::new("/w/examples/target/r/h.wasm")), "../target/r/h.wasm");
-        assert_eq!(shown_from(Path::new("/a/b"), Path::new("/c.wasm")), "../../c.wasm");
     }
 
     #[test]

@@ -191,10 +191,12 @@ fn failures_print_what_went_wrong_and_exit_non_zero() {
 }
 
 #[test]
-fn deploying_an_app_whose_source_is_outside_its_directory_says_what_to_do() {
-    // The examples share one Cargo target directory beside them: their `source` is `../target/…`.
+fn the_hello_example_deploys_as_it_is() {
+    // The examples share one Cargo target directory beside them: their `source` is `../target/…`,
+    // which `kiln deploy` packs under `kiln-sources/` and points the uploaded manifest at.
+    let (serve, _dir) = start();
     let hello = kiln_e2e::examples_dir().join("hello");
-    let err = kiln_fails(&["deploy", "-f", path_str(&hello), "--host", "http://127.0.0.1:9", "--token", "t"], &[]);
-    assert!(err.contains("component `hello`: source `../target/wasm32-wasip2/release/hello.wasm` is outside"), "{err}");
-    assert!(err.contains("help:"), "{err}");
+    let out = kiln_ok(&serve, &["deploy", "-f", path_str(&hello), "--host", &host(&serve), "--token", &serve.token], &[]);
+    assert!(out.contains("hello.localhost"), "{out}");
+    assert_eq!(serve.app_text("hello", "/"), "hello world");
 }
