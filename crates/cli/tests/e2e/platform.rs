@@ -411,3 +411,65 @@ fn resolve(doc: &Value, schema: &serde_json::Map<String, Value>) -> serde_json::
         None => schema.clone(),
     }
 }
+
+/// With `--otlp-endpoint`, every request becomes a span exported over OTLP/HTTP, carrying the app,
+/// component and route. The receiver here is a plain HTTP listener that accepts the exporter's
+/// POSTs; span fields are protobuf strings, so they can be found in the raw bodies.
+#[test]
+fn requests_are_traced_over_otlp() {
+    let collector = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the collector");
+    let endpoint = format!("http://{}", collector.local_addr().unwrap());
+    let bodies = Arc::new(std::sync::Mutex::new(Vec::<Vec<u8>>::new()));
+    let received = bodies.clone();
+    std::thread::spawn(move || {
+        for stream in collector.incoming().flatten() {
+            if let Some(body) = read_post(stream) {
+                received.lock().unwrap().push(body);
+            }
+        }
+    });
+    let (serve, _dir) = start(&["--otlp-endpoint", &endpoint]);
+    serve.deploy_ok("traced", "", AppArchive::new(&http_app("web", "echo.wasm", "/api/...", "")).guest("echo.wasm", "echo_request").build());
+    assert_eq!(serve.app_get("traced", "/api/items").status(), 200);
+    let started = Instant::now();
+    let found = loop {
+        let all: Vec<u8> = bodies.lock().unwrap().concat();
+        let has = |needle: &str| all.windows(needle.len()).any(|window| window == needle.as_bytes());
+        if ["traced /api/...", "http.route", "/api/...", "component", "web", "http.response.status_code"].iter().all(|needle| has(needle)) {
+            break true;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(found, "no span with app, component and route arrived at the collector ({} exports)\n{}", bodies.lock().unwrap().len(), serve.kiln.log());
+}
+
+/// Reads one HTTP/1.1 request with a `content-length` body from `stream`, answers 200, returns the body.
+fn read_post(mut stream: std::net::TcpStream) -> Option<Vec<u8>> {
+    use std::io::{Read, Write};
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let header_end = loop {
+        let read = stream.read(&mut chunk).ok()?;
+        if read == 0 {
+            return None;
+        }
+        buffer.extend_from_slice(&chunk[..read]);
+        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buffer[..header_end]).to_ascii_lowercase();
+    let length: usize = head.lines().find_map(|line| line.strip_prefix("content-length:"))?.trim().parse().ok()?;
+    while buffer.len() < header_end + length {
+        let read = stream.read(&mut chunk).ok()?;
+        if read == 0 {
+            break;
+        }
+        buffer.extend_from_slice(&chunk[..read]);
+    }
+    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    Some(buffer[header_end..].to_vec())
+}
