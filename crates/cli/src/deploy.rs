@@ -23,18 +23,18 @@ pub(crate) struct DeployArgs {
     /// Also serve the app under this path on every host name (e.g. /shop); its routes are mounted below it.
     #[arg(long, value_name = "PATH")]
     route_prefix: Option<String>,
-    /// Instances of this app that may run at once [default: the manifest's limits, else the host's].
+    /// Instances of this app that may run at once [default: the host's --max-concurrency].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     max_concurrency: Option<u64>,
-    /// Linear memory limit of each instance, in MiB [default: the manifest's limits, else the host's].
+    /// Linear memory limit of each instance, in MiB [default: the host's --memory-limit].
     #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..))]
     memory_limit: Option<u64>,
     /// A request still running after this long is cut off with 504, e.g. 5s or 500ms [default: the
-    /// manifest's limits, else the host's].
+    /// host's --request-timeout].
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     request_timeout: Option<Duration>,
-    /// Largest request body the app accepts, in bytes; larger ones get 413 [default: the manifest's
-    /// limits, else the host's].
+    /// Largest request body the app accepts, in bytes; larger ones get 413 [default: the host's
+    /// --max-request-body].
     #[arg(long, value_name = "BYTES")]
     max_request_body: Option<u64>,
     /// Run the components' build commands before packing.
