@@ -7,7 +7,6 @@ use kiln_trigger_http::Server;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 #[derive(clap::Args)]
@@ -143,20 +142,18 @@ fn platform_config(args: &ServeArgs) -> Result<PlatformConfig> {
     })
 }
 
-/// Unloads idle apps, checking a few times per idle timeout.
+/// Unloads idle apps, checking a few times per idle timeout; stops at once when asked.
 struct IdleUnloader {
-    stop: Arc<AtomicBool>,
+    stop: std::sync::mpsc::Sender<()>,
     thread: std::thread::JoinHandle<()>,
 }
 
 impl IdleUnloader {
     fn start(platform: Arc<Platform>, idle_timeout: Duration) -> IdleUnloader {
-        let stop = Arc::new(AtomicBool::new(false));
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let tick = (idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
-        let stopping = stop.clone();
         let thread = std::thread::spawn(move || {
-            while !stopping.load(Ordering::Relaxed) {
-                std::thread::sleep(tick);
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(tick) {
                 platform.unload_idle();
             }
         });
@@ -164,7 +161,7 @@ impl IdleUnloader {
     }
 
     fn stop(self) {
-        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.stop.send(());
         let _ = self.thread.join();
     }
 }

@@ -110,14 +110,40 @@ fn an_update_under_load_fails_no_request() {
 }
 
 #[test]
+fn requests_in_flight_finish_on_the_version_they_started_on() {
+    let (serve, _dir) = start(&[]);
+    serve.deploy_ok("swap", "", AppArchive::new(&http_app("swap", "sleep.wasm", "/...", "")).guest("sleep.wasm", "sleep").build());
+    let serve = Arc::new(serve);
+    let slow = {
+        let serve = serve.clone();
+        std::thread::spawn(move || {
+            let response = serve.app_get("swap", "/?ms=1500");
+            (response.status().as_u16(), response.text().unwrap_or_default())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    serve.deploy_ok("swap", "", hello_app());
+    assert_eq!(serve.app_text("swap", "/?ms=1500"), "hello world", "new requests get the new version at once");
+    assert_eq!(slow.join().expect("slow request"), (200, "slept 1500".to_string()), "the running request finished on the old version");
+    let started = Instant::now();
+    while std::fs::read_dir(serve.data_dir.join("apps/swap")).unwrap().flatten().any(|e| e.file_name() == "v1") {
+        assert!(started.elapsed() < Duration::from_secs(10), "the old version is deleted once drained");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
 fn apps_survive_a_restart_of_the_host() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
-    let first = KilnServe::start(&kiln_bin(), &data, &[]);
+    let mut first = KilnServe::start(&kiln_bin(), &data, &[]);
     first.deploy_ok("hello", "", hello_app());
     first.deploy_ok("echo", "max_concurrency=3&route_prefix=/e", echo_app("kept"));
     first.deploy_ok("echo", "max_concurrency=3&route_prefix=/e", echo_app("kept-2"));
     let token = first.token.clone();
+    first.kiln.signal("TERM");
+    let status = first.kiln.wait_exit(Duration::from_secs(15)).expect("kiln serve stops on SIGTERM");
+    assert!(status.success(), "a graceful stop exits 0: {status}\n{}", first.kiln.log());
     drop(first);
 
     let second = KilnServe::start(&kiln_bin(), &data, &[]);
