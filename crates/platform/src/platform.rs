@@ -202,6 +202,8 @@ impl Platform {
         let dir = self.data.version_dir(&record.name, record.version);
         let manifest_path = archive::manifest_in(&dir).map_err(|err| ApiError::bad_request(err.to_string()))?;
         let manifest = Manifest::load(&manifest_path).map_err(|err| ApiError::bad_request(relative_to(&dir, &format!("{err}"))))?;
+        // Before anything reads a component: a missing file is reported at its line in the manifest.
+        manifest.check_sources().map_err(|err| ApiError::bad_request(relative_to(&dir, &format!("{err}"))))?;
         let routes = manifest
             .http_triggers
             .iter()
@@ -350,7 +352,6 @@ impl Platform {
         let manifest = Manifest::load(&version.manifest_path).map_err(|err| ApiError::bad_request(relative_to(&version.dir, &format!("{err}"))))?;
         let located = |err: anyhow::Error| ApiError::bad_request(relative_to(&version.dir, &format!("{err:#}")));
         kiln_trigger_http::check_routes(&manifest).map_err(located)?;
-        manifest.check_sources().map_err(|err| located(err.into()))?;
         if manifest.http_triggers.is_empty() {
             return Err(ApiError::bad_request("the app has no `[[trigger.http]]`: kiln serve routes HTTP requests to apps"));
         }
@@ -363,6 +364,12 @@ impl Platform {
         }
         for component in manifest.components.values() {
             if let kiln_manifest::ComponentSource::Local(path) = &component.source {
+                // On a shared host a `source` may only name a file the app uploaded: `../` would
+                // reach other apps' versions or the host's files.
+                if !path.starts_with(&version.dir) {
+                    let message = format!("component `{}`: `source` must be a file in the uploaded archive", component.id);
+                    return Err(located(manifest.error_at(&component.source_span, message, "kiln deploy packs sources from elsewhere under kiln-sources/").into()));
+                }
                 self.data.share_blob(path).map_err(ApiError::internal)?;
             }
         }

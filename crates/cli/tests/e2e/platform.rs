@@ -192,17 +192,23 @@ fn bad_uploads_get_precise_errors_and_change_nothing() {
         ("echo", b"not an archive".to_vec(), "", 400, "not a gzip-compressed tar"),
         ("echo", AppArchive::new("x").build(), "", 400, "kiln.toml:1:"),
         ("echo", AppArchive::new(broken_manifest).build(), "", 400, "kiln.toml:"),
-        ("echo", AppArchive::new(&http_app("echo", "missing.wasm", "/...", "")).build(), "", 400, "missing.wasm"),
+        ("echo", AppArchive::new(&http_app("echo", "missing.wasm", "/...", "")).build(), "", 400, "kiln.toml:8:10"),
+        ("echo", AppArchive::new(&http_app("echo", "../../echo/v1/echo.wasm", "/...", "")).build(), "", 400, "must be a file in the uploaded archive"),
+        ("echo", AppArchive::new(&http_app("echo", "e.wasm", "/...", "files = [{ source = \"../../echo/state\", destination = \"/s\" }]")).guest("e.wasm", "echo_request").build(), "", 400, "inside the application directory"),
         ("echo", echo_app("x"), "max_concurrency=0", 400, "max_concurrency"),
         ("echo", echo_app("x"), "memory_limit_mib=100000", 400, "memory_limit_mib"),
         ("Bad_Name", echo_app("x"), "", 400, "not a valid app name"),
-        ("echo", vec![0u8; 2_100_000], "", 413, "larger than this host's limit"),
     ];
     for (name, archive, query, status, message) in cases {
         let (got, body) = serve.deploy(name, query, archive);
         assert_eq!(got, status, "{name}?{query}: {body}");
         assert!(body["error"].as_str().unwrap_or_default().contains(message), "{name}?{query}: expected `{message}` in {body}");
     }
+    // An upload declared larger than --max-upload is refused before its body is read.
+    let head = format!("PUT /v1/apps/echo HTTP/1.1\r\nhost: admin\r\nauthorization: Bearer {}\r\ncontent-length: 2100000\r\n\r\n", serve.token);
+    let answer = raw_exchange(serve.admin, head.as_bytes());
+    assert!(answer.starts_with("HTTP/1.1 413") && answer.contains("larger than this host's limit"), "{answer}");
+
     let (_, shown) = serve.admin("GET", "/v1/apps/echo");
     assert_eq!(shown["version"], 1, "failed deploys changed nothing: {shown}");
     assert!(version_is(&serve.app_text("echo", "/"), "good"));
@@ -498,4 +504,24 @@ fn read_post(mut stream: std::net::TcpStream) -> Option<Vec<u8>> {
     }
     let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
     Some(buffer[header_end..].to_vec())
+}
+
+/// Sends `request` as is and returns everything the server answers before closing.
+fn raw_exchange(addr: std::net::SocketAddr, request: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream.write_all(request).expect("send");
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while let Ok(read) = stream.read(&mut chunk) {
+        if read == 0 {
+            break;
+        }
+        answer.extend_from_slice(&chunk[..read]);
+        if answer.windows(4).any(|w| w == b"\r\n\r\n") && String::from_utf8_lossy(&answer).contains("}") {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&answer).into_owned()
 }
