@@ -112,19 +112,9 @@ impl HttpTrigger {
         self.router.routes()
     }
 
-    /// The app's name, from its manifest.
-    pub fn app_name(&self) -> &str {
-        &self.name
-    }
-
     /// Instances of this app running now (including ones still streaming a response body).
     pub fn in_flight(&self) -> usize {
         self.options.max_concurrency.saturating_sub(self.permits.available_permits())
-    }
-
-    /// The settings this trigger was built with.
-    pub fn options(&self) -> &HttpOptions {
-        &self.options
     }
 
     /// Handles one request from the network.
@@ -172,14 +162,17 @@ impl HttpTrigger {
             Some(component) => component.clone(),
             None => return (None, host_error(StatusCode::INTERNAL_SERVER_ERROR, "route has no component")),
         };
-        if let Some(response) = self.reject_oversized_body(&request) {
-            return (Some(component.id.clone()), response);
-        }
         let started = component.observer.is_some().then(Instant::now);
         let route = matched.raw_route();
-        let mut request = request.map(|body| LimitedBody { inner: body, remaining: self.options.max_request_body, limit: self.options.max_request_body });
-        set_request_headers(&mut request, &matched, client, local, &self.base);
-        let response = self.run(&component, request).await;
+        let response = match self.reject_oversized_body(&request) {
+            Some(too_large) => too_large,
+            None => {
+                let limit = self.options.max_request_body;
+                let mut request = request.map(|body| LimitedBody { inner: body, remaining: limit, limit });
+                set_request_headers(&mut request, &matched, client, local, &self.base);
+                self.run(&component, request).await
+            }
+        };
         if let (Some(observer), Some(started)) = (&component.observer, started) {
             observer.responded(route, response.status(), started.elapsed());
         }
