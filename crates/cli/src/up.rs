@@ -159,12 +159,11 @@ pub(crate) fn run(args: UpArgs) -> Result<()> {
 /// Whether any local component imports an interface that needs component-model concurrency.
 fn app_needs_concurrency(manifest: &Manifest) -> Result<bool> {
     for component in manifest.components.values() {
-        if let kiln_manifest::ComponentSource::Local(path) = &component.source {
-            if Engine::needs_concurrency(path)? {
+        if let kiln_manifest::ComponentSource::Local(path) = &component.source
+            && Engine::needs_concurrency(path)? {
                 tracing::debug!("component `{}` needs component-model concurrency", component.id);
                 return Ok(true);
             }
-        }
     }
     Ok(false)
 }

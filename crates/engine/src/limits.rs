@@ -56,18 +56,17 @@ impl std::fmt::Display for InstanceFailure {
 }
 
 fn humanize(d: Duration) -> String {
-    if d.as_millis() % 1000 == 0 { format!("{}s", d.as_secs()) } else { format!("{}ms", d.as_millis()) }
+    if d.as_millis().is_multiple_of(1000) { format!("{}s", d.as_secs()) } else { format!("{}ms", d.as_millis()) }
 }
 
 /// Turns the error an instance returned into an [`InstanceFailure`]. `memory_exceeded` comes from the
 /// store (see [`KilnState::memory_exceeded`](crate::KilnState::memory_exceeded)), `deadline` is the
 /// instance's time budget, used when the error is an epoch interrupt.
 pub fn classify_failure(err: &wasmtime::Error, memory_exceeded: bool, memory_limit: usize, deadline: Duration) -> InstanceFailure {
-    if let Some(trap) = err.downcast_ref::<wasmtime::Trap>() {
-        if *trap == wasmtime::Trap::Interrupt {
+    if let Some(trap) = err.downcast_ref::<wasmtime::Trap>()
+        && *trap == wasmtime::Trap::Interrupt {
             return InstanceFailure::Deadline(deadline);
         }
-    }
     if memory_exceeded {
         return InstanceFailure::OutOfMemory { limit: memory_limit };
     }

@@ -285,12 +285,11 @@ async fn nats_subscription_resumes_after_server_restart() {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         assert!(Instant::now() < deadline, "no message after the restart");
-        if broker.publish("events.two", "2".into(), vec![], None).await.is_ok() {
-            if let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(300), sub.next()).await {
+        if broker.publish("events.two", "2".into(), vec![], None).await.is_ok()
+            && let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(300), sub.next()).await {
                 assert_eq!(m.payload, "2");
                 break;
             }
-        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -8,7 +8,6 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use kiln_trigger_http::{Body, HttpService};
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -124,8 +123,8 @@ impl Admin {
 }
 
 impl HttpService for Admin {
-    fn serve(self: Arc<Self>, request: Request<Incoming>, _client: SocketAddr, _local: SocketAddr) -> impl Future<Output = Response<Body>> + Send {
-        async move { self.handle(request).await }
+    async fn serve(self: Arc<Self>, request: Request<Incoming>, _client: SocketAddr, _local: SocketAddr) -> Response<Body> {
+        self.handle(request).await
     }
 }
 

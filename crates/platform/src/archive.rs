@@ -34,7 +34,7 @@ pub fn unpack(archive: &[u8], into: &Path, max_unpacked: u64) -> Result<(), Arch
         let raw = entry.path_bytes().into_owned();
         let name = String::from_utf8_lossy(&raw).into_owned();
         let bad = |problem: &str| ArchiveError::BadEntry { entry: name.clone(), problem: problem.to_string() };
-        let relative = safe_relative_path(&raw).map_err(|problem| bad(problem))?;
+        let relative = safe_relative_path(&raw).map_err(&bad)?;
         let Some(relative) = relative else { continue }; // `./`
         let target = into.join(&relative);
         match entry.header().entry_type() {

@@ -4,7 +4,6 @@ use crate::platform::Platform;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use kiln_trigger_http::{Body, HttpService, text_response};
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -47,8 +46,8 @@ impl Front {
 }
 
 impl HttpService for Front {
-    fn serve(self: Arc<Self>, request: Request<Incoming>, client: SocketAddr, local: SocketAddr) -> impl Future<Output = Response<Body>> + Send {
-        async move { self.handle(request, client, local).await }
+    async fn serve(self: Arc<Self>, request: Request<Incoming>, client: SocketAddr, local: SocketAddr) -> Response<Body> {
+        self.handle(request, client, local).await
     }
 }
 

@@ -299,11 +299,10 @@ pub(crate) fn set_request_headers<B>(request: &mut Request<B>, matched: &RouteMa
     for name in spoofed {
         headers.remove(&name);
     }
-    if !headers.contains_key(http::header::HOST) {
-        if let Ok(value) = HeaderValue::from_str(&authority) {
+    if !headers.contains_key(http::header::HOST)
+        && let Ok(value) = HeaderValue::from_str(&authority) {
             headers.insert(http::header::HOST, value);
         }
-    }
     for (name, value) in added {
         headers.insert(name, value);
     }

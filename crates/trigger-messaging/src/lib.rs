@@ -344,11 +344,10 @@ pub fn check_triggers(manifest: &kiln_manifest::Manifest) -> Result<()> {
         kiln_messaging::subject::check_pattern(&trigger.subject)
             .map_err(|e| manifest.error_at(&trigger.component_span, format!("NATS trigger for `{}`: {e}", trigger.component), "subjects look like `orders.created`, `orders.*` or `orders.>`"))?;
         for (what, name) in [("queue_group", &trigger.queue_group), ("durable", &trigger.durable)] {
-            if let Some(name) = name {
-                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            if let Some(name) = name
+                && (name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')) {
                     return Err(manifest.error_at(&trigger.component_span, format!("NATS trigger for `{}`: invalid {what} `{name}`", trigger.component), "use letters, digits, `-` and `_`").into());
                 }
-            }
         }
     }
     Ok(())

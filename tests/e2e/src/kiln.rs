@@ -70,11 +70,10 @@ impl Kiln {
         let started = Instant::now();
         let url = self.url("/.well-known/spin/health");
         while started.elapsed() < timeout {
-            if let Ok(response) = reqwest::blocking::get(&url) {
-                if response.status() == 200 {
+            if let Ok(response) = reqwest::blocking::get(&url)
+                && response.status() == 200 {
                     return;
                 }
-            }
             if let Ok(Some(status)) = self.child_status() {
                 panic!("kiln exited with {status} before serving:\n{}", self.log());
             }

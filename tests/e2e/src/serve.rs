@@ -33,11 +33,10 @@ impl KilnServe {
         let kiln = Kiln::spawn(command, addr);
         let started = Instant::now();
         loop {
-            if let Ok(response) = client().get(format!("http://{admin}/healthz")).send() {
-                if response.status() == 200 {
+            if let Ok(response) = client().get(format!("http://{admin}/healthz")).send()
+                && response.status() == 200 {
                     break;
                 }
-            }
             assert!(started.elapsed() < Duration::from_secs(60), "kiln serve did not start:\n{}", kiln.log());
             std::thread::sleep(Duration::from_millis(20));
         }

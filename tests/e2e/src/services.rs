@@ -58,11 +58,10 @@ impl RedisServer {
     fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
         let started = Instant::now();
         while started.elapsed() < timeout {
-            if let Ok(reply) = self.command(&["PING"]) {
-                if reply.starts_with("+PONG") {
+            if let Ok(reply) = self.command(&["PING"])
+                && reply.starts_with("+PONG") {
                     return Ok(());
                 }
-            }
             let child = self.child.as_mut().expect("spawned");
             if let Ok(Some(_)) = child.try_wait() {
                 return Err(take_output(self.child.take().unwrap()));
@@ -314,11 +313,10 @@ impl NatsServer {
                 use std::io::BufRead;
                 if std::io::BufReader::new(stream).read_line(&mut line).is_ok() && line.starts_with("INFO") {
                     // JetStream is ready once its API answers.
-                    if let Ok(client) = NatsClient::connect(self.addr()) {
-                        if client.request("$JS.API.INFO", b"", Duration::from_secs(2)).is_some() {
+                    if let Ok(client) = NatsClient::connect(self.addr())
+                        && client.request("$JS.API.INFO", b"", Duration::from_secs(2)).is_some() {
                             return Ok(());
                         }
-                    }
                 }
             }
             let child = self.child.as_mut().expect("spawned");

@@ -194,18 +194,13 @@ fn request_and_response_bodies_stream() {
     assert_eq!(read_chunk(&mut reader), "", "body ends after the request body ends");
 }
 
-/// Reads one chunk of a chunked body, skipping empty ones.
+/// Reads one chunk of a chunked body (the empty string for the last, zero-length chunk).
 fn read_chunk(reader: &mut BufReader<TcpStream>) -> String {
-    loop {
-        let mut size = String::new();
-        reader.read_line(&mut size).unwrap();
-        let size = usize::from_str_radix(size.trim(), 16).unwrap_or_else(|_| panic!("bad chunk size {size:?}"));
-        let mut data = vec![0; size + 2];
-        reader.read_exact(&mut data).unwrap();
-        data.truncate(size);
-        if size == 0 {
-            return String::new();
-        }
-        return String::from_utf8(data).unwrap();
-    }
+    let mut size = String::new();
+    reader.read_line(&mut size).unwrap();
+    let size = usize::from_str_radix(size.trim(), 16).unwrap_or_else(|_| panic!("bad chunk size {size:?}"));
+    let mut data = vec![0; size + 2];
+    reader.read_exact(&mut data).unwrap();
+    data.truncate(size);
+    String::from_utf8(data).unwrap()
 }

@@ -266,9 +266,7 @@ fn apps_are_isolated_from_each_other() {
     assert_eq!(serve.app_text("varb", "/?name=token"), "varb-token");
 
     // Private routes: reachable in-process from the same app only.
-    let private = format!(
-        "spin_manifest_version = 2\n[application]\nname = \"priv\"\n[[trigger.http]]\nroute = {{ private = true }}\ncomponent = \"inner\"\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"front\"\n[component.inner]\nsource = \"echo.wasm\"\n[component.front]\nsource = \"outbound.wasm\"\nallowed_outbound_hosts = [\"http://*.spin.internal\"]\n"
-    );
+    let private = "spin_manifest_version = 2\n[application]\nname = \"priv\"\n[[trigger.http]]\nroute = { private = true }\ncomponent = \"inner\"\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"front\"\n[component.inner]\nsource = \"echo.wasm\"\n[component.front]\nsource = \"outbound.wasm\"\nallowed_outbound_hosts = [\"http://*.spin.internal\"]\n".to_string();
     let private = AppArchive::new(&private).guest("echo.wasm", "echo_request").guest("outbound.wasm", "outbound").build();
     serve.deploy_ok("priv", "", private);
     let prober = http_app("prober", "outbound.wasm", "/...", "allowed_outbound_hosts = [\"http://*.spin.internal\"]");
