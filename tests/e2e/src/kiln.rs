@@ -53,6 +53,7 @@ impl Kiln {
     /// Spawns `command` (which must listen on `addr`), capturing its stderr.
     pub fn spawn(mut command: Command, addr: SocketAddr) -> Kiln {
         command.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null());
+        die_with_parent(&mut command);
         let mut child = command.spawn().expect("start kiln");
         let log = Arc::new(Mutex::new(String::new()));
         for stream in [child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>), child.stdout.take().map(|s| Box::new(s) as _)].into_iter().flatten() {
@@ -140,6 +141,23 @@ impl Drop for Kiln {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Has the kernel kill the child when the thread that started it ends (the test's thread, or the
+/// whole test binary when it is killed): a test that panics while other threads hold its `Kiln` would
+/// otherwise leave a server running. Start a `Kiln` on the thread that keeps using it.
+fn die_with_parent(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: `prctl(PR_SET_PDEATHSIG)` is async-signal-safe and touches only the calling (child)
+    // process, as `pre_exec` requires.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
 }
 
