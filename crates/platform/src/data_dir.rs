@@ -62,9 +62,10 @@ impl DataDir {
         self.app_dir(name).join("state")
     }
 
-    /// Replaces `path` at `dir`/`relative` with a hard link to its content-addressed copy in
-    /// `blobs/`, creating that copy if this content was never seen. A thousand apps deploying the
-    /// same component then hold one file (and the compile cache one artifact).
+    /// Replaces the file at `path` with a hard link to its content-addressed copy in `blobs/`,
+    /// creating that copy if this content was never seen, and returns the content's SHA-256. A
+    /// thousand apps deploying the same component then hold one file (and the compile cache one
+    /// artifact).
     pub fn share_blob(&self, path: &Path) -> Result<String> {
         let bytes = std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?;
         let digest = hex::encode(Sha256::digest(&bytes));
