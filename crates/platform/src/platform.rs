@@ -109,9 +109,19 @@ pub(crate) struct AppVersion {
     routes: Vec<RouteInfo>,
     needs_concurrency: bool,
     loaded: ArcSwapOption<Loaded>,
-    load_lock: tokio::sync::Mutex<()>,
+    /// Held while loading (concurrent first requests wait for one load); remembers the last failed
+    /// load, so a broken app is not reloaded on every request.
+    load_lock: tokio::sync::Mutex<Option<FailedLoad>>,
     /// Milliseconds since the host started, at the last request.
     last_used: AtomicU64,
+}
+
+/// How long a failed load is remembered before the next request tries again.
+const LOAD_RETRY: Duration = Duration::from_secs(5);
+
+struct FailedLoad {
+    at: Instant,
+    message: String,
 }
 
 /// A version ready to serve: compiled, linked, its router built.
@@ -225,7 +235,7 @@ impl Platform {
             routes,
             needs_concurrency,
             loaded: ArcSwapOption::empty(),
-            load_lock: tokio::sync::Mutex::new(()),
+            load_lock: tokio::sync::Mutex::new(None),
             last_used: AtomicU64::new(0),
         })
     }
@@ -471,16 +481,27 @@ impl Platform {
         if let Some(loaded) = version.loaded.load_full() {
             return Ok(loaded);
         }
-        let _loading = version.load_lock.lock().await;
+        let mut last_failure = version.load_lock.lock().await;
         if let Some(loaded) = version.loaded.load_full() {
             return Ok(loaded);
         }
+        if let Some(failure) = last_failure.as_ref().filter(|failure| failure.at.elapsed() < LOAD_RETRY) {
+            return Err(ApiError::internal(anyhow::anyhow!("{} (retried after {LOAD_RETRY:?})", failure.message)));
+        }
         let started = Instant::now();
         let (platform, version_for_load, metrics) = (self.clone(), version.clone(), entry.metrics.clone());
-        let loaded = tokio::task::spawn_blocking(move || platform.load(&version_for_load, &metrics))
+        let result = tokio::task::spawn_blocking(move || platform.load(&version_for_load, &metrics))
             .await
-            .map_err(|err| ApiError::internal(anyhow::anyhow!("loading failed: {err}")))??;
-        let loaded = Arc::new(loaded);
+            .map_err(|err| ApiError::internal(anyhow::anyhow!("loading failed: {err}")))
+            .and_then(|result| result);
+        let loaded = match result {
+            Ok(loaded) => Arc::new(loaded),
+            Err(err) => {
+                *last_failure = Some(FailedLoad { at: Instant::now(), message: err.message.clone() });
+                return Err(err);
+            }
+        };
+        *last_failure = None;
         version.loaded.store(Some(loaded.clone()));
         entry.metrics.cold_load(started.elapsed());
         tracing::debug!("loaded `{}` in {:.2} ms", entry.name, started.elapsed().as_secs_f64() * 1000.0);

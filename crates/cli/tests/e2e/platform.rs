@@ -523,3 +523,22 @@ fn raw_exchange(addr: std::net::SocketAddr, request: &[u8]) -> String {
     }
     String::from_utf8_lossy(&answer).into_owned()
 }
+
+/// An app that cannot be loaded gets 500s, and the host does not retry the load on every request
+/// (a broken app hammered by clients must not eat the host's CPU).
+#[test]
+fn a_broken_app_fails_fast_without_reloading_on_every_request() {
+    let (serve, _dir) = start(&[]);
+    serve.deploy_ok("broken", "", hello_app());
+    serve.deploy_ok("fine", "", echo_app("ok"));
+    std::fs::remove_file(serve.data_dir.join("apps/broken/v1/hello.wasm")).expect("remove the component");
+    for _ in 0..5 {
+        let response = serve.app_get("broken", "/");
+        assert_eq!(response.status(), 500);
+        assert!(response.text().unwrap_or_default().contains("cannot be loaded"));
+    }
+    let log = serve.kiln.log();
+    let attempts = log.lines().filter(|line| line.contains("cannot load the app") && !line.contains("retried after")).count();
+    assert_eq!(attempts, 1, "one load attempt, then the remembered failure:\n{log}");
+    assert!(version_is(&serve.app_text("fine", "/"), "ok"), "other apps are unaffected");
+}
