@@ -41,15 +41,18 @@ pub(crate) struct UpArgs {
     /// Where the app keeps its state [default: .kiln/ beside the manifest].
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
-    /// A request still running after this long is cut off with 504.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
-    request_timeout: Duration,
-    /// Linear memory limit of each instance, in MiB.
-    #[arg(long, default_value_t = 128, value_name = "MIB")]
-    memory_limit: usize,
-    /// Instances that may run at once; further requests wait for one.
-    #[arg(long, default_value_t = 1000)]
-    max_concurrency: usize,
+    /// A request still running after this long is cut off with 504 [default: the manifest's
+    /// `[application.tool.kiln] request_timeout_ms`, else 30s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    request_timeout: Option<Duration>,
+    /// Linear memory limit of each instance, in MiB [default: the manifest's `memory_limit_mib`,
+    /// else 128].
+    #[arg(long, value_name = "MIB")]
+    memory_limit: Option<usize>,
+    /// Instances that may run at once; further requests wait for one [default: the manifest's
+    /// `max_concurrency`, else 1000].
+    #[arg(long)]
+    max_concurrency: Option<usize>,
     /// How long a request waits for a free instance before it gets 503.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     queue_timeout: Duration,
@@ -74,6 +77,7 @@ pub(crate) fn run(args: UpArgs) -> Result<()> {
     }
     // Before anything reads a component: a missing file is reported at its place in the manifest.
     manifest.check_sources()?;
+    let limits = Limits::resolve(&args, &manifest.application.limits);
     let runtime_config = match &args.runtime_config_file {
         Some(path) => RuntimeConfig::load(path)?,
         None => RuntimeConfig::default(),
@@ -85,7 +89,7 @@ pub(crate) fn run(args: UpArgs) -> Result<()> {
     let messaging = kiln_cap_messaging::Messaging::new(messaging_config);
     let capabilities = crate::capabilities::all(&messaging);
     let links: Vec<_> = capabilities.iter().map(|c| c.link()).collect();
-    let mut config = engine_config(&args)?;
+    let mut config = engine_config(&args, &limits)?;
     config.concurrency = app_needs_concurrency(&manifest)?;
     let engine = Engine::new(config, &links)?;
     let mut options = LoadOptions::for_manifest(&manifest, std::env::vars(), &capabilities);
@@ -98,23 +102,23 @@ pub(crate) fn run(args: UpArgs) -> Result<()> {
         kiln_cap_sqlite::run_statements(&options.state_dir, &options.runtime_config, statements)?;
     }
     let app = App::load(&engine, manifest, options)?;
-    let trigger = HttpTrigger::new(&app, http_options(&args))?;
+    let trigger = HttpTrigger::new(&app, http_options(&args, &limits))?;
     let listener = kiln_trigger_http::bind(args.listen)?;
     let workers = args.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let redis = kiln_trigger_redis::start(
         &app,
         kiln_trigger_redis::RedisOptions {
-            deadline: args.request_timeout,
-            memory_limit: args.memory_limit << 20,
-            max_concurrency: args.max_concurrency.max(1),
+            deadline: limits.request_timeout,
+            memory_limit: limits.memory_limit << 20,
+            max_concurrency: limits.max_concurrency.max(1),
             grace: args.shutdown_grace,
         },
     )?;
     let cron = kiln_trigger_cron::start(
         &app,
         kiln_trigger_cron::CronOptions {
-            deadline: args.request_timeout,
-            memory_limit: args.memory_limit << 20,
+            deadline: limits.request_timeout,
+            memory_limit: limits.memory_limit << 20,
             grace: args.shutdown_grace,
         },
     )?;
@@ -123,9 +127,9 @@ pub(crate) fn run(args: UpArgs) -> Result<()> {
             &app,
             broker,
             kiln_trigger_messaging::MessagingOptions {
-                deadline: args.request_timeout,
-                memory_limit: args.memory_limit << 20,
-                max_concurrency: args.max_concurrency.max(1),
+                deadline: limits.request_timeout,
+                memory_limit: limits.memory_limit << 20,
+                max_concurrency: limits.max_concurrency.max(1),
                 grace: args.shutdown_grace,
                 max_deliver: messaging.max_deliver().unwrap_or(5),
                 ..Default::default()
@@ -168,15 +172,37 @@ fn app_needs_concurrency(manifest: &Manifest) -> Result<bool> {
     Ok(false)
 }
 
-fn engine_config(args: &UpArgs) -> Result<EngineConfig> {
+/// The app's limits: the flags, else the manifest's `[application.tool.kiln]`, else the defaults.
+struct Limits {
+    request_timeout: Duration,
+    memory_limit: usize,
+    max_concurrency: usize,
+    max_request_body: Option<u64>,
+}
+
+impl Limits {
+    fn resolve(args: &UpArgs, manifest: &kiln_manifest::AppLimitsSpec) -> Limits {
+        Limits {
+            request_timeout: args
+                .request_timeout
+                .or(manifest.request_timeout_ms.map(Duration::from_millis))
+                .unwrap_or(Duration::from_secs(30)),
+            memory_limit: args.memory_limit.or(manifest.memory_limit_mib.map(|mib| mib as usize)).unwrap_or(128),
+            max_concurrency: args.max_concurrency.or(manifest.max_concurrency.map(|n| n as usize)).unwrap_or(1000),
+            max_request_body: manifest.max_request_body,
+        }
+    }
+}
+
+fn engine_config(args: &UpArgs, limits: &Limits) -> Result<EngineConfig> {
     let mut config = EngineConfig::default();
-    if args.memory_limit == 0 {
+    if limits.memory_limit == 0 {
         anyhow::bail!("--memory-limit must be at least 1 MiB");
     }
-    config.max_instance_memory = config.max_instance_memory.max(args.memory_limit << 20);
+    config.max_instance_memory = config.max_instance_memory.max(limits.memory_limit << 20);
     // Each trigger may run up to --max-concurrency instances; the pool leaves room for two at their
     // limit at once (plus cron runs) before an instantiation would fail.
-    let per_trigger = u32::try_from(args.max_concurrency).context("--max-concurrency is too large")?.max(1);
+    let per_trigger = u32::try_from(limits.max_concurrency).context("--max-concurrency is too large")?.max(1);
     config.max_instances = per_trigger.saturating_mul(2).saturating_add(16);
     if args.no_cache {
         config.cache_dir = None;
@@ -186,12 +212,13 @@ fn engine_config(args: &UpArgs) -> Result<EngineConfig> {
     Ok(config)
 }
 
-fn http_options(args: &UpArgs) -> HttpOptions {
+fn http_options(args: &UpArgs, limits: &Limits) -> HttpOptions {
     HttpOptions {
-        deadline: args.request_timeout,
-        memory_limit: args.memory_limit << 20,
-        max_concurrency: args.max_concurrency.max(1),
+        deadline: limits.request_timeout,
+        memory_limit: limits.memory_limit << 20,
+        max_concurrency: limits.max_concurrency.max(1),
         queue_timeout: args.queue_timeout,
+        max_request_body: limits.max_request_body,
         ..HttpOptions::default()
     }
 }

@@ -171,6 +171,33 @@ fn application(cx: &Cx, raw: RawApplication) -> Result<Application> {
         http: HttpAppSettings { base },
         redis_address: raw.trigger.redis.and_then(|r| r.address),
         nats_url: raw.trigger.nats.and_then(|n| n.url),
+        limits: match raw.tool.kiln {
+            Some(settings) => limits(cx, settings)?,
+            None => AppLimitsSpec::default(),
+        },
+    })
+}
+
+/// `[application.tool.kiln]`: every value at least 1 (a body limit may be 0), and within `u32`
+/// where the setting is a count or MiB.
+fn limits(cx: &Cx, raw: Spanned<RawKilnSettings>) -> Result<AppLimitsSpec> {
+    let span = raw.span();
+    let raw = raw.into_inner();
+    let at_least = |value: Option<Spanned<u64>>, key: &str, min: u64, max: u64| -> Result<Option<u64>> {
+        let Some(value) = value else { return Ok(None) };
+        let number = *value.get_ref();
+        if number < min || number > max {
+            return Err(cx.err(value.span(), format!("`{key}` must be between {min} and {max}, not {number}"), "see [application.tool.kiln] in the README"));
+        }
+        Ok(Some(number))
+    };
+    let small = u32::MAX as u64;
+    Ok(AppLimitsSpec {
+        max_concurrency: at_least(raw.max_concurrency, "max_concurrency", 1, small)?.map(|n| n as u32),
+        memory_limit_mib: at_least(raw.memory_limit_mib, "memory_limit_mib", 1, small)?.map(|n| n as u32),
+        request_timeout_ms: at_least(raw.request_timeout_ms, "request_timeout_ms", 1, u64::MAX)?,
+        max_request_body: at_least(raw.max_request_body, "max_request_body", 0, u64::MAX)?,
+        span: Some(span.into()),
     })
 }
 

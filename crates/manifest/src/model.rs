@@ -18,6 +18,23 @@ pub struct Application {
     pub http: HttpAppSettings,
     pub redis_address: Option<String>,
     pub nats_url: Option<String>,
+    /// `[application.tool.kiln]`: limits the app asks for; unset ones take the host's defaults.
+    pub limits: AppLimitsSpec,
+}
+
+/// Per-app limits as a manifest states them (`[application.tool.kiln]`, a table Spin ignores).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AppLimitsSpec {
+    /// Instances at once.
+    pub max_concurrency: Option<u32>,
+    /// Linear memory per instance, MiB.
+    pub memory_limit_mib: Option<u32>,
+    /// Deadline per request, milliseconds.
+    pub request_timeout_ms: Option<u64>,
+    /// Largest request body, bytes.
+    pub max_request_body: Option<u64>,
+    /// Where the table is, for errors about its values.
+    pub span: Option<Span>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

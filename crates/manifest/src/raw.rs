@@ -45,9 +45,29 @@ pub(crate) struct RawApplication {
     pub authors: Vec<String>,
     #[serde(default)]
     pub trigger: RawAppTriggers,
-    /// Settings for external tools; Spin ignores them and so do we.
+    /// Settings for tools, `[application.tool.<name>]`; Spin ignores them. Kiln reads its own,
+    /// `[application.tool.kiln]`, and ignores the others' as Spin does.
+    #[serde(default)]
+    pub tool: RawTools,
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct RawTools {
+    pub kiln: Option<Spanned<RawKilnSettings>>,
+    /// Other tools' tables.
+    #[serde(flatten)]
     #[allow(dead_code)]
-    pub tool: Option<IgnoredAny>,
+    pub others: IndexMap<String, IgnoredAny>,
+}
+
+/// `[application.tool.kiln]`: the app's limits (the host's defaults apply to what is not set).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawKilnSettings {
+    pub max_concurrency: Option<Spanned<u64>>,
+    pub memory_limit_mib: Option<Spanned<u64>>,
+    pub request_timeout_ms: Option<Spanned<u64>>,
+    pub max_request_body: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize, Default)]

@@ -644,3 +644,23 @@ fn miette_renders_snippet_and_help() {
     assert!(out.contains("route = \"hello\""), "{out}");
     assert!(out.contains("write it as \"/hello\""), "{out}");
 }
+
+#[test]
+fn kiln_limits_live_in_a_tool_table_spin_ignores() {
+    let manifest = ok("[application.tool.kiln]\nmax_concurrency = 20\nmemory_limit_mib = 64\nrequest_timeout_ms = 5000\nmax_request_body = 0\n[application.tool.spin-test]\nsource = \"x.wasm\"\n");
+    let limits = &manifest.application.limits;
+    assert_eq!(
+        (limits.max_concurrency, limits.memory_limit_mib, limits.request_timeout_ms, limits.max_request_body),
+        (Some(20), Some(64), Some(5000), Some(0))
+    );
+    assert!(limits.span.is_some());
+    assert_eq!(ok("").application.limits, AppLimitsSpec::default());
+}
+
+#[test]
+fn kiln_limits_are_checked_where_they_are_written() {
+    assert_err(&err("[application.tool.kiln]\nmax_concurrency = 0\n"), "`max_concurrency` must be between 1", 5, 19);
+    assert_err(&err("[application.tool.kiln]\nmemory_limit_mib = 99999999999\n"), "`memory_limit_mib` must be between 1", 5, 20);
+    let unknown = err("[application.tool.kiln]\nmax_memory = 5\n");
+    assert!(unknown.message().contains("max_memory"), "{unknown:?}");
+}

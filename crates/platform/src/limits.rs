@@ -1,5 +1,6 @@
 //! Per-app limits and the other settings a deploy request carries.
 
+use kiln_manifest::AppLimitsSpec;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -23,6 +24,16 @@ impl Default for AppLimits {
 }
 
 impl AppLimits {
+    /// These limits with the ones `spec` sets replacing them.
+    pub fn overridden_by(self, spec: &AppLimitsSpec) -> AppLimits {
+        AppLimits {
+            max_concurrency: spec.max_concurrency.unwrap_or(self.max_concurrency),
+            memory_limit_mib: spec.memory_limit_mib.unwrap_or(self.memory_limit_mib),
+            request_timeout_ms: spec.request_timeout_ms.unwrap_or(self.request_timeout_ms),
+            max_request_body: spec.max_request_body.unwrap_or(self.max_request_body),
+        }
+    }
+
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
     }
@@ -32,11 +43,12 @@ impl AppLimits {
     }
 }
 
-/// The settings of one deploy request (query parameters of `PUT /v1/apps/{name}`).
+/// The settings of one deploy request (query parameters of `PUT /v1/apps/{name}`). Its limits
+/// override the manifest's `[application.tool.kiln]`, which override the host's defaults.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DeployParams {
     pub route_prefix: Option<String>,
-    pub limits: AppLimits,
+    pub limits: AppLimitsSpec,
 }
 
 /// The most a deploy may ask for: what the host's engine was sized for.
@@ -46,18 +58,29 @@ pub struct LimitCeilings {
     pub max_concurrency: u32,
 }
 
+impl LimitCeilings {
+    /// The first limit of `spec` above what this host allows, as `(key, value, ceiling)`.
+    pub fn exceeded_by(&self, spec: &AppLimitsSpec) -> Option<(&'static str, u64, u64)> {
+        let checks = [
+            ("max_concurrency", spec.max_concurrency.map(u64::from), self.max_concurrency as u64),
+            ("memory_limit_mib", spec.memory_limit_mib.map(u64::from), self.max_memory_limit_mib as u64),
+        ];
+        checks.into_iter().find_map(|(key, value, ceiling)| value.filter(|v| *v > ceiling).map(|v| (key, v, ceiling)))
+    }
+}
+
 impl DeployParams {
-    /// Parses a query string; parameters not given take `defaults`. Errors name the parameter.
-    pub fn parse(query: Option<&str>, defaults: AppLimits, ceilings: LimitCeilings) -> Result<DeployParams, String> {
-        let mut params = DeployParams { route_prefix: None, limits: defaults };
+    /// Parses a query string. Errors name the parameter.
+    pub fn parse(query: Option<&str>, ceilings: LimitCeilings) -> Result<DeployParams, String> {
+        let mut params = DeployParams::default();
         for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
             let limits = &mut params.limits;
             match key.as_ref() {
                 "route_prefix" => params.route_prefix = Some(parse_prefix(&value)?),
-                "max_concurrency" => limits.max_concurrency = parse_number(&key, &value, 1, ceilings.max_concurrency as u64)? as u32,
-                "memory_limit_mib" => limits.memory_limit_mib = parse_number(&key, &value, 1, ceilings.max_memory_limit_mib as u64)? as u32,
-                "request_timeout_ms" => limits.request_timeout_ms = parse_number(&key, &value, 1, 24 * 3600 * 1000)?,
-                "max_request_body" => limits.max_request_body = parse_number(&key, &value, 0, u64::MAX)?,
+                "max_concurrency" => limits.max_concurrency = Some(parse_number(&key, &value, 1, ceilings.max_concurrency as u64)? as u32),
+                "memory_limit_mib" => limits.memory_limit_mib = Some(parse_number(&key, &value, 1, ceilings.max_memory_limit_mib as u64)? as u32),
+                "request_timeout_ms" => limits.request_timeout_ms = Some(parse_number(&key, &value, 1, 24 * 3600 * 1000)?),
+                "max_request_body" => limits.max_request_body = Some(parse_number(&key, &value, 0, u64::MAX)?),
                 other => {
                     return Err(format!(
                         "unknown parameter `{other}`; known: route_prefix, max_concurrency, memory_limit_mib, request_timeout_ms, max_request_body"
@@ -109,10 +132,15 @@ mod tests {
 
     #[test]
     fn parameters_override_defaults() {
-        let params = DeployParams::parse(Some("route_prefix=%2Fshop%2F&max_concurrency=4&memory_limit_mib=64&request_timeout_ms=500&max_request_body=10"), AppLimits::default(), CEILINGS).unwrap();
+        let params = DeployParams::parse(Some("route_prefix=%2Fshop%2F&max_concurrency=4&memory_limit_mib=64&request_timeout_ms=500&max_request_body=10"), CEILINGS).unwrap();
         assert_eq!(params.route_prefix.as_deref(), Some("/shop"));
-        assert_eq!(params.limits, AppLimits { max_concurrency: 4, memory_limit_mib: 64, request_timeout_ms: 500, max_request_body: 10 });
-        assert_eq!(DeployParams::parse(None, AppLimits::default(), CEILINGS).unwrap().limits, AppLimits::default());
+        assert_eq!(AppLimits::default().overridden_by(&params.limits), AppLimits { max_concurrency: 4, memory_limit_mib: 64, request_timeout_ms: 500, max_request_body: 10 });
+        assert_eq!(AppLimits::default().overridden_by(&DeployParams::parse(None, CEILINGS).unwrap().limits), AppLimits::default());
+        let manifest = AppLimitsSpec { max_concurrency: Some(7), request_timeout_ms: Some(9), ..AppLimitsSpec::default() };
+        let query = DeployParams::parse(Some("max_concurrency=3"), CEILINGS).unwrap().limits;
+        let limits = AppLimits::default().overridden_by(&manifest).overridden_by(&query);
+        assert_eq!((limits.max_concurrency, limits.request_timeout_ms, limits.memory_limit_mib), (3, 9, 128), "query over manifest over host");
+        assert_eq!(CEILINGS.exceeded_by(&AppLimitsSpec { memory_limit_mib: Some(1024), ..AppLimitsSpec::default() }), Some(("memory_limit_mib", 1024, 512)));
     }
 
     #[test]
@@ -126,7 +154,7 @@ mod tests {
             ("route_prefix=/a/../b", "route_prefix"),
             ("colour=blue", "unknown parameter `colour`"),
         ] {
-            let err = DeployParams::parse(Some(query), AppLimits::default(), CEILINGS).unwrap_err();
+            let err = DeployParams::parse(Some(query), CEILINGS).unwrap_err();
             assert!(err.contains(expected), "{query}: {err}");
         }
     }

@@ -16,7 +16,7 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 use http::StatusCode;
 use kiln_app::{App, Capability, LoadOptions};
 use kiln_engine::{Engine, EngineConfig, LinkFn};
-use kiln_manifest::{HttpRoute, Manifest};
+use kiln_manifest::{AppLimitsSpec, HttpRoute, Manifest};
 use kiln_observe::{AppMetrics, Metrics, Tracing};
 use kiln_runtime_config::{KeyValueStoreConfig, RuntimeConfig, SqliteDatabaseConfig, VariablesProviderConfig};
 use kiln_trigger_http::{HttpObserver, HttpOptions, HttpTrigger};
@@ -202,16 +202,21 @@ impl Platform {
         let text = std::fs::read_to_string(&record_path).with_context(|| format!("cannot read `{}`", record_path.display()))?;
         let record: AppRecord = serde_json::from_str(&text).with_context(|| format!("`{}` is damaged", record_path.display()))?;
         remove_stale_versions(&self.data.app_dir(name), record.version);
-        let version = self.describe_version(record).map_err(|err| anyhow::anyhow!("{}", err.message))?;
+        let version = self.describe_version(record, None).map_err(|err| anyhow::anyhow!("{}", err.message))?;
         self.install(name, Arc::new(version), self.metrics.app(name, self.tracing.as_ref()));
         Ok(())
     }
 
-    /// Reads a version's manifest (cheap: no compiling) into what routing and the API need.
-    fn describe_version(&self, record: AppRecord) -> Result<AppVersion, ApiError> {
+    /// Reads a version's manifest (cheap: no compiling) into what routing and the API need. For a
+    /// new deploy, `requested` are the request's limits: the record's limits become the host's
+    /// defaults, overridden by the manifest's `[application.tool.kiln]`, overridden by those.
+    fn describe_version(&self, mut record: AppRecord, requested: Option<&AppLimitsSpec>) -> Result<AppVersion, ApiError> {
         let dir = self.data.version_dir(&record.name, record.version);
         let manifest_path = archive::manifest_in(&dir).map_err(|err| ApiError::bad_request(err.to_string()))?;
         let manifest = Manifest::load(&manifest_path).map_err(|err| ApiError::bad_request(relative_to(&dir, &format!("{err}"))))?;
+        if let Some(requested) = requested {
+            record.limits = self.limits_for(&manifest, requested).map_err(|err| ApiError::bad_request(relative_to(&dir, &format!("{err}"))))?;
+        }
         // Before anything reads a component: a missing file is reported at its line in the manifest.
         manifest.check_sources().map_err(|err| ApiError::bad_request(relative_to(&dir, &format!("{err}"))))?;
         let routes = manifest
@@ -238,6 +243,16 @@ impl Platform {
             load_lock: tokio::sync::Mutex::new(None),
             last_used: AtomicU64::new(0),
         })
+    }
+
+    /// The host's default limits, overridden by the manifest's, overridden by the request's; the
+    /// manifest's checked against the host's ceilings (the request's were, when it was parsed).
+    fn limits_for(&self, manifest: &Manifest, requested: &AppLimitsSpec) -> Result<AppLimits, kiln_manifest::ManifestError> {
+        let stated = &manifest.application.limits;
+        if let (Some((key, value, ceiling)), Some(span)) = (self.config.ceilings.exceeded_by(stated), &stated.span) {
+            return Err(manifest.error_at(span, format!("`{key} = {value}` is more than this host allows ({ceiling})"), "ask for less, or run the host with higher ceilings"));
+        }
+        Ok(self.config.default_limits.overridden_by(stated).overridden_by(requested))
     }
 
     /// Makes `version` the one new requests of `name` get. Returns the version it replaced.
@@ -270,7 +285,7 @@ impl Platform {
                 self.config.domain
             )));
         }
-        let params = DeployParams::parse(query, self.config.default_limits, self.config.ceilings).map_err(ApiError::bad_request)?;
+        let params = DeployParams::parse(query, self.config.ceilings).map_err(ApiError::bad_request)?;
         let _change = self.changes.lock().await;
         self.check_prefix_free(name, params.route_prefix.as_deref())?;
         let existing = self.entry(name);
@@ -283,12 +298,13 @@ impl Platform {
             name: name.to_string(),
             version: previous.as_ref().map_or(1, |v| v.record.version + 1),
             route_prefix: params.route_prefix.clone(),
-            limits: params.limits,
+            // Set from the manifest and the request once the archive is unpacked.
+            limits: self.config.default_limits,
             deployed_at: unix_now(),
         };
         let (platform, metrics_for_load) = (self.clone(), metrics.clone());
         let keep_loaded = previous.as_ref().is_some_and(|v| v.loaded.load().is_some());
-        let prepared = tokio::task::spawn_blocking(move || platform.prepare_version(record, &archive, keep_loaded, &metrics_for_load))
+        let prepared = tokio::task::spawn_blocking(move || platform.prepare_version(record, &params.limits, &archive, keep_loaded, &metrics_for_load))
             .await
             .map_err(|err| ApiError::internal(anyhow::anyhow!("the deploy task failed: {err}")))
             .and_then(|result| result);
@@ -313,12 +329,12 @@ impl Platform {
 
     /// Unpacks, checks and compiles a version, and records it as current on disk. Nothing is
     /// visible to requests yet; on any error nothing is left behind.
-    fn prepare_version(&self, record: AppRecord, archive_bytes: &[u8], keep_loaded: bool, metrics: &Arc<AppMetrics>) -> Result<AppVersion, ApiError> {
+    fn prepare_version(&self, record: AppRecord, requested: &AppLimitsSpec, archive_bytes: &[u8], keep_loaded: bool, metrics: &Arc<AppMetrics>) -> Result<AppVersion, ApiError> {
         let dir = self.data.version_dir(&record.name, record.version);
-        let result = self.unpack_and_load(&record, archive_bytes, &dir, keep_loaded, metrics);
+        let result = self.unpack_and_load(&record, requested, archive_bytes, &dir, keep_loaded, metrics);
         match result {
             Ok(version) => {
-                let json = serde_json::to_vec_pretty(&record).map_err(|err| ApiError::internal(err.into()))?;
+                let json = serde_json::to_vec_pretty(&version.record).map_err(|err| ApiError::internal(err.into()))?;
                 write_atomically(&self.data.app_dir(&record.name).join("app.json"), &json).map_err(ApiError::internal)?;
                 Ok(version)
             }
@@ -333,7 +349,7 @@ impl Platform {
         }
     }
 
-    fn unpack_and_load(&self, record: &AppRecord, archive_bytes: &[u8], dir: &Path, keep_loaded: bool, metrics: &Arc<AppMetrics>) -> Result<AppVersion, ApiError> {
+    fn unpack_and_load(&self, record: &AppRecord, requested: &AppLimitsSpec, archive_bytes: &[u8], dir: &Path, keep_loaded: bool, metrics: &Arc<AppMetrics>) -> Result<AppVersion, ApiError> {
         let app_dir = self.data.app_dir(&record.name);
         std::fs::create_dir_all(&app_dir).map_err(|err| ApiError::internal(err.into()))?;
         let staging = app_dir.join(format!(".staging-{}", random_hex(6)));
@@ -346,7 +362,7 @@ impl Platform {
         let _ = std::fs::remove_dir_all(dir);
         std::fs::rename(&staging, dir).map_err(|err| ApiError::internal(err.into()))?;
         sync_dir(&app_dir);
-        let version = self.describe_version(record.clone())?;
+        let version = self.describe_version(record.clone(), Some(requested))?;
         self.check_manifest(&version)?;
         // Compiling (or finding the artifact in the cache) and linking now proves the version can
         // serve before it replaces the one that does.

@@ -115,3 +115,12 @@ fn every_request_gets_a_fresh_instance() {
         assert_eq!(handle.join().unwrap(), "count 1; saw earlier data: no");
     }
 }
+
+#[test]
+fn kiln_up_takes_limits_from_the_manifest_unless_flags_say_otherwise() {
+    let manifest = format!("{}\n[application.tool.kiln]\nrequest_timeout_ms = 300\n", crate::single("busy_loop", "/...", ""));
+    let (kiln, _dir) = serve(&manifest, &[], &[]);
+    let started = Instant::now();
+    assert_eq!(body(kiln.get("/")).0, 504);
+    assert!(started.elapsed() < Duration::from_secs(5), "cut off at the manifest's 300 ms, not 30 s");
+}

@@ -542,3 +542,22 @@ fn a_broken_app_fails_fast_without_reloading_on_every_request() {
     assert_eq!(attempts, 1, "one load attempt, then the remembered failure:\n{log}");
     assert!(version_is(&serve.app_text("fine", "/"), "ok"), "other apps are unaffected");
 }
+
+/// `[application.tool.kiln]` in the manifest (a table Spin ignores) sets the app's limits; the
+/// deploy request's parameters override it, and the host's ceilings bound it.
+#[test]
+fn manifest_limits_apply_and_the_request_overrides_them() {
+    let (serve, _dir) = start(&[]);
+    let manifest = |tool: &str| format!("{}[application.tool.kiln]\n{tool}\n", http_app("limited", "busy.wasm", "/...", ""));
+    let archive = |tool: &str| AppArchive::new(&manifest(tool)).guest("busy.wasm", "busy_loop").build();
+    let shown = serve.deploy_ok("limited", "", archive("max_concurrency = 3\nrequest_timeout_ms = 300"));
+    assert_eq!((shown["limits"]["max_concurrency"].as_u64(), shown["limits"]["request_timeout_ms"].as_u64()), (Some(3), Some(300)), "{shown}");
+    let started = Instant::now();
+    assert_eq!(serve.app_get("limited", "/").status(), 504);
+    assert!(started.elapsed() < Duration::from_secs(5), "cut off at the manifest's 300 ms");
+    let shown = serve.deploy_ok("limited", "max_concurrency=5", archive("max_concurrency = 3\nrequest_timeout_ms = 300"));
+    assert_eq!((shown["limits"]["max_concurrency"].as_u64(), shown["limits"]["request_timeout_ms"].as_u64()), (Some(5), Some(300)), "{shown}");
+    let (status, body) = serve.deploy("limited", "", archive("memory_limit_mib = 100000"));
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"].as_str().unwrap_or_default().contains("kiln.toml:10:1: `memory_limit_mib = 100000` is more than this host allows"), "{body}");
+}
