@@ -1,12 +1,14 @@
 use crate::capability::ComponentCapability;
 use crate::Engine;
 use crate::guest_output::{Channel, GuestLog};
-use crate::limits::MemoryLimiter;
+use crate::limits::{InstanceFailure, MemoryLimiter, classify_failure};
 use crate::state::KilnState;
 use anyhow::{Context, Result};
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use wasmtime::component::{InstancePre, ResourceTable};
 use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
@@ -35,6 +37,18 @@ pub struct InstanceOptions {
     /// Outbound HTTP policy for this instance.
     pub http_hooks: Box<dyn WasiHttpHooks>,
 }
+
+/// What bounds one instance, as a trigger sets it.
+#[derive(Clone, Copy, Debug)]
+pub struct InstanceLimits {
+    /// Cut off (504 for HTTP) once it has run this long.
+    pub deadline: Duration,
+    /// Linear memory limit in bytes.
+    pub memory_limit: usize,
+}
+
+/// What a trigger does with a fresh store in [`ComponentPre::run`]: instantiate and call its export.
+pub type InstanceCall<'s, T> = Pin<Box<dyn Future<Output = wasmtime::Result<T>> + Send + 's>>;
 
 /// A component ready to be instantiated: compiled, linked, with its WASI template.
 #[derive(Clone)]
@@ -76,6 +90,26 @@ impl ComponentPre {
 
     pub fn instance_pre(&self) -> &InstancePre<KilnState> {
         &self.pre
+    }
+
+    /// Runs one instance, start to end, the way every trigger does: a fresh store, then `call`
+    /// (which instantiates and calls the trigger's export), cut off at the deadline, and any failure
+    /// classified (deadline, memory limit, trap).
+    pub async fn run<T>(
+        &self,
+        limits: InstanceLimits,
+        http_hooks: Box<dyn WasiHttpHooks>,
+        call: impl for<'s> FnOnce(&'s mut Store<KilnState>) -> InstanceCall<'s, T>,
+    ) -> Result<T, InstanceFailure> {
+        let deadline = Instant::now() + limits.deadline;
+        let mut store = self
+            .new_store(InstanceOptions { deadline, memory_limit: limits.memory_limit, http_hooks })
+            .map_err(|err| InstanceFailure::Trap(format!("cannot create the instance: {err:#}")))?;
+        match tokio::time::timeout_at(deadline.into(), call(&mut store)).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(err)) => Err(classify_failure(&err, store.data().memory_exceeded(), limits.memory_limit, limits.deadline)),
+            Err(_elapsed) => Err(InstanceFailure::Deadline(limits.deadline)),
+        }
     }
 
     /// A fresh store for one instance of this component. This is on every request's path: it only

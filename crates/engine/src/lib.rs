@@ -15,7 +15,7 @@ mod limits;
 mod state;
 
 pub use capability::{ComponentCapability, LinkFn};
-pub use component::{ComponentPre, InstanceOptions, SocketPolicy, WasiTemplate};
+pub use component::{ComponentPre, InstanceCall, InstanceLimits, InstanceOptions, SocketPolicy, WasiTemplate};
 pub use config::EngineConfig;
 pub use limits::{InstanceFailure, classify_failure};
 pub use state::KilnState;

@@ -81,6 +81,7 @@ impl Admin {
         let path = request.uri().path().to_string();
         let target = Target::parse(&path);
         if !target.is_public() && !self.token.accepts(request.headers().get(header::AUTHORIZATION)) {
+            discard_small_body(request).await;
             let mut response = error(&ApiError::new(StatusCode::UNAUTHORIZED, "missing or wrong bearer token: send `Authorization: Bearer <token>` (the token is in <data-dir>/admin-token)"));
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             return response;
@@ -141,6 +142,13 @@ async fn read_upload(request: Request<Incoming>, max: u64) -> Result<Bytes, ApiE
         Err(err) if err.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(too_large()),
         Err(err) => Err(ApiError::bad_request(format!("the upload was interrupted: {err}"))),
     }
+}
+
+/// Reads and drops what is left of a small request body before an early error, so a client still
+/// sending it gets the response instead of a reset connection. Larger bodies are not read.
+async fn discard_small_body(request: Request<Incoming>) {
+    const SMALL: usize = 1 << 20;
+    let _ = Limited::new(request.into_body(), SMALL).collect().await;
 }
 
 fn with_type(body: Full<Bytes>, content_type: &'static str) -> Response<Body> {

@@ -12,7 +12,7 @@ pub use schedule::{Plan, parse_cron};
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use kiln_app::App;
-use kiln_engine::{ComponentPre, InstanceFailure, InstanceOptions, KilnState, classify_failure};
+use kiln_engine::{ComponentPre, InstanceLimits, KilnState};
 use kiln_manifest::Manifest;
 use kiln_outbound_http::OutboundHttp;
 use std::sync::Arc;
@@ -254,22 +254,21 @@ async fn run(trigger: &Trigger, options: &CronOptions, tick: DateTime<Utc>) {
 
 /// One instance for one tick. `Err` is the one-line reason it failed.
 async fn run_instance(trigger: &Trigger, options: &CronOptions, timestamp: u64) -> Result<(), String> {
-    let deadline = Instant::now() + options.deadline;
-    let store = trigger.pre.new_store(InstanceOptions {
-        deadline,
-        memory_limit: options.memory_limit,
-        http_hooks: trigger.outbound.hooks(),
-    });
-    let mut store = store.map_err(|err| format!("cannot create the instance: {err:#}"))?;
-    let call = async {
-        let guest = trigger.bindings.instantiate_async(&mut store).await?;
-        guest.call_handle_cron_event(&mut store, Metadata { timestamp }).await
-    };
-    match tokio::time::timeout_at(deadline.into(), call).await {
-        Ok(Ok(Ok(()))) => Ok(()),
-        Ok(Ok(Err(CronError::Other(message)))) => Err(format!("the handler returned an error: {}", one_line(&message))),
-        Ok(Err(err)) => Err(classify_failure(&err, store.data().memory_exceeded(), options.memory_limit, options.deadline).to_string()),
-        Err(_elapsed) => Err(InstanceFailure::Deadline(options.deadline).to_string()),
+    let limits = InstanceLimits { deadline: options.deadline, memory_limit: options.memory_limit };
+    let bindings = trigger.bindings.clone();
+    let outcome = trigger
+        .pre
+        .run(limits, trigger.outbound.hooks(), move |store| {
+            Box::pin(async move {
+                let guest = bindings.instantiate_async(&mut *store).await?;
+                guest.call_handle_cron_event(&mut *store, Metadata { timestamp }).await
+            })
+        })
+        .await;
+    match outcome {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(CronError::Other(message))) => Err(format!("the handler returned an error: {}", one_line(&message))),
+        Err(failure) => Err(failure.to_string()),
     }
 }
 

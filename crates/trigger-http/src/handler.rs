@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use kiln_app::App;
-use kiln_engine::{ComponentPre, InstanceFailure, InstanceOptions, KilnState, classify_failure};
+use kiln_engine::{ComponentPre, InstanceFailure, InstanceLimits, KilnState};
 use kiln_manifest::HttpRoute;
 use kiln_outbound_http::OutboundHttp;
 use std::collections::HashMap;
@@ -308,13 +308,6 @@ pub(crate) fn set_request_headers<B>(request: &mut Request<B>, matched: &RouteMa
     }
 }
 
-/// The part of [`HttpOptions`] an instance needs.
-#[derive(Clone, Copy)]
-struct InstanceLimits {
-    deadline: std::time::Duration,
-    memory_limit: usize,
-}
-
 /// One instance, start to end. Returns why it failed, if it did; failures after the response was
 /// sent are only logged.
 async fn run_instance<B>(
@@ -361,8 +354,8 @@ impl Drop for InstanceEnded {
 }
 
 async fn run_instance_unobserved<B>(
-    component: &HttpComponent,
-    options: InstanceLimits,
+    component: &Arc<HttpComponent>,
+    limits: InstanceLimits,
     request: Request<B>,
     sender: oneshot::Sender<Result<Response<Body>, ErrorCode>>,
 ) -> Option<InstanceFailure>
@@ -371,30 +364,22 @@ where
     B::Error: Into<wasmtime_wasi_http::Error>,
 {
     let started = Instant::now();
-    let deadline = started + options.deadline;
-    let store = component.pre.new_store(InstanceOptions {
-        deadline,
-        memory_limit: options.memory_limit,
-        http_hooks: component.outbound.hooks(),
-    });
-    let mut store = match store {
-        Ok(store) => store,
-        Err(err) => return Some(InstanceFailure::Trap(format!("cannot create the instance: {err:#}"))),
-    };
-    let call = async {
-        let proxy = component.proxy.instantiate_async(&mut store).await?;
-        if let Some(observer) = &component.observer {
-            observer.instantiated(started.elapsed());
-        }
-        let request = store.data_mut().http().new_incoming_request(Scheme::Http, request)?;
-        let outparam = store.data_mut().http().new_response_outparam(sender)?;
-        proxy.wasi_http_incoming_handler().call_handle(&mut store, request, outparam).await
-    };
-    let failure = match tokio::time::timeout_at(deadline.into(), call).await {
-        Ok(Ok(())) => return None,
-        Ok(Err(err)) => classify_failure(&err, store.data().memory_exceeded(), options.memory_limit, options.deadline),
-        Err(_elapsed) => InstanceFailure::Deadline(options.deadline),
-    };
+    let this = component.clone();
+    let outcome = component
+        .pre
+        .run(limits, component.outbound.hooks(), move |store| {
+            Box::pin(async move {
+                let proxy = this.proxy.instantiate_async(&mut *store).await?;
+                if let Some(observer) = &this.observer {
+                    observer.instantiated(started.elapsed());
+                }
+                let request = store.data_mut().http().new_incoming_request(Scheme::Http, request)?;
+                let outparam = store.data_mut().http().new_response_outparam(sender)?;
+                proxy.wasi_http_incoming_handler().call_handle(&mut *store, request, outparam).await
+            })
+        })
+        .await;
+    let failure = outcome.err()?;
     tracing::warn!("[{}] {failure}", component.id);
     Some(failure)
 }

@@ -16,7 +16,7 @@ use anyhow::{Context, Result};
 use kiln_app::App;
 use kiln_cap_messaging::bindings::MessagingRequestReplyPre;
 use kiln_cap_messaging::{GuestMessage, MessagingInstance};
-use kiln_engine::{ComponentPre, InstanceFailure, InstanceOptions, KilnState, classify_failure};
+use kiln_engine::{ComponentPre, InstanceLimits, KilnState};
 use kiln_messaging::{Broker, Delivery, DurableConsumer, DurableOptions, FailOutcome, Message, Subscription};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -300,27 +300,27 @@ fn settle_text(result: &Result<Option<FailOutcome>, kiln_messaging::MessagingErr
 
 /// One instance, start to end: `Ok` when `handle` returned `ok`, else the one-line reason.
 async fn run_instance(component: &NatsComponent, options: &MessagingOptions, message: &Message) -> Result<(), String> {
-    let deadline = Instant::now() + options.deadline;
-    let mut store = component
+    let limits = InstanceLimits { deadline: options.deadline, memory_limit: options.memory_limit };
+    let (handler, message) = (component.handler.clone(), GuestMessage::from_broker(message));
+    let outcome = component
         .pre
-        .new_store(InstanceOptions { deadline, memory_limit: options.memory_limit, http_hooks: component.outbound.hooks() })
-        .map_err(|err| format!("cannot create the instance: {err:#}"))?;
-    let call = async {
-        let instance = component.handler.instantiate_async(&mut store).await?;
-        let resource = store
-            .data_mut()
-            .capability::<MessagingInstance>()
-            .push_message(GuestMessage::from_broker(message))
-            .map_err(|e| wasmtime::Error::msg(format!("cannot pass the message: {}", error_text(&e))))?;
-        instance.wasi_messaging_incoming_handler().call_handle(&mut store, resource).await
-    };
-    let failure = match tokio::time::timeout_at(deadline.into(), call).await {
-        Ok(Ok(Ok(()))) => return Ok(()),
-        Ok(Ok(Err(err))) => return Err(format!("the component returned an error: {}", error_text(&err))),
-        Ok(Err(err)) => classify_failure(&err, store.data().memory_exceeded(), options.memory_limit, options.deadline),
-        Err(_elapsed) => InstanceFailure::Deadline(options.deadline),
-    };
-    Err(failure.to_string())
+        .run(limits, component.outbound.hooks(), move |store| {
+            Box::pin(async move {
+                let instance = handler.instantiate_async(&mut *store).await?;
+                let resource = store
+                    .data_mut()
+                    .capability::<MessagingInstance>()
+                    .push_message(message)
+                    .map_err(|e| wasmtime::Error::msg(format!("cannot pass the message: {}", error_text(&e))))?;
+                instance.wasi_messaging_incoming_handler().call_handle(&mut *store, resource).await
+            })
+        })
+        .await;
+    match outcome {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(err)) => Err(format!("the component returned an error: {}", error_text(&err))),
+        Err(failure) => Err(failure.to_string()),
+    }
 }
 
 fn error_text(err: &kiln_cap_messaging::bindings::wasi::messaging::types::Error) -> String {

@@ -15,11 +15,11 @@ pub use plan::{ServerPlan, plan, redact, render};
 
 use anyhow::{Context, Result};
 use kiln_app::App;
-use kiln_engine::{ComponentPre, InstanceFailure, InstanceOptions, KilnState, classify_failure};
+use kiln_engine::{ComponentPre, InstanceLimits, KilnState};
 use kiln_outbound_http::OutboundHttp;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{Semaphore, watch};
 
 mod bindings {
@@ -197,23 +197,22 @@ fn handler(id: &str, pre: &ComponentPre, outbound: &Arc<OutboundHttp>) -> Result
 }
 
 /// Runs one instance of `handler` for one message. `Err` is the one-line reason it failed.
-pub(crate) async fn run_instance(handler: &Handler, options: &RedisOptions, payload: &Vec<u8>) -> Result<(), String> {
-    let deadline = Instant::now() + options.deadline;
-    let store = handler.pre.new_store(InstanceOptions {
-        deadline,
-        memory_limit: options.memory_limit,
-        http_hooks: handler.outbound.hooks(),
-    });
-    let mut store = store.map_err(|err| format!("cannot create the instance: {err:#}"))?;
-    let call = async {
-        let guest = handler.bindings.instantiate_async(&mut store).await?;
-        guest.fermyon_spin_inbound_redis().call_handle_message(&mut store, payload).await
-    };
-    match tokio::time::timeout_at(deadline.into(), call).await {
-        Ok(Ok(Ok(()))) => Ok(()),
-        Ok(Ok(Err(_))) => Err("the handler returned an error".to_string()),
-        Ok(Err(err)) => Err(classify_failure(&err, store.data().memory_exceeded(), options.memory_limit, options.deadline).to_string()),
-        Err(_elapsed) => Err(InstanceFailure::Deadline(options.deadline).to_string()),
+pub(crate) async fn run_instance(handler: &Handler, options: &RedisOptions, payload: &[u8]) -> Result<(), String> {
+    let limits = InstanceLimits { deadline: options.deadline, memory_limit: options.memory_limit };
+    let (bindings, payload) = (handler.bindings.clone(), payload.to_vec());
+    let outcome = handler
+        .pre
+        .run(limits, handler.outbound.hooks(), move |store| {
+            Box::pin(async move {
+                let guest = bindings.instantiate_async(&mut *store).await?;
+                guest.fermyon_spin_inbound_redis().call_handle_message(&mut *store, &payload).await
+            })
+        })
+        .await;
+    match outcome {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err("the handler returned an error".to_string()),
+        Err(failure) => Err(failure.to_string()),
     }
 }
 

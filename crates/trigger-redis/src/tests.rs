@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
+use std::time::Instant;
 
 // ---------------------------------------------------------------------------------------------
 // Test support: a real redis-server, a guest built from WAT + the WIT in wit/, captured logs.
