@@ -22,7 +22,7 @@ use kiln_runtime_config::{KeyValueStoreConfig, RuntimeConfig, SqliteDatabaseConf
 use kiln_trigger_http::{HttpObserver, HttpOptions, HttpTrigger};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -114,6 +114,8 @@ pub(crate) struct AppVersion {
     load_lock: tokio::sync::Mutex<Option<FailedLoad>>,
     /// Milliseconds since the host started, at the last request.
     last_used: AtomicU64,
+    /// Replaced or removed: requests that reach it unloaded go to the current version instead.
+    retired: AtomicBool,
 }
 
 /// How long a failed load is remembered before the next request tries again.
@@ -242,6 +244,7 @@ impl Platform {
             loaded: ArcSwapOption::empty(),
             load_lock: tokio::sync::Mutex::new(None),
             last_used: AtomicU64::new(0),
+            retired: AtomicBool::new(false),
         })
     }
 
@@ -491,15 +494,33 @@ impl Platform {
     }
 
     /// The loaded form of the app's current version, loading it if it is idle. Concurrent first
-    /// requests wait for one load.
+    /// requests wait for one load. A request that took a version just before it was replaced gets
+    /// it while it drains, or else the version that replaced it.
     pub(crate) async fn loaded(self: &Arc<Self>, entry: &Arc<AppEntry>, version: &Arc<AppVersion>) -> Result<Arc<Loaded>, ApiError> {
-        version.last_used.store(self.now_ms(), Ordering::Relaxed);
         if let Some(loaded) = version.loaded.load_full() {
+            version.last_used.store(self.now_ms(), Ordering::Relaxed);
             return Ok(loaded);
         }
+        if version.retired.load(Ordering::Acquire) {
+            let current = entry.current.load_full();
+            if Arc::ptr_eq(&current, version) {
+                return Err(ApiError::new(StatusCode::NOT_FOUND, format!("the app `{}` was removed", entry.name)));
+            }
+            return Box::pin(self.loaded(entry, &current)).await;
+        }
+        self.cold_load(entry, version).await
+    }
+
+    /// Loads `version` (idle, not retired) for [`Platform::loaded`].
+    async fn cold_load(self: &Arc<Self>, entry: &Arc<AppEntry>, version: &Arc<AppVersion>) -> Result<Arc<Loaded>, ApiError> {
+        version.last_used.store(self.now_ms(), Ordering::Relaxed);
         let mut last_failure = version.load_lock.lock().await;
         if let Some(loaded) = version.loaded.load_full() {
             return Ok(loaded);
+        }
+        if version.retired.load(Ordering::Acquire) {
+            drop(last_failure);
+            return Box::pin(self.loaded(entry, version)).await;
         }
         if let Some(failure) = last_failure.as_ref().filter(|failure| failure.at.elapsed() < LOAD_RETRY) {
             return Err(ApiError::internal(anyhow::anyhow!("{} (retried after {LOAD_RETRY:?})", failure.message)));
@@ -611,7 +632,12 @@ impl AppTable {
 }
 
 /// Waits until no request holds `version`'s loaded components (or `timeout` passes).
+///
+/// The version is marked retired first, and any load of it in progress is waited for, so no request
+/// loads it again (they go to the current version) and nothing reads its files once this returns.
 async fn drain(version: &AppVersion, timeout: Duration) {
+    version.retired.store(true, Ordering::Release);
+    let _no_load_in_progress = version.load_lock.lock().await;
     let Some(loaded) = version.loaded.swap(None) else { return };
     let deadline = Instant::now() + timeout;
     // Our `loaded` is one reference; every request still running holds another.
