@@ -18,9 +18,8 @@ impl Front {
     }
 
     async fn handle(&self, request: Request<Incoming>, client: SocketAddr, local: SocketAddr) -> Response<Body> {
-        let host = host_of(&request).map(str::to_string);
-        let Some((entry, version)) = self.platform.route(host.as_deref(), request.uri().path()) else {
-            return self.no_app(host.as_deref());
+        let Some((entry, version)) = self.platform.route(host_of(&request), request.uri().path()) else {
+            return self.no_app(host_of(&request));
         };
         // The loaded version stays alive (and counted as busy) until this request ends.
         let loaded = match self.platform.loaded(&entry, &version).await {

@@ -204,15 +204,16 @@ impl Platform {
         let text = std::fs::read_to_string(&record_path).with_context(|| format!("cannot read `{}`", record_path.display()))?;
         let record: AppRecord = serde_json::from_str(&text).with_context(|| format!("`{}` is damaged", record_path.display()))?;
         remove_stale_versions(&self.data.app_dir(name), record.version);
-        let version = self.describe_version(record, None).map_err(|err| anyhow::anyhow!("{}", err.message))?;
+        let (version, _) = self.describe_version(record, None).map_err(|err| anyhow::anyhow!("{}", err.message))?;
         self.install(name, Arc::new(version), self.metrics.app(name, self.tracing.as_ref()));
         Ok(())
     }
 
-    /// Reads a version's manifest (cheap: no compiling) into what routing and the API need. For a
+    /// Reads a version's manifest (cheap: no compiling) into what routing and the API need, and
+    /// returns the manifest too for a deploy to check further. For a
     /// new deploy, `requested` are the request's limits: the record's limits become the host's
     /// defaults, overridden by the manifest's `[application.tool.kiln]`, overridden by those.
-    fn describe_version(&self, mut record: AppRecord, requested: Option<&AppLimitsSpec>) -> Result<AppVersion, ApiError> {
+    fn describe_version(&self, mut record: AppRecord, requested: Option<&AppLimitsSpec>) -> Result<(AppVersion, Manifest), ApiError> {
         let dir = self.data.version_dir(&record.name, record.version);
         let manifest_path = archive::manifest_in(&dir).map_err(|err| ApiError::bad_request(err.to_string()))?;
         let manifest = Manifest::load(&manifest_path).map_err(|err| ApiError::bad_request(relative_to(&dir, &format!("{err}"))))?;
@@ -235,7 +236,7 @@ impl Platform {
                 needs_concurrency |= Engine::needs_concurrency(path).map_err(|err| ApiError::bad_request(relative_to(&dir, &format!("{err:#}"))))?;
             }
         }
-        Ok(AppVersion {
+        let version = AppVersion {
             record,
             dir,
             manifest_path,
@@ -245,7 +246,8 @@ impl Platform {
             load_lock: tokio::sync::Mutex::new(None),
             last_used: AtomicU64::new(0),
             retired: AtomicBool::new(false),
-        })
+        };
+        Ok((version, manifest))
     }
 
     /// The host's default limits, overridden by the manifest's, overridden by the request's; the
@@ -307,10 +309,7 @@ impl Platform {
         };
         let (platform, metrics_for_load) = (self.clone(), metrics.clone());
         let keep_loaded = previous.as_ref().is_some_and(|v| v.loaded.load().is_some());
-        let prepared = tokio::task::spawn_blocking(move || platform.prepare_version(record, &params.limits, &archive, keep_loaded, &metrics_for_load))
-            .await
-            .map_err(|err| ApiError::internal(anyhow::anyhow!("the deploy task failed: {err}")))
-            .and_then(|result| result);
+        let prepared = on_blocking_thread(move || platform.prepare_version(record, &params.limits, &archive, keep_loaded, &metrics_for_load)).await;
         let version = match prepared {
             Ok(version) => Arc::new(version),
             Err(err) => {
@@ -365,8 +364,8 @@ impl Platform {
         let _ = std::fs::remove_dir_all(dir);
         std::fs::rename(&staging, dir).map_err(|err| ApiError::internal(err.into()))?;
         sync_dir(&app_dir);
-        let version = self.describe_version(record.clone(), Some(requested))?;
-        self.check_manifest(&version)?;
+        let (version, manifest) = self.describe_version(record.clone(), Some(requested))?;
+        self.check_manifest(&version, &manifest)?;
         // Compiling (or finding the artifact in the cache) and linking now proves the version can
         // serve before it replaces the one that does.
         let loaded = self.load(&version, metrics)?;
@@ -377,10 +376,9 @@ impl Platform {
     }
 
     /// What `kiln serve` can run, checked before compiling, and sources shared as blobs.
-    fn check_manifest(&self, version: &AppVersion) -> Result<(), ApiError> {
-        let manifest = Manifest::load(&version.manifest_path).map_err(|err| ApiError::bad_request(relative_to(&version.dir, &format!("{err}"))))?;
+    fn check_manifest(&self, version: &AppVersion, manifest: &Manifest) -> Result<(), ApiError> {
         let located = |err: anyhow::Error| ApiError::bad_request(relative_to(&version.dir, &format!("{err:#}")));
-        kiln_trigger_http::check_routes(&manifest).map_err(located)?;
+        kiln_trigger_http::check_routes(manifest).map_err(located)?;
         if manifest.http_triggers.is_empty() {
             return Err(ApiError::bad_request("the app has no `[[trigger.http]]`: kiln serve routes HTTP requests to apps"));
         }
@@ -527,10 +525,7 @@ impl Platform {
         }
         let started = Instant::now();
         let (platform, version_for_load, metrics) = (self.clone(), version.clone(), entry.metrics.clone());
-        let result = tokio::task::spawn_blocking(move || platform.load(&version_for_load, &metrics))
-            .await
-            .map_err(|err| ApiError::internal(anyhow::anyhow!("loading failed: {err}")))
-            .and_then(|result| result);
+        let result = on_blocking_thread(move || platform.load(&version_for_load, &metrics)).await;
         let loaded = match result {
             Ok(loaded) => Arc::new(loaded),
             Err(err) => {
@@ -629,6 +624,14 @@ impl AppTable {
         prefixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
         self.by_prefix = prefixes;
     }
+}
+
+/// Runs `work` (file system, compiling) off the async workers; a panic in it becomes a 500.
+async fn on_blocking_thread<T: Send + 'static>(work: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|err| ApiError::internal(anyhow::anyhow!("the task failed: {err}")))
+        .and_then(|result| result)
 }
 
 /// Waits until no request holds `version`'s loaded components (or `timeout` passes).
