@@ -59,6 +59,10 @@ pub(crate) fn link(linker: &mut Linker<KilnState>) -> anyhow::Result<()> {
     draft::wasi::keyvalue::store::add_to_linker::<KilnState, State>(linker, instance)?;
     draft::wasi::keyvalue::atomics::add_to_linker::<KilnState, State>(linker, instance)?;
     draft::wasi::keyvalue::batch::add_to_linker::<KilnState, State>(linker, instance)?;
+    // `async func`s need component-model concurrency; without it wasmtime refuses to define them.
+    if linker.engine().get_concurrency_support() {
+        crate::host_v3::link(linker)?;
+    }
     Ok(())
 }
 
@@ -83,7 +87,7 @@ impl KeyValueInstance {
         Ok(self.table.get(&handle)?.clone())
     }
 
-    fn close_bucket<T: 'static>(&mut self, handle: Resource<T>) -> wasmtime::Result<()> {
+    pub(crate) fn close_bucket<T: 'static>(&mut self, handle: Resource<T>) -> wasmtime::Result<()> {
         self.table
             .delete(Resource::<Bucket>::new_own(handle.rep()))?;
         self.open_buckets = self.open_buckets.saturating_sub(1);

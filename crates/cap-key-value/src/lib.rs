@@ -1,6 +1,7 @@
 //! The key-value capability: `fermyon:spin/key-value@2.0.0` (Spin 2+ SDKs),
-//! `wasi:keyvalue/{store,atomics,batch}@0.2.0-draft2` (Spin 3) and `@0.2.0-draft` (wasmCloud,
-//! wasmtime), all served by the same stores.
+//! `spin:key-value/key-value@3.0.0` (Spin 4, spin-sdk 7: `async func`s, linked when the engine has
+//! component-model concurrency), `wasi:keyvalue/{store,atomics,batch}@0.2.0-draft2` (Spin 3) and
+//! `@0.2.0-draft` (wasmCloud, wasmtime), all served by the same stores.
 //!
 //! - **Grant:** a component may open the labels in its `key_value_stores`; any other label is
 //!   `access-denied`.
@@ -16,6 +17,7 @@
 
 mod embedded;
 mod host;
+mod host_v3;
 mod redis_store;
 mod store;
 #[cfg(test)]

@@ -161,6 +161,9 @@ fn open_file(path: &Path) -> Result<rusqlite::Connection> {
 
 /// A connection checked out of its database's pool by one guest `open`. Dropping it returns the
 /// SQLite connection to the pool when it is clean: no open transaction and no session state.
+/// A SQLite connection that blocking tasks can take turns with.
+pub(crate) type SharedConnection = Arc<Mutex<rusqlite::Connection>>;
+
 pub struct Connection {
     db: Arc<Database>,
     conn: Option<Arc<Mutex<rusqlite::Connection>>>,
@@ -191,7 +194,7 @@ impl Connection {
     }
 
     /// The shared SQLite connection, to move into a blocking task.
-    pub(crate) fn shared(&mut self) -> Result<Arc<Mutex<rusqlite::Connection>>, DbError> {
+    pub(crate) fn shared(&mut self) -> Result<SharedConnection, DbError> {
         self.used = true;
         self.conn.clone().ok_or(DbError::InvalidConnection)
     }

@@ -1,4 +1,7 @@
-//! The SQLite capability: `fermyon:spin/sqlite@2.0.0` and `spin:sqlite/sqlite@3.0.0`.
+//! The SQLite capability: `fermyon:spin/sqlite@2.0.0`, `spin:sqlite/sqlite@3.0.0` and, when the
+//! engine has component-model concurrency, `spin:sqlite/sqlite@3.1.0` (Spin 4, spin-sdk 7: 3.0.0 plus
+//! `async func` variants, `execute-async` streaming its rows). 3.1.0 is a superset, so with
+//! concurrency it alone serves 3.0.x guests too (wasmtime links imports semver-compatibly).
 //!
 //! Grants come from each component's `sqlite_databases`. The `default` database always exists: an
 //! embedded file `<state_dir>/sqlite_db.db` (Spin's name) unless the runtime config gives
@@ -47,6 +50,64 @@ mod bindings {
     });
 }
 
+/// `spin:sqlite/sqlite@3.1.0`.
+mod bindings_v31 {
+    wasmtime::component::bindgen!({
+        path: ["../../wit/spin-sqlite@3.1.0"],
+        inline: "
+            package kiln:sqlite-host-v31;
+            world host { import spin:sqlite/sqlite@3.1.0; }
+        ",
+        imports: { default: async | trappable },
+        with: { "spin:sqlite/sqlite.connection": crate::db::Connection },
+    });
+}
+
+/// The conversions between one interface version's types and [`db`]'s: every version has the same
+/// `value`, `row-result`, `query-result` and `error` shapes.
+macro_rules! conversions {
+    ($v:ident, $from:ident, $to:ident, $error:ident, $result:ident) => {
+        fn $from(v: $v::Value) -> Value {
+            match v {
+                $v::Value::Integer(i) => Value::Integer(i),
+                $v::Value::Real(r) => Value::Real(r),
+                $v::Value::Text(t) => Value::Text(t),
+                $v::Value::Blob(b) => Value::Blob(b),
+                $v::Value::Null => Value::Null,
+            }
+        }
+
+        fn $to(v: Value) -> $v::Value {
+            match v {
+                Value::Integer(i) => $v::Value::Integer(i),
+                Value::Real(r) => $v::Value::Real(r),
+                Value::Text(t) => $v::Value::Text(t),
+                Value::Blob(b) => $v::Value::Blob(b),
+                Value::Null => $v::Value::Null,
+            }
+        }
+
+        fn $error(e: DbError) -> $v::Error {
+            match e {
+                DbError::NoSuchDatabase => $v::Error::NoSuchDatabase,
+                DbError::AccessDenied => $v::Error::AccessDenied,
+                DbError::InvalidConnection => $v::Error::InvalidConnection,
+                DbError::DatabaseFull => $v::Error::DatabaseFull,
+                DbError::Io(s) => $v::Error::Io(s),
+            }
+        }
+
+        fn $result(result: QueryResult) -> $v::QueryResult {
+            $v::QueryResult {
+                columns: result.columns,
+                rows: result.rows.into_iter().map(|row| $v::RowResult { values: row.into_iter().map($to).collect() }).collect(),
+            }
+        }
+    };
+}
+
+mod v31;
+
 use bindings::fermyon::spin::sqlite as v2;
 use bindings::spin::sqlite::sqlite as v3;
 
@@ -88,9 +149,13 @@ fn link(linker: &mut Linker<KilnState>) -> Result<()> {
     v2::add_to_linker::<KilnState, HasSelf<SqliteInstance>>(linker, |s| {
         s.capability::<SqliteInstance>()
     })?;
-    v3::add_to_linker::<KilnState, HasSelf<SqliteInstance>>(linker, |s| {
-        s.capability::<SqliteInstance>()
-    })?;
+    if linker.engine().get_concurrency_support() {
+        v31::link(linker)?;
+    } else {
+        v3::add_to_linker::<KilnState, HasSelf<SqliteInstance>>(linker, |s| {
+            s.capability::<SqliteInstance>()
+        })?;
+    }
     Ok(())
 }
 
@@ -168,23 +233,26 @@ pub struct SqliteInstance {
 
 impl SqliteInstance {
     async fn open(&mut self, label: String) -> Result<Resource<Connection>, DbError> {
-        if !self.allowed.contains(&label) {
+        let db = self.database_to_open(&label)?;
+        let conn = connect(db).await?;
+        self.push(conn)
+    }
+
+    /// The database `label` names, if this instance may open one more connection to it.
+    fn database_to_open(&self, label: &str) -> Result<Arc<Database>, DbError> {
+        if !self.allowed.contains(label) {
             return Err(DbError::AccessDenied);
         }
-        let db = self
-            .databases
-            .get(&label)
-            .ok_or(DbError::NoSuchDatabase)?
-            .clone();
+        let db = self.databases.get(label).ok_or(DbError::NoSuchDatabase)?.clone();
         if self.open >= MAX_CONNECTIONS_PER_INSTANCE {
             return Err(DbError::Io(format!(
                 "too many connections opened (at most {MAX_CONNECTIONS_PER_INSTANCE} per instance)"
             )));
         }
-        let conn = match db.checkout_idle() {
-            Some(conn) => conn,
-            None => blocking(move || db.connect()).await?,
-        };
+        Ok(db)
+    }
+
+    fn push(&mut self, conn: Connection) -> Result<Resource<Connection>, DbError> {
         let resource = self
             .table
             .push(conn)
@@ -199,12 +267,13 @@ impl SqliteInstance {
         sql: String,
         params: Vec<Value>,
     ) -> Result<QueryResult, DbError> {
-        let shared = self
-            .table
-            .get_mut(conn)
-            .map_err(|_| DbError::InvalidConnection)?
-            .shared()?;
-        blocking(move || db::execute(&shared, &sql, params, db::MAX_RESULT_BYTES)).await
+        let shared = self.shared(conn)?;
+        execute(shared, sql, params).await
+    }
+
+    /// The SQLite connection behind `conn`, to use off the instance (on the blocking pool).
+    fn shared(&mut self, conn: &Resource<Connection>) -> Result<db::SharedConnection, DbError> {
+        self.table.get_mut(conn).map_err(|_| DbError::InvalidConnection)?.shared()
     }
 
     fn connection(&self, conn: &Resource<Connection>) -> Option<&Connection> {
@@ -216,6 +285,18 @@ impl SqliteInstance {
             self.open = self.open.saturating_sub(1);
         }
     }
+}
+
+/// An idle pooled connection to `db`, else a new one.
+async fn connect(db: Arc<Database>) -> Result<Connection, DbError> {
+    match db.checkout_idle() {
+        Some(conn) => Ok(conn),
+        None => blocking(move || db.connect()).await,
+    }
+}
+
+async fn execute(shared: db::SharedConnection, sql: String, params: Vec<Value>) -> Result<QueryResult, DbError> {
+    blocking(move || db::execute(&shared, &sql, params, db::MAX_RESULT_BYTES)).await
 }
 
 async fn blocking<T: Send + 'static>(
@@ -243,17 +324,7 @@ impl v2::HostConnection for SqliteInstance {
     ) -> Result<v2::QueryResult, v2::Error> {
         let params = parameters.into_iter().map(from_v2).collect();
         let result = SqliteInstance::execute(self, &conn, statement, params).await;
-        let result = result.map_err(v2_error)?;
-        Ok(v2::QueryResult {
-            columns: result.columns,
-            rows: result
-                .rows
-                .into_iter()
-                .map(|row| v2::RowResult {
-                    values: row.into_iter().map(to_v2).collect(),
-                })
-                .collect(),
-        })
+        result.map(v2_result).map_err(v2_error)
     }
 
     async fn drop(&mut self, conn: Resource<Connection>) -> wasmtime::Result<()> {
@@ -262,35 +333,8 @@ impl v2::HostConnection for SqliteInstance {
     }
 }
 
-fn v2_error(e: DbError) -> v2::Error {
-    match e {
-        DbError::NoSuchDatabase => v2::Error::NoSuchDatabase,
-        DbError::AccessDenied => v2::Error::AccessDenied,
-        DbError::InvalidConnection => v2::Error::InvalidConnection,
-        DbError::DatabaseFull => v2::Error::DatabaseFull,
-        DbError::Io(s) => v2::Error::Io(s),
-    }
-}
 
-fn from_v2(v: v2::Value) -> Value {
-    match v {
-        v2::Value::Integer(i) => Value::Integer(i),
-        v2::Value::Real(r) => Value::Real(r),
-        v2::Value::Text(t) => Value::Text(t),
-        v2::Value::Blob(b) => Value::Blob(b),
-        v2::Value::Null => Value::Null,
-    }
-}
 
-fn to_v2(v: Value) -> v2::Value {
-    match v {
-        Value::Integer(i) => v2::Value::Integer(i),
-        Value::Real(r) => v2::Value::Real(r),
-        Value::Text(t) => v2::Value::Text(t),
-        Value::Blob(b) => v2::Value::Blob(b),
-        Value::Null => v2::Value::Null,
-    }
-}
 
 // ---- spin:sqlite/sqlite@3.0.0 ----
 
@@ -309,17 +353,7 @@ impl v3::HostConnection for SqliteInstance {
     ) -> Result<v3::QueryResult, v3::Error> {
         let params = parameters.into_iter().map(from_v3).collect();
         let result = SqliteInstance::execute(self, &conn, statement, params).await;
-        let result = result.map_err(v3_error)?;
-        Ok(v3::QueryResult {
-            columns: result.columns,
-            rows: result
-                .rows
-                .into_iter()
-                .map(|row| v3::RowResult {
-                    values: row.into_iter().map(to_v3).collect(),
-                })
-                .collect(),
-        })
+        result.map(v3_result).map_err(v3_error)
     }
 
     async fn last_insert_rowid(&mut self, conn: Resource<Connection>) -> i64 {
@@ -337,32 +371,5 @@ impl v3::HostConnection for SqliteInstance {
     }
 }
 
-fn v3_error(e: DbError) -> v3::Error {
-    match e {
-        DbError::NoSuchDatabase => v3::Error::NoSuchDatabase,
-        DbError::AccessDenied => v3::Error::AccessDenied,
-        DbError::InvalidConnection => v3::Error::InvalidConnection,
-        DbError::DatabaseFull => v3::Error::DatabaseFull,
-        DbError::Io(s) => v3::Error::Io(s),
-    }
-}
-
-fn from_v3(v: v3::Value) -> Value {
-    match v {
-        v3::Value::Integer(i) => Value::Integer(i),
-        v3::Value::Real(r) => Value::Real(r),
-        v3::Value::Text(t) => Value::Text(t),
-        v3::Value::Blob(b) => Value::Blob(b),
-        v3::Value::Null => Value::Null,
-    }
-}
-
-fn to_v3(v: Value) -> v3::Value {
-    match v {
-        Value::Integer(i) => v3::Value::Integer(i),
-        Value::Real(r) => v3::Value::Real(r),
-        Value::Text(t) => v3::Value::Text(t),
-        Value::Blob(b) => v3::Value::Blob(b),
-        Value::Null => v3::Value::Null,
-    }
-}
+conversions!(v2, from_v2, to_v2, v2_error, v2_result);
+conversions!(v3, from_v3, to_v3, v3_error, v3_result);

@@ -114,6 +114,24 @@ pub(crate) fn imports(bytes: &[u8]) -> Vec<String> {
     names
 }
 
+/// The names a component exports at its top level (`wasi:http/handler@0.3.0`, …).
+pub(crate) fn exports(bytes: &[u8]) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut depth = 0usize;
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        match payload {
+            Ok(wasmparser::Payload::ModuleSection { .. } | wasmparser::Payload::ComponentSection { .. }) => depth += 1,
+            Ok(wasmparser::Payload::End(_)) => depth = depth.saturating_sub(1),
+            Ok(wasmparser::Payload::ComponentExportSection(section)) if depth == 0 => {
+                names.extend(section.into_iter().flatten().map(|export| export.name.name.to_string()));
+            }
+            Err(_) => break,
+            _ => {}
+        }
+    }
+    names
+}
+
 fn imports_wasi_preview1(module: &[u8]) -> bool {
     for payload in wasmparser::Parser::new(0).parse_all(module) {
         if let Ok(wasmparser::Payload::ImportSection(imports)) = payload {

@@ -43,7 +43,7 @@ struct EngineInner {
 
 /// `wasi:*@0.3.*` and Spin 4's async interfaces (`spin:key-value`, `spin:variables`, `spin:redis`,
 /// `spin:mqtt`, `spin:mysql` at 3.x; `spin:sqlite@3.1`; `spin:postgres@4.2`).
-fn import_needs_concurrency(name: &str) -> bool {
+fn interface_needs_concurrency(name: &str) -> bool {
     let Some((package, version)) = name.split_once('@') else {
         return false;
     };
@@ -64,7 +64,7 @@ impl Engine {
         let wasmtime = wasmtime::Engine::new(&config.wasmtime_config()?)
             .map_err(anyhow::Error::from)
             .context("failed to create the wasmtime engine")?;
-        let linker = state::linker(&wasmtime, capabilities)?;
+        let linker = state::linker(&wasmtime, config.concurrency, capabilities)?;
         let epoch = epoch::EpochTicker::start(wasmtime.clone(), config::EPOCH_TICK);
         Ok(Engine {
             inner: Arc::new(EngineInner {
@@ -89,11 +89,12 @@ impl Engine {
         &self.inner.config
     }
 
-    /// Whether the component at `path` imports interfaces that need component-model concurrency
-    /// (WASI 0.3, or Spin 4's async `spin:*@3.x` interfaces). Reads only the import names.
+    /// Whether the component at `path` imports or exports interfaces that need component-model
+    /// concurrency (WASI 0.3, or Spin 4's async `spin:*@3.x` interfaces). Reads only the names.
     pub fn needs_concurrency(path: &std::path::Path) -> Result<bool> {
         let bytes = std::fs::read(path).with_context(|| format!("failed to read `{}`", path.display()))?;
-        Ok(cache::imports(&bytes).iter().any(|name| import_needs_concurrency(name)))
+        let mut names = cache::imports(&bytes).into_iter().chain(cache::exports(&bytes));
+        Ok(names.any(|name| interface_needs_concurrency(&name)))
     }
 
     /// Loads a component (or a core module, which is componentized first) from a file, compiling
@@ -108,15 +109,15 @@ impl Engine {
 
 #[cfg(test)]
 mod tests {
-    use super::import_needs_concurrency;
+    use super::interface_needs_concurrency;
 
     #[test]
     fn only_async_interfaces_need_concurrency() {
-        for name in ["wasi:http/handler@0.3.0-rc-2026-01-06", "spin:variables/variables@3.0.0", "spin:key-value/key-value@3.0.0", "spin:sqlite/sqlite@3.1.0"] {
-            assert!(import_needs_concurrency(name), "{name}");
+        for name in ["wasi:http/handler@0.3.0-rc-2026-01-06", "wasi:http/handler@0.3.0", "spin:redis/inbound-redis@3.0.0", "spin:variables/variables@3.0.0", "spin:key-value/key-value@3.0.0", "spin:sqlite/sqlite@3.1.0"] {
+            assert!(interface_needs_concurrency(name), "{name}");
         }
         for name in ["wasi:http/types@0.2.4", "fermyon:spin/key-value@2.0.0", "spin:sqlite/sqlite@3.0.0", "wasi:keyvalue/store@0.2.0-draft2", "wasi:cli/environment"] {
-            assert!(!import_needs_concurrency(name), "{name}");
+            assert!(!interface_needs_concurrency(name), "{name}");
         }
     }
 }

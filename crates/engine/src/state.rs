@@ -52,11 +52,16 @@ impl WasiHttpView for KilnState {
 }
 
 /// Every interface Kiln offers guests. wasmtime's linker matches imports semver-compatibly, so a
-/// guest importing any `wasi:*@0.2.x` links against these definitions.
-pub(crate) fn linker(engine: &wasmtime::Engine, capabilities: &[LinkFn]) -> Result<Linker<KilnState>> {
+/// guest importing any `wasi:*@0.2.x` links against these definitions, and, when the engine has
+/// component-model concurrency, any `wasi:*@0.3.x` (WASI 0.3: Spin SDK 7 components) too.
+pub(crate) fn linker(engine: &wasmtime::Engine, concurrency: bool, capabilities: &[LinkFn]) -> Result<Linker<KilnState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
+    if concurrency {
+        wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(anyhow::Error::from)?;
+        wasmtime_wasi_http::p3::add_to_linker(&mut linker).map_err(anyhow::Error::from)?;
+    }
     for link in capabilities {
         link(&mut linker)?;
     }

@@ -16,13 +16,18 @@ use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Instant;
 use tokio::sync::{Semaphore, oneshot};
-use wasmtime_wasi_http::WasiHttpView;
-use wasmtime_wasi_http::p2::bindings::ProxyPre;
-use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
+use wasmtime::Store;
+use wasmtime_wasi_http::{FieldMap, WasiHttpView};
+use wasmtime_wasi_http::handler::{Proxy, ProxyPre};
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::p3;
 
 /// The body of every response Kiln sends: the guest's streaming body, or a small host-made one.
 pub type Body = HyperOutgoingBody;
+
+/// Where an instance sends its response, or the guest's error code (as text) if it answered with one.
+type ResponseSender = oneshot::Sender<Result<Response<Body>, String>>;
 
 const WELL_KNOWN_PREFIX: &str = "/.well-known/spin/";
 
@@ -70,12 +75,7 @@ impl HttpTrigger {
                 .components
                 .get(&trigger.component)
                 .with_context(|| format!("component `{}` is not loaded", trigger.component))?;
-            let proxy = ProxyPre::new(component.pre.instance_pre().clone()).map_err(|err| {
-                anyhow::anyhow!(
-                    "component `{}` is bound to an HTTP route but does not export `wasi:http/incoming-handler@0.2.x`: {err}",
-                    trigger.component
-                )
-            })?;
+            let proxy = handler_export(&component.pre)?;
             components.insert(
                 trigger.component.clone(),
                 Arc::new(HttpComponent {
@@ -206,8 +206,8 @@ impl HttpTrigger {
                 response
             }
             Ok(Err(code)) => {
-                tracing::warn!("[{}] the component answered with an error: {code:?}", component.id);
-                host_error(StatusCode::INTERNAL_SERVER_ERROR, &format!("the component failed: {code:?}"))
+                tracing::warn!("[{}] the component answered with an error: {code}", component.id);
+                host_error(StatusCode::INTERNAL_SERVER_ERROR, &format!("the component failed: {code}"))
             }
             Err(_) => match task.join().await {
                 Some(failure @ InstanceFailure::Deadline(_)) => host_error(StatusCode::GATEWAY_TIMEOUT, &failure.to_string()),
@@ -270,6 +270,24 @@ impl HttpTrigger {
     }
 }
 
+/// Locates the component's HTTP handler: `wasi:http/incoming-handler@0.2.x`, or WASI 0.3's
+/// `wasi:http/handler@0.3.x` (an `async` export, which needs the engine's component-model
+/// concurrency).
+fn handler_export(component: &ComponentPre) -> Result<ProxyPre<KilnState>> {
+    let pre = component.instance_pre();
+    let p2_error = match wasmtime_wasi_http::p2::bindings::ProxyPre::new(pre.clone()) {
+        Ok(proxy) => return Ok(ProxyPre::P2(proxy)),
+        Err(err) => err,
+    };
+    if let Ok(service) = p3::bindings::ServicePre::new(pre.clone()) {
+        return Ok(ProxyPre::P3(service));
+    }
+    anyhow::bail!(
+        "component `{}` is bound to an HTTP route but exports neither `wasi:http/incoming-handler@0.2.x` nor `wasi:http/handler@0.3.x`: {p2_error}",
+        component.id()
+    )
+}
+
 /// Checks every HTTP route of `manifest`, reporting the first bad one at its place in the file. Cheap:
 /// call it before compiling anything.
 pub fn check_routes(manifest: &kiln_manifest::Manifest) -> Result<()> {
@@ -314,7 +332,7 @@ async fn run_instance<B>(
     component: Arc<HttpComponent>,
     options: InstanceLimits,
     request: Request<B>,
-    sender: oneshot::Sender<Result<Response<Body>, ErrorCode>>,
+    sender: ResponseSender,
     _permit: tokio::sync::OwnedSemaphorePermit,
 ) -> Option<InstanceFailure>
 where
@@ -357,7 +375,7 @@ async fn run_instance_unobserved<B>(
     component: &Arc<HttpComponent>,
     limits: InstanceLimits,
     request: Request<B>,
-    sender: oneshot::Sender<Result<Response<Body>, ErrorCode>>,
+    sender: ResponseSender,
 ) -> Option<InstanceFailure>
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
@@ -373,15 +391,98 @@ where
                 if let Some(observer) = &this.observer {
                     observer.instantiated(started.elapsed());
                 }
-                let request = store.data_mut().http().new_incoming_request(Scheme::Http, request)?;
-                let outparam = store.data_mut().http().new_response_outparam(sender)?;
-                proxy.wasi_http_incoming_handler().call_handle(&mut *store, request, outparam).await
+                match proxy {
+                    Proxy::P2(proxy) => {
+                        let request = store.data_mut().http().new_incoming_request(Scheme::Http, request)?;
+                        let outparam = store.data_mut().http().new_response_outparam_from_callback(move |response| {
+                            _ = sender.send(response.map_err(|code| format!("{code:?}")));
+                        })?;
+                        proxy.wasi_http_incoming_handler().call_handle(&mut *store, request, outparam).await
+                    }
+                    Proxy::P3(service) => handle_p3(store, service, request, sender).await,
+                }
             })
         })
         .await;
     let failure = outcome.err()?;
     tracing::warn!("[{}] {failure}", component.id);
     Some(failure)
+}
+
+/// A WASI 0.3 handler returns its response and may go on writing the body afterwards, from the
+/// same store: the store's event loop keeps running until hyper has sent (or dropped) the body.
+async fn handle_p3<B>(store: &mut Store<KilnState>, service: p3::bindings::Service, request: Request<B>, sender: ResponseSender) -> wasmtime::Result<()>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<wasmtime_wasi_http::Error>,
+{
+    let (parts, body) = with_absolute_uri(request).into_parts();
+    let headers = FieldMap::new_immutable(store.data_mut().http().hooks, parts.headers);
+    let uri = parts.uri.into_parts();
+    let (request, request_io) = p3::Request::new(parts.method, uri.scheme, uri.authority, uri.path_and_query, headers, None, body);
+    store
+        .run_concurrent(async move |accessor| -> wasmtime::Result<()> {
+            let response = match service.handle(accessor, request).await? {
+                Ok(response) => response,
+                Err(code) => {
+                    _ = sender.send(Err(format!("{code:?}")));
+                    return Ok(());
+                }
+            };
+            let response = accessor.with(|mut access| response.into_http(&mut access, request_io))?;
+            let (body_dropped, body_done) = oneshot::channel::<()>();
+            let response = response.map(|body| NotifyOnDrop { body, _dropped: body_dropped }.boxed_unsync());
+            if sender.send(Ok(response)).is_ok() {
+                _ = body_done.await;
+            }
+            Ok(())
+        })
+        .await?
+}
+
+/// The guest sees the request's scheme and authority (from `Host`, which the router made sure of),
+/// as a WASI 0.2 guest does.
+fn with_absolute_uri<B>(mut request: Request<B>) -> Request<B> {
+    if request.uri().scheme().is_some() {
+        return request;
+    }
+    let Some(authority) = request.headers().get(http::header::HOST).and_then(|host| host.to_str().ok()).and_then(|host| host.parse().ok()) else {
+        return request;
+    };
+    let mut parts = request.uri().clone().into_parts();
+    parts.scheme = Some(http::uri::Scheme::HTTP);
+    parts.authority = Some(authority);
+    if parts.path_and_query.is_none() {
+        parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+    }
+    if let Ok(uri) = http::Uri::from_parts(parts) {
+        *request.uri_mut() = uri;
+    }
+    request
+}
+
+/// A response body that tells the store it came from when hyper is done with it (sent, or dropped
+/// because the client went away), so the store stops only then.
+struct NotifyOnDrop {
+    body: Body,
+    _dropped: oneshot::Sender<()>,
+}
+
+impl http_body::Body for NotifyOnDrop {
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// A path prefix in front of the manifest's `base`: `/shop` + `/` is `/shop`, `/shop` + `/v1` is

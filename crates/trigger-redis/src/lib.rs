@@ -30,10 +30,28 @@ mod bindings {
     });
 }
 
-use bindings::RedisTriggerPre;
+/// Spin 4's export (spin-sdk 7 `#[redis_subscriber]`): `handle-message` is an `async func`, called
+/// inside the store's event loop; it needs the engine's component-model concurrency.
+mod bindings_v3 {
+    wasmtime::component::bindgen!({
+        path: ["../../wit/spin-redis@3.0.0"],
+        inline: "
+            package kiln:redis-trigger-v3;
+            world redis-trigger { export spin:redis/inbound-redis@3.0.0; }
+        ",
+        world: "kiln:redis-trigger-v3/redis-trigger",
+        exports: { default: async | store },
+    });
+}
 
-/// The Spin 4 export, an `async func`: recognised only to say that it is not served.
-const V3_EXPORT: &str = "spin:redis/inbound-redis@3.0.0";
+/// The handler export a component bound to a Redis trigger has.
+#[derive(Clone)]
+enum Export {
+    /// `fermyon:spin/inbound-redis` (spin-sdk 2–5).
+    Spin2(bindings::RedisTriggerPre<KilnState>),
+    /// `spin:redis/inbound-redis@3.0.0` (spin-sdk 7).
+    Spin3(bindings_v3::RedisTriggerPre<KilnState>),
+}
 
 /// Settings of the Redis trigger for one app.
 #[derive(Clone, Debug)]
@@ -68,7 +86,7 @@ pub struct Subscription {
 pub(crate) struct Handler {
     pub(crate) id: String,
     pre: ComponentPre,
-    bindings: RedisTriggerPre<KilnState>,
+    export: Export,
     outbound: Arc<OutboundHttp>,
 }
 
@@ -178,40 +196,49 @@ impl Drop for Running {
     }
 }
 
-/// Locates the `fermyon:spin/inbound-redis` export of a component.
+/// Locates the `inbound-redis` export of a component: Spin 2's or Spin 4's.
 fn handler(id: &str, pre: &ComponentPre, outbound: &Arc<OutboundHttp>) -> Result<Handler> {
     let instance_pre = pre.instance_pre().clone();
-    let bindings = match RedisTriggerPre::new(instance_pre.clone()) {
-        Ok(bindings) => bindings,
-        Err(err) => {
-            let exports_v3 = instance_pre.component().get_export_index(None, V3_EXPORT).is_some();
-            if exports_v3 {
-                anyhow::bail!(
-                    "component `{id}` is bound to a Redis trigger and exports `{V3_EXPORT}` (Spin 4, an async function): Kiln does not serve it yet; build the component with spin-sdk 5.x (`fermyon:spin/inbound-redis`)"
-                );
-            }
-            anyhow::bail!("component `{id}` is bound to a Redis trigger but does not export `fermyon:spin/inbound-redis`: {err}");
-        }
+    let export = match bindings::RedisTriggerPre::new(instance_pre.clone()) {
+        Ok(bindings) => Export::Spin2(bindings),
+        Err(err) => match bindings_v3::RedisTriggerPre::new(instance_pre) {
+            Ok(bindings) => Export::Spin3(bindings),
+            Err(_) => anyhow::bail!(
+                "component `{id}` is bound to a Redis trigger but exports neither `fermyon:spin/inbound-redis` nor `spin:redis/inbound-redis@3.0.0`: {err}"
+            ),
+        },
     };
-    Ok(Handler { id: id.to_string(), pre: pre.clone(), bindings, outbound: outbound.clone() })
+    Ok(Handler { id: id.to_string(), pre: pre.clone(), export, outbound: outbound.clone() })
 }
 
 /// Runs one instance of `handler` for one message. `Err` is the one-line reason it failed.
 pub(crate) async fn run_instance(handler: &Handler, options: &RedisOptions, payload: &[u8]) -> Result<(), String> {
     let limits = InstanceLimits { deadline: options.deadline, memory_limit: options.memory_limit };
-    let (bindings, payload) = (handler.bindings.clone(), payload.to_vec());
+    let (export, payload) = (handler.export.clone(), payload.to_vec());
     let outcome = handler
         .pre
         .run(limits, handler.outbound.hooks(), move |store| {
             Box::pin(async move {
-                let guest = bindings.instantiate_async(&mut *store).await?;
-                guest.fermyon_spin_inbound_redis().call_handle_message(&mut *store, &payload).await
+                match export {
+                    Export::Spin2(bindings) => {
+                        let guest = bindings.instantiate_async(&mut *store).await?;
+                        let handled = guest.fermyon_spin_inbound_redis().call_handle_message(&mut *store, &payload).await?;
+                        Ok(handled.map_err(|error| format!("{error:?}")))
+                    }
+                    Export::Spin3(bindings) => {
+                        let guest = bindings.instantiate_async(&mut *store).await?;
+                        let handled = store
+                            .run_concurrent(async move |accessor| guest.spin_redis_inbound_redis().call_handle_message(accessor, payload).await)
+                            .await??;
+                        Ok(handled.map_err(|error| format!("{error:?}")))
+                    }
+                }
             })
         })
         .await;
     match outcome {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(_)) => Err("the handler returned an error".to_string()),
+        Ok(Err(error)) => Err(format!("the handler returned an error: {error}")),
         Err(failure) => Err(failure.to_string()),
     }
 }
