@@ -48,6 +48,7 @@
 //!   400 `missing url`.
 //! - `/stdout` → prints `spin4 stdout line` (Rust `println!`, i.e. std's `wasi:cli/stdout@0.2`)
 //!   and answers `ok`.
+//! - `/trap` → panics (the instance traps); `/hang` → loops forever (for the deadline).
 //! - anything else → 404 `unknown path`.
 
 // spin-sdk 7 under the workspace key `spin-sdk-7`; its macros expand to `::spin_sdk::…` paths.
@@ -77,6 +78,13 @@ async fn handle(req: Request) -> Answer {
         "stdout" => {
             println!("spin4 stdout line");
             text(200, "ok")
+        }
+        "trap" => panic!("spin4 was told to trap"),
+        "hang" => {
+            let mut n: u64 = 0;
+            loop {
+                n = std::hint::black_box(n.wrapping_add(1));
+            }
         }
         _ => text(404, "unknown path"),
     }

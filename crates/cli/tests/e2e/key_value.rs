@@ -29,6 +29,11 @@ pub(crate) fn query(pairs: &[(&str, &str)]) -> String {
     format!("/?{}", parts.join("&"))
 }
 
+/// `<path>?k1=v1&k2=v2…` (`path` is `/` for guests that answer at the root).
+pub(crate) fn at(path: &str, pairs: &[(&str, &str)]) -> String {
+    format!("{path}{}", &query(pairs)[1..])
+}
+
 /// A `kiln up` of a manifest written to its own directory (so its default state dir, `.kiln/`, is
 /// its own), with an optional `runtime-config.toml` beside it. Restartable on the same directory.
 pub(crate) struct App {
@@ -132,13 +137,13 @@ pub(crate) fn par(kiln: &Kiln, n: usize, threads: usize, paths: impl Fn(usize) -
 
 /// Where the `default` store lives.
 #[derive(Clone, Copy)]
-enum Backend<'a> {
+pub(crate) enum Backend<'a> {
     Embedded,
     Redis(&'a RedisServer),
 }
 
 impl Backend<'_> {
-    fn runtime_config(self) -> Option<String> {
+    pub(crate) fn runtime_config(self) -> Option<String> {
         match self {
             Backend::Embedded => None,
             Backend::Redis(redis) => Some(format!("[key_value_store.default]\ntype = \"redis\"\nurl = \"{}\"\n", redis.url())),
@@ -147,11 +152,11 @@ impl Backend<'_> {
 }
 
 /// One component running `guest` with `key_value_stores = <stores>` (a TOML array) and `extra`.
-fn kv_manifest(guest: &str, stores: &str, extra: &str) -> String {
+pub(crate) fn kv_manifest(guest: &str, stores: &str, extra: &str) -> String {
     single(guest, "/...", &format!("key_value_stores = {stores}\n{extra}"))
 }
 
-fn kv_app(guest: &str, backend: Backend<'_>) -> App {
+pub(crate) fn kv_app(guest: &str, backend: Backend<'_>) -> App {
     App::start(&kv_manifest(guest, "[\"default\"]", ""), backend.runtime_config().as_deref(), &[], &[])
 }
 
@@ -164,9 +169,11 @@ fn ok(result: (u16, String)) -> String {
 // fermyon:spin/key-value@2.0.0 (spin-sdk)
 // ---------------------------------------------------------------------------------------------
 
-fn spin_kv_every_function(backend: Backend<'_>) {
-    let app = kv_app("spin_kv", backend);
-    let kv = |pairs: &[(&str, &str)]| app.q(pairs);
+/// Every function of Spin's key-value interface, through a guest answering the `spin_kv` grammar at
+/// `path`: `spin_kv` (`fermyon:spin/key-value@2.0.0`) or `spin4_http` (`spin:key-value@3.0.0`).
+pub(crate) fn spin_kv_every_function(guest: &str, path: &str, backend: Backend<'_>) {
+    let app = kv_app(guest, backend);
+    let kv = |pairs: &[(&str, &str)]| app.get(&at(path, pairs));
     assert_eq!(kv(&[("op", "open")]), (200, "opened".into()));
     assert_eq!(kv(&[("op", "get"), ("key", "k")]), (404, "none".into()));
     assert_eq!(kv(&[("op", "exists"), ("key", "k")]), (200, "false".into()));
@@ -202,13 +209,13 @@ fn spin_kv_every_function(backend: Backend<'_>) {
 
 #[test]
 fn spin_key_value_every_function_embedded() {
-    spin_kv_every_function(Backend::Embedded);
+    spin_kv_every_function("spin_kv", "/", Backend::Embedded);
 }
 
 #[test]
 fn spin_key_value_every_function_redis() {
     let redis = RedisServer::start();
-    spin_kv_every_function(Backend::Redis(&redis));
+    spin_kv_every_function("spin_kv", "/", Backend::Redis(&redis));
     // The data really is in Redis.
     let keys = redis.command(&["KEYS", "*"]).unwrap();
     assert!(keys.contains("empty") && keys.contains("big"), "{keys}");
@@ -216,20 +223,26 @@ fn spin_key_value_every_function_redis() {
 
 #[test]
 fn spin_key_value_denials() {
+    spin_kv_denials("spin_kv", "/");
+}
+
+/// Spin's key-value denials, through a guest answering the `spin_kv` grammar at `path`.
+pub(crate) fn spin_kv_denials(guest: &str, path: &str) {
     // Not granted at all: access-denied, for the default label too.
-    let app = App::start(&single("spin_kv", "/...", ""), None, &[], &[]);
-    assert_eq!(app.q(&[("op", "open")]), (500, "error: AccessDenied".into()));
-    assert_eq!(app.q(&[("op", "set"), ("key", "k"), ("value", "v")]), (500, "error: AccessDenied".into()));
+    let app = App::start(&single(guest, "/...", ""), None, &[], &[]);
+    let kv = |app: &App, pairs: &[(&str, &str)]| app.get(&at(path, pairs));
+    assert_eq!(kv(&app, &[("op", "open")]), (500, "error: AccessDenied".into()));
+    assert_eq!(kv(&app, &[("op", "set"), ("key", "k"), ("value", "v")]), (500, "error: AccessDenied".into()));
     // Granted `default` only: another label is denied, whether it exists or not.
     let rc = "[key_value_store.other]\ntype = \"kiln\"\n";
-    let app = App::start(&kv_manifest("spin_kv", "[\"default\"]", ""), Some(rc), &[], &[]);
-    assert_eq!(app.q(&[("op", "open"), ("store", "default")]), (200, "opened".into()));
-    assert_eq!(app.q(&[("op", "open"), ("store", "other")]), (500, "error: AccessDenied".into()));
-    assert_eq!(app.q(&[("op", "open"), ("store", "nowhere")]), (500, "error: AccessDenied".into()));
+    let app = App::start(&kv_manifest(guest, "[\"default\"]", ""), Some(rc), &[], &[]);
+    assert_eq!(kv(&app, &[("op", "open"), ("store", "default")]), (200, "opened".into()));
+    assert_eq!(kv(&app, &[("op", "open"), ("store", "other")]), (500, "error: AccessDenied".into()));
+    assert_eq!(kv(&app, &[("op", "open"), ("store", "nowhere")]), (500, "error: AccessDenied".into()));
     // Granted but configured nowhere: no-such-store.
-    let app = App::start(&kv_manifest("spin_kv", "[\"default\", \"cache\"]", ""), None, &[], &[]);
-    assert_eq!(app.q(&[("op", "open"), ("store", "cache")]), (500, "error: NoSuchStore".into()));
-    assert_eq!(app.q(&[("op", "open"), ("store", "default")]), (200, "opened".into()));
+    let app = App::start(&kv_manifest(guest, "[\"default\", \"cache\"]", ""), None, &[], &[]);
+    assert_eq!(kv(&app, &[("op", "open"), ("store", "cache")]), (500, "error: NoSuchStore".into()));
+    assert_eq!(kv(&app, &[("op", "open"), ("store", "default")]), (200, "opened".into()));
 }
 
 #[test]

@@ -18,6 +18,7 @@ mod platform_cli;
 mod redis_outbound;
 mod redis_trigger;
 mod sockets;
+mod spin4;
 mod sqlite;
 mod variables;
 

@@ -521,3 +521,16 @@ fn manifest_limits_apply_and_the_request_overrides_them() {
     assert_eq!(status, 400, "{body}");
     assert!(body["error"].as_str().unwrap_or_default().contains("kiln.toml:10:1: `memory_limit_mib = 100000` is more than this host allows"), "{body}");
 }
+
+#[test]
+fn a_spin_4_app_runs_beside_wasi_0_2_apps() {
+    // A WASI 0.3 component (spin-sdk 7) needs component-model concurrency, which the host keeps to
+    // the apps that need it: both kinds are served from one `kiln serve`.
+    let (serve, _dir) = start(&[]);
+    let manifest = http_app("spin4", "spin4.wasm", "/...", "key_value_stores = [\"default\"]");
+    serve.deploy_ok("spin4", "", AppArchive::new(&manifest).guest("spin4.wasm", "spin4_http").build());
+    serve.deploy_ok("echo", "", echo_app("1"));
+    assert_eq!(serve.app_text("spin4", "/kv?op=set&key=k&value=from-p3"), "ok");
+    assert_eq!(serve.app_text("spin4", "/kv?op=get&key=k"), "from-p3");
+    assert!(version_is(&serve.app_text("echo", "/"), "1"));
+}

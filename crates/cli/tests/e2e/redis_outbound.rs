@@ -69,7 +69,7 @@ fn every_redis_operation() {
 }
 
 /// Subscribes to `channel` on a raw connection; returns it once Redis confirmed the subscription.
-fn subscribe(redis: &RedisServer, channel: &str) -> TcpStream {
+pub(crate) fn subscribe(redis: &RedisServer, channel: &str) -> TcpStream {
     let mut stream = TcpStream::connect(redis.addr()).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(stream, "*2\r\n$9\r\nSUBSCRIBE\r\n${}\r\n{channel}\r\n", channel.len()).unwrap();
@@ -78,7 +78,7 @@ fn subscribe(redis: &RedisServer, channel: &str) -> TcpStream {
     stream
 }
 
-fn read_until(stream: &mut TcpStream, needle: &str) -> String {
+pub(crate) fn read_until(stream: &mut TcpStream, needle: &str) -> String {
     let mut seen = Vec::new();
     let mut buf = [0u8; 1024];
     while !String::from_utf8_lossy(&seen).contains(needle) {
@@ -243,46 +243,11 @@ fn spin_redis_example_with_its_runtime_config() {
     assert_eq!(redis.get("hits").as_deref(), Some("1"));
 }
 
-/// Ignored: `spin:redis/redis@3.0.0` is all `async func`s, and wasmtime 48 traps ("cannot block a
-/// synchronous task before returning") as soon as a `wasi:http@0.2` handler, a synchronous export,
-/// waits on one that does not finish at once (a Redis round trip never does). Only a WASI P3
-/// handler (`wasi:http/handler@0.3`, which Kiln does not serve yet) can use this interface; the
-/// same guest passes the `spin:variables@3.0.0` test because that host call completes immediately.
-#[test]
-#[ignore = "spin:redis@3.0.0 needs a WASI P3 (async) handler export; wasmtime traps a wasi:http@0.2 handler that blocks on it"]
-fn spin_redis_3_0_async_interface() {
-    // `spin:redis/redis@3.0.0` (Spin 4, `async func`), from the `spin3_p3` guest.
-    let redis = RedisServer::start();
-    let app = App::start(
-        &single("spin3_p3", "/...", &format!("allowed_outbound_hosts = [\"redis://127.0.0.1:{}\"]", redis.port())),
-        None,
-        &[],
-        &[],
-    );
-    let url = redis.url();
-    let r = |pairs: &[(&str, &str)]| op(&app, &url, pairs);
-    assert_eq!(r(&[("op", "open")]), (200, "opened".into()));
-    assert_eq!(r(&[("op", "get"), ("key", "k")]), (404, "none".into()));
-    assert_eq!(r(&[("op", "set"), ("key", "k"), ("value", "v3")]), (200, "ok".into()));
-    assert_eq!(r(&[("op", "get"), ("key", "k")]), (200, "v3".into()));
-    assert_eq!(r(&[("op", "incr"), ("key", "n")]), (200, "1".into()));
-    assert_eq!(r(&[("op", "sadd"), ("key", "s"), ("values", "x,y")]), (200, "2".into()));
-    assert_eq!(r(&[("op", "srem"), ("key", "s"), ("values", "x")]), (200, "1".into()));
-    assert_eq!(r(&[("op", "smembers"), ("key", "s")]), (200, "y".into()));
-    assert_eq!(r(&[("op", "del"), ("keys", "k,n")]), (200, "2".into()));
-    assert_eq!(r(&[("op", "execute"), ("cmd", "INCRBY"), ("a", "m"), ("a", "i:7")]), (200, "Int64(7)".into()));
-    assert_eq!(r(&[("op", "execute"), ("cmd", "PING")]), (200, "Status(\"PONG\")".into()));
-    let mut subscriber = subscribe(&redis, "p3");
-    assert_eq!(r(&[("op", "publish"), ("channel", "p3"), ("value", "async hello")]), (200, "ok".into()));
-    read_until(&mut subscriber, "async hello");
-    let other = format!("redis://127.0.0.1:{}", redis.port() as u32 + 1);
-    assert_eq!(op(&app, &other, &[("op", "open")]), (500, "error: InvalidAddress".into()));
-}
-
 #[test]
 fn spin_redis_3_0_refuses_addresses_not_allowed() {
-    // The part of `spin:redis/redis@3.0.0` a wasi:http@0.2 handler can use: the grant check
-    // answers at once, so `open` of an address not allowed is `invalid-address`.
+    // From a wasi:http@0.2 handler (plain wit-bindgen): the grant check answers at once, so `open`
+    // of an address not allowed is `invalid-address`. The Spin SDK 7 guest's full use of the
+    // interface is in `spin4.rs`.
     let redis = RedisServer::start();
     let app = App::start(&single("spin3_p3", "/...", "allowed_outbound_hosts = [\"redis://127.0.0.1:1\"]"), None, &[], &[]);
     assert_eq!(op(&app, &redis.url(), &[("op", "open")]), (500, "error: InvalidAddress".into()));

@@ -2,7 +2,7 @@
 //! spin-sdk (the `spin_sqlite` guest; `v=3` selects the 3.0 interface). Every value type, parameters,
 //! `--sqlite` before serving, grants, durability, parallel writers, isolation, and the example.
 
-use crate::key_value::{App, example_app, par, query};
+use crate::key_value::{App, at, example_app, par, query};
 use crate::{body, kiln_bin, single};
 use kiln_e2e::kiln::{app_dir, client, free_addr, run_to_exit};
 use std::time::Duration;
@@ -18,9 +18,14 @@ fn default_db(args: &[&str]) -> App {
 /// Runs `sql` with the parameters `ps` (`i:1`, `r:1.5`, `t:text`, `b:hex`, `n`) on `db`, through
 /// the given interface version (`"2"` or `"3"`).
 fn sql(app: &App, version: &str, db: &str, sql: &str, ps: &[&str]) -> (u16, String) {
+    sql_at(app, "/", version, db, sql, ps)
+}
+
+/// [`sql`] through a guest answering the `spin_sqlite` grammar at `path`.
+pub(crate) fn sql_at(app: &App, path: &str, version: &str, db: &str, sql: &str, ps: &[&str]) -> (u16, String) {
     let mut pairs = vec![("db", db), ("sql", sql), ("v", version)];
     pairs.extend(ps.iter().map(|p| ("p", *p)));
-    app.q(&pairs)
+    app.get(&at(path, &pairs))
 }
 
 fn ok(result: (u16, String)) -> String {
@@ -29,7 +34,13 @@ fn ok(result: (u16, String)) -> String {
 }
 
 fn every_value_type_round_trips(version: &str) {
-    let app = default_db(&[]);
+    every_value_type_round_trips_at(&default_db(&[]), "/", version);
+}
+
+/// Every SQLite value type and parameter form, through a guest answering the `spin_sqlite` grammar
+/// at `path` on `app` (granted `default`).
+pub(crate) fn every_value_type_round_trips_at(app: &App, path: &str, version: &str) {
+    let sql = |app: &App, version: &str, db: &str, statement: &str, ps: &[&str]| sql_at(app, path, version, db, statement, ps);
     ok(sql(&app, version, "default", "CREATE TABLE t (id INTEGER PRIMARY KEY, i INTEGER, r REAL, s TEXT, b BLOB, n)", &[]));
     assert_eq!(
         sql(&app, version, "default", "INSERT INTO t (i, r, s, b, n) VALUES (?, ?, ?, ?, ?)", &["i:-42", "r:3.25", "t:héllo 'quoted' \"x\"", "b:00ff10", "n"]),
