@@ -126,7 +126,7 @@ pub fn start(app: &App, options: RedisOptions) -> Result<Running> {
             .get(&trigger.component)
             .with_context(|| format!("component `{}` is not loaded", trigger.component))?;
         let handler = handler(&trigger.component, &component.pre, &component.outbound_http)
-            .map_err(|err| manifest.error_at(&trigger.component_span, format!("{err:#}"), "build the component with a Redis trigger SDK (e.g. spin-sdk's `#[redis_component]`)"))?;
+            .map_err(|err| manifest.error_at(&trigger.component_span, format!("{err:#}"), "build the component with a Redis trigger SDK (spin-sdk 5's `#[redis_component]` or spin-sdk 7's `#[redis_subscriber]`)"))?;
         handlers.insert(trigger.component.clone(), Arc::new(handler));
     }
     let mut subscriptions = Vec::new();

@@ -275,7 +275,7 @@ fn components_without_the_export_are_refused_at_start() {
     let (_dir, app) = load_app(&text, &[("handler", empty_guest())], vec![]);
     let Err(err) = start(&app.unwrap(), options()) else { panic!("start must fail") };
     let err = format!("{err:?}");
-    assert!(err.contains("component `handler` is bound to a Redis trigger but does not export `fermyon:spin/inbound-redis`"), "{err}");
+    assert!(err.contains("component `handler` is bound to a Redis trigger but exports neither `fermyon:spin/inbound-redis` nor `spin:redis/inbound-redis@3.0.0`"), "{err}");
 }
 
 #[test]

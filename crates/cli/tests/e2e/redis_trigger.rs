@@ -243,7 +243,7 @@ fn a_component_without_the_redis_export_fails_at_start() {
         Duration::from_secs(120),
     );
     assert!(!status.success(), "{output}");
-    assert!(output.contains("does not export `fermyon:spin/inbound-redis`"), "{output}");
+    assert!(output.contains("exports neither `fermyon:spin/inbound-redis` nor `spin:redis/inbound-redis@3.0.0`"), "{output}");
     assert!(output.contains("`kv`"), "{output}");
 }
 
