@@ -24,6 +24,8 @@ impl Front {
         // The loaded version stays alive (and counted as busy) until this request ends.
         let loaded = match self.platform.loaded(&entry, &version).await {
             Ok(loaded) => loaded,
+            // Removed while this request waited: gone, as if it had come a moment later.
+            Err(err) if err.status == StatusCode::NOT_FOUND => return text_response(StatusCode::NOT_FOUND, &format!("404 Not Found: {}\n", err.message)),
             Err(err) => {
                 tracing::error!("[{}] cannot load the app: {}", entry.name, err.message);
                 return text_response(StatusCode::INTERNAL_SERVER_ERROR, &format!("500 Internal Server Error: the app `{}` cannot be loaded\n", entry.name));
