@@ -689,6 +689,15 @@ fn spin_kv_example_runs_unchanged() {
 }
 
 #[test]
+fn spin4_kv_example_runs_unchanged() {
+    // The same app for Spin 4 (spin-sdk 7, a WASI 0.3 handler): the same behaviour.
+    let (kiln, _state) = example_app("spin4-kv", &[], &[]);
+    spin_kv_example_flow(&kiln, "Hello");
+    let (kiln, _state) = example_app("spin4-kv", &[], &[("KILN_VARIABLE_GREETING", "Howdy")]);
+    assert_eq!(body(kiln.get("/")), (200, "Howdy! You are visitor number 1.\n".into()));
+}
+
+#[test]
 fn spin_kv_example_on_redis() {
     let redis = RedisServer::start();
     let dir = app_dir("", &[("runtime-config.toml", &format!("[key_value_store.default]\ntype = \"redis\"\nurl = \"{}\"\n", redis.url()))]);
