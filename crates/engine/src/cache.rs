@@ -93,8 +93,10 @@ fn componentize(module: &[u8]) -> Result<Vec<u8>> {
     encoder.encode().context("failed to turn the core module into a component")
 }
 
-/// The names a component (or core module) imports at its top level.
-pub(crate) fn imports(bytes: &[u8]) -> Vec<String> {
+/// The names a component (or core module) imports and exports at its top level: component imports
+/// and exports (`wasi:http/types@0.2.4`, `wasi:http/handler@0.3.0`, …), and a core module's imports as
+/// `module#name`. Nested modules and components are skipped.
+pub(crate) fn interface_names(bytes: &[u8]) -> Vec<String> {
     let mut names = Vec::new();
     let mut depth = 0usize;
     for payload in wasmparser::Parser::new(0).parse_all(bytes) {
@@ -104,26 +106,11 @@ pub(crate) fn imports(bytes: &[u8]) -> Vec<String> {
             Ok(wasmparser::Payload::ComponentImportSection(section)) if depth == 0 => {
                 names.extend(section.into_iter().flatten().map(|import| import.name.name.to_string()));
             }
-            Ok(wasmparser::Payload::ImportSection(section)) if depth == 0 => {
-                names.extend(section.into_imports().flatten().map(|import| format!("{}#{}", import.module, import.name)));
-            }
-            Err(_) => break,
-            _ => {}
-        }
-    }
-    names
-}
-
-/// The names a component exports at its top level (`wasi:http/handler@0.3.0`, …).
-pub(crate) fn exports(bytes: &[u8]) -> Vec<String> {
-    let mut names = Vec::new();
-    let mut depth = 0usize;
-    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
-        match payload {
-            Ok(wasmparser::Payload::ModuleSection { .. } | wasmparser::Payload::ComponentSection { .. }) => depth += 1,
-            Ok(wasmparser::Payload::End(_)) => depth = depth.saturating_sub(1),
             Ok(wasmparser::Payload::ComponentExportSection(section)) if depth == 0 => {
                 names.extend(section.into_iter().flatten().map(|export| export.name.name.to_string()));
+            }
+            Ok(wasmparser::Payload::ImportSection(section)) if depth == 0 => {
+                names.extend(section.into_imports().flatten().map(|import| format!("{}#{}", import.module, import.name)));
             }
             Err(_) => break,
             _ => {}

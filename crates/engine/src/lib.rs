@@ -93,8 +93,7 @@ impl Engine {
     /// concurrency (WASI 0.3, or Spin 4's async `spin:*@3.x` interfaces). Reads only the names.
     pub fn needs_concurrency(path: &std::path::Path) -> Result<bool> {
         let bytes = std::fs::read(path).with_context(|| format!("failed to read `{}`", path.display()))?;
-        let mut names = cache::imports(&bytes).into_iter().chain(cache::exports(&bytes));
-        Ok(names.any(|name| interface_needs_concurrency(&name)))
+        Ok(cache::interface_names(&bytes).iter().any(|name| interface_needs_concurrency(name)))
     }
 
     /// Loads a component (or a core module, which is componentized first) from a file, compiling
@@ -110,6 +109,20 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::interface_needs_concurrency;
+
+    #[test]
+    fn exports_count_as_well_as_imports() {
+        let exporting = wat::parse_str(
+            r#"(component
+                (import "wasi:cli/environment@0.2.6" (instance))
+                (instance $handler)
+                (export "spin:redis/inbound-redis@3.0.0" (instance $handler)))"#,
+        )
+        .unwrap();
+        let names = crate::cache::interface_names(&exporting);
+        assert_eq!(names, ["wasi:cli/environment@0.2.6", "spin:redis/inbound-redis@3.0.0"]);
+        assert!(names.iter().any(|name| interface_needs_concurrency(name)));
+    }
 
     #[test]
     fn only_async_interfaces_need_concurrency() {
