@@ -229,16 +229,14 @@ async fn js_wait(args: &Args, client: async_nats::Client) -> Result<()> {
     let mut redelivered = 0;
     let mut found = false;
     while started.elapsed() < timeout {
-        match stream.consumer_info(&durable).await {
-            Ok(info) => {
-                found = true;
-                acked = info.ack_floor.consumer_sequence;
-                redelivered = info.num_redelivered;
-                if acked >= count {
-                    break;
-                }
+        // An error is a consumer not created yet.
+        if let Ok(info) = stream.consumer_info(&durable).await {
+            found = true;
+            acked = info.ack_floor.consumer_sequence;
+            redelivered = info.num_redelivered;
+            if acked >= count {
+                break;
             }
-            Err(_) => {} // not created yet
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

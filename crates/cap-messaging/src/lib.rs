@@ -214,7 +214,7 @@ impl GuestMessage {
         let mut headers: Vec<(String, String)> = self
             .metadata
             .iter()
-            .filter(|(k, _)| !k.eq_ignore_ascii_case(REPLY_TO_KEY) && !(self.content_type.is_some() && k.eq_ignore_ascii_case(CONTENT_TYPE_HEADER)))
+            .filter(|(k, _)| !k.eq_ignore_ascii_case(REPLY_TO_KEY) && (self.content_type.is_none() || !k.eq_ignore_ascii_case(CONTENT_TYPE_HEADER)))
             .cloned()
             .collect();
         if let Some(ct) = &self.content_type {

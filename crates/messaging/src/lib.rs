@@ -105,7 +105,7 @@ pub struct Broker {
 
 enum Backend {
     InProcess(Arc<inprocess::Bus>),
-    Nats(nats::Nats),
+    Nats(Box<nats::Nats>),
 }
 
 impl Broker {
@@ -119,7 +119,7 @@ impl Broker {
     /// `connect_timeout`; once connected, the client reconnects by itself forever. Blocking: call it
     /// at startup, not from async code on a current-thread runtime.
     pub fn connect_nats(url: &str, connect_timeout: Duration) -> anyhow::Result<Broker> {
-        Ok(Broker { backend: Arc::new(Backend::Nats(nats::Nats::connect(url, connect_timeout)?)) })
+        Ok(Broker { backend: Arc::new(Backend::Nats(Box::new(nats::Nats::connect(url, connect_timeout)?))) })
     }
 
     /// The broker `config` names (in-process or NATS).

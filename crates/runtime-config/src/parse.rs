@@ -12,6 +12,9 @@ use toml::de::{DeTable, DeValue};
 use crate::error::{RuntimeConfigError, Source};
 use crate::{KeyValueStoreConfig, RuntimeConfig, SqliteDatabaseConfig, VariablesProviderConfig};
 
+/// A `[section.<label>]` table: its label, and the table with the span of its header.
+type LabelledTable<'t, 'i> = (Spanned<String>, (Range<usize>, &'t DeTable<'i>));
+
 type Result<T> = std::result::Result<T, RuntimeConfigError>;
 
 pub(crate) struct Cx<'a> {
@@ -120,7 +123,7 @@ impl Cx<'_> {
         &self,
         section: &Spanned<std::borrow::Cow<'i, str>>,
         value: &'t Spanned<DeValue<'i>>,
-    ) -> Result<Vec<(Spanned<String>, (Range<usize>, &'t DeTable<'i>))>> {
+    ) -> Result<Vec<LabelledTable<'t, 'i>>> {
         let name = section.get_ref();
         let DeValue::Table(table) = value.get_ref() else {
             return Err(self.err(

@@ -41,15 +41,15 @@ fn every_value_type_round_trips(version: &str) {
 /// at `path` on `app` (granted `default`).
 pub(crate) fn every_value_type_round_trips_at(app: &App, path: &str, version: &str) {
     let sql = |app: &App, version: &str, db: &str, statement: &str, ps: &[&str]| sql_at(app, path, version, db, statement, ps);
-    ok(sql(&app, version, "default", "CREATE TABLE t (id INTEGER PRIMARY KEY, i INTEGER, r REAL, s TEXT, b BLOB, n)", &[]));
+    ok(sql(app, version, "default", "CREATE TABLE t (id INTEGER PRIMARY KEY, i INTEGER, r REAL, s TEXT, b BLOB, n)", &[]));
     assert_eq!(
-        sql(&app, version, "default", "INSERT INTO t (i, r, s, b, n) VALUES (?, ?, ?, ?, ?)", &["i:-42", "r:3.25", "t:héllo 'quoted' \"x\"", "b:00ff10", "n"]),
+        sql(app, version, "default", "INSERT INTO t (i, r, s, b, n) VALUES (?, ?, ?, ?, ?)", &["i:-42", "r:3.25", "t:héllo 'quoted' \"x\"", "b:00ff10", "n"]),
         (200, "columns: ".into())
     );
-    ok(sql(&app, version, "default", "INSERT INTO t (i, r, s, b, n) VALUES (?, ?, ?, ?, ?)", &["i:9223372036854775807", "r:-1e300", "t:", "b:", "i:0"]));
-    ok(sql(&app, version, "default", "INSERT INTO t (i, r, s, b, n) VALUES (?, ?, ?, ?, ?)", &["i:-9223372036854775808", "r:0.1", "t:multi\nline", "b:deadbeef", "r:2.5"]));
+    ok(sql(app, version, "default", "INSERT INTO t (i, r, s, b, n) VALUES (?, ?, ?, ?, ?)", &["i:9223372036854775807", "r:-1e300", "t:", "b:", "i:0"]));
+    ok(sql(app, version, "default", "INSERT INTO t (i, r, s, b, n) VALUES (?, ?, ?, ?, ?)", &["i:-9223372036854775808", "r:0.1", "t:multi\nline", "b:deadbeef", "r:2.5"]));
     assert_eq!(
-        sql(&app, version, "default", "SELECT i, r, s, b, n FROM t ORDER BY id", &[]),
+        sql(app, version, "default", "SELECT i, r, s, b, n FROM t ORDER BY id", &[]),
         (
             200,
             "columns: i, r, s, b, n\n\
@@ -61,20 +61,20 @@ pub(crate) fn every_value_type_round_trips_at(app: &App, path: &str, version: &s
     );
     // Types as SQLite computes them, without parameters.
     assert_eq!(
-        sql(&app, version, "default", "SELECT 1 AS one, 'x' AS s, NULL AS z, 2.5 AS f, x'0102' AS b, typeof(x'') AS tb", &[]),
+        sql(app, version, "default", "SELECT 1 AS one, 'x' AS s, NULL AS z, 2.5 AS f, x'0102' AS b, typeof(x'') AS tb", &[]),
         (200, "columns: one, s, z, f, b, tb\nInteger(1), Text(\"x\"), Null, Real(2.5), Blob(0102), Text(\"blob\")".into())
     );
     // Parameters are values, never SQL.
-    assert_eq!(sql(&app, version, "default", "SELECT ? + ?, ? || ?", &["i:2", "i:3", "t:a", "t:b"]), (200, "columns: ? + ?, ? || ?\nInteger(5), Text(\"ab\")".into()));
-    ok(sql(&app, version, "default", "INSERT INTO t (s) VALUES (?)", &["t:'); DROP TABLE t; --"]));
+    assert_eq!(sql(app, version, "default", "SELECT ? + ?, ? || ?", &["i:2", "i:3", "t:a", "t:b"]), (200, "columns: ? + ?, ? || ?\nInteger(5), Text(\"ab\")".into()));
+    ok(sql(app, version, "default", "INSERT INTO t (s) VALUES (?)", &["t:'); DROP TABLE t; --"]));
     assert_eq!(
-        sql(&app, version, "default", "SELECT count(*) AS c FROM t WHERE s = ?", &["t:'); DROP TABLE t; --"]),
+        sql(app, version, "default", "SELECT count(*) AS c FROM t WHERE s = ?", &["t:'); DROP TABLE t; --"]),
         (200, "columns: c\nInteger(1)".into())
     );
     // Numbered parameters.
-    assert_eq!(sql(&app, version, "default", "SELECT ?2, ?1", &["t:first", "t:second"]), (200, "columns: ?2, ?1\nText(\"second\"), Text(\"first\")".into()));
+    assert_eq!(sql(app, version, "default", "SELECT ?2, ?1", &["t:first", "t:second"]), (200, "columns: ?2, ?1\nText(\"second\"), Text(\"first\")".into()));
     // No rows: just the columns.
-    assert_eq!(sql(&app, version, "default", "SELECT i FROM t WHERE id < 0", &[]), (200, "columns: i".into()));
+    assert_eq!(sql(app, version, "default", "SELECT i FROM t WHERE id < 0", &[]), (200, "columns: i".into()));
 }
 
 #[test]
