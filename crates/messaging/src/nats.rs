@@ -135,7 +135,10 @@ impl Nats {
             Some(group) => self.client.queue_subscribe(pattern.to_string(), group.to_string()).await,
             None => self.client.subscribe(pattern.to_string()).await,
         };
-        result.map_err(other)
+        let subscriber = result.map_err(other)?;
+        // Sent to the server before this returns, not left in the client's buffer.
+        self.client.flush().await.map_err(|e| MessagingError::Connection(e.to_string()))?;
+        Ok(subscriber)
     }
 
     pub(crate) async fn durable(&self, pattern: &str, durable: &str, options: DurableOptions) -> Result<Durable, MessagingError> {

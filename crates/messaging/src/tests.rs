@@ -259,7 +259,16 @@ async fn nats_publish_subscribe_queue_groups_request_reply() {
             responder.publish(m.reply_to.as_deref().unwrap(), m.payload.clone(), vec![], None).await.unwrap();
         }
     });
-    let reply = broker.request("echo", "ping".into(), vec![], Duration::from_secs(2)).await.unwrap();
+    // Interest registered on one connection reaches the server's routing a moment after it is sent, so
+    // a request from another connection right away may still find no responder.
+    let mut attempts = 0;
+    let reply = loop {
+        match broker.request("echo", "ping".into(), vec![], Duration::from_secs(2)).await {
+            Err(MessagingError::NoResponders(_)) if attempts < 100 => attempts += 1,
+            other => break other.unwrap(),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(reply.payload, "ping");
     assert_eq!(broker.request("nobody", Bytes::new(), vec![], Duration::from_secs(2)).await.unwrap_err(), MessagingError::NoResponders("nobody".into()));
     let bad = broker.publish("x", Bytes::new(), h(&[("bad:name", "v")]), None).await;
