@@ -92,10 +92,29 @@ fn run_worker<S: HttpService>(trigger: Arc<S>, listener: TcpListener, stop: watc
         }
     };
     runtime.block_on(async move {
+        let _heartbeat = AbortOnDrop(tokio::spawn(keep_a_timer_armed()));
         if let Err(err) = accept_loop(trigger, listener, stop, grace).await {
             tracing::error!("HTTP worker stopped: {err:#}");
         }
     });
+}
+
+/// Every instance arms a deadline timer. When it is the worker's earliest timer, tokio wakes its own
+/// I/O driver to say so (an `eventfd` write, and a spurious `epoll` return), once per request. A timer
+/// that is always due within a second keeps request deadlines (seconds away) from ever being the
+/// earliest, for the cost of one wake-up a second.
+async fn keep_a_timer_armed() {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 async fn accept_loop<S: HttpService>(trigger: Arc<S>, listener: TcpListener, mut stop: watch::Receiver<bool>, grace: Duration) -> Result<()> {
