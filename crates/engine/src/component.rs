@@ -127,13 +127,16 @@ impl ComponentPre {
         store.limiter(|state| &mut state.limiter);
         let deadline = options.deadline;
         // Yield to the executor at every epoch tick so a busy guest never holds a worker thread, and
-        // trap once the deadline has passed.
+        // trap once the deadline has passed. tokio's `yield_now` (not a plain self-wake) puts the task
+        // back only after the worker has polled for I/O: a worker whose guests loop would otherwise
+        // always have a task ready and look at its sockets only every 61 polls, ~120 ms of 2 ms ticks,
+        // before it sees a neighbour's request.
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
             if Instant::now() >= deadline {
                 Ok(UpdateDeadline::Interrupt)
             } else {
-                Ok(UpdateDeadline::Yield(1))
+                Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
             }
         });
         Ok(store)
