@@ -6,7 +6,7 @@
 use crate::store::{Bucket, Error};
 use crate::KeyValueInstance;
 use kiln_engine::KilnState;
-use wasmtime::component::{Accessor, FutureReader, HasData, Linker, Resource, StreamReader};
+use wasmtime::component::{Accessor, FutureReader, HasSelf, Linker, Resource, StreamReader};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -23,12 +23,8 @@ mod bindings {
 
 use bindings::spin::key_value::key_value::{self as kv, Error as KvError};
 
-/// The `HasData` of these bindings: host functions get the instance's [`KeyValueInstance`].
-pub(crate) struct KeyValueData;
-
-impl HasData for KeyValueData {
-    type Data<'a> = &'a mut KeyValueInstance;
-}
+/// Host functions get the instance's [`KeyValueInstance`].
+type KeyValueData = HasSelf<KeyValueInstance>;
 
 pub(crate) fn link(linker: &mut Linker<KilnState>) -> anyhow::Result<()> {
     kv::add_to_linker::<KilnState, KeyValueData>(linker, |state| state.capability::<KeyValueInstance>())?;

@@ -381,12 +381,8 @@ impl v2::HostConnection for RedisInstance {
 
 // ---- spin:redis/redis@3.0.0 (async funcs, reached through an `Accessor`) ----
 
-/// The `HasData` of the P3 bindings: host functions get the instance's [`RedisInstance`].
-pub struct RedisData;
-
-impl wasmtime::component::HasData for RedisData {
-    type Data<'a> = &'a mut RedisInstance;
-}
+/// The P3 bindings' host functions get the instance's [`RedisInstance`].
+pub type RedisData = HasSelf<RedisInstance>;
 
 fn v3_error(e: RedisError) -> v3::Error {
     match e {

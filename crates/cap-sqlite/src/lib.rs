@@ -276,8 +276,14 @@ impl SqliteInstance {
         self.table.get_mut(conn).map_err(|_| DbError::InvalidConnection)?.shared()
     }
 
-    fn connection(&self, conn: &Resource<Connection>) -> Option<&Connection> {
-        self.table.get(conn).ok()
+    /// The rowid of `conn`'s most recent INSERT; 0 without one (or for a connection not open).
+    fn last_insert_rowid(&self, conn: &Resource<Connection>) -> i64 {
+        self.table.get(conn).map_or(0, Connection::last_insert_rowid)
+    }
+
+    /// Rows changed by `conn`'s most recent statement; 0 for a connection not open.
+    fn changes(&self, conn: &Resource<Connection>) -> u64 {
+        self.table.get(conn).map_or(0, Connection::changes)
     }
 
     fn close(&mut self, conn: Resource<Connection>) {
@@ -357,12 +363,11 @@ impl v3::HostConnection for SqliteInstance {
     }
 
     async fn last_insert_rowid(&mut self, conn: Resource<Connection>) -> i64 {
-        self.connection(&conn)
-            .map_or(0, Connection::last_insert_rowid)
+        SqliteInstance::last_insert_rowid(self, &conn)
     }
 
     async fn changes(&mut self, conn: Resource<Connection>) -> u64 {
-        self.connection(&conn).map_or(0, Connection::changes)
+        SqliteInstance::changes(self, &conn)
     }
 
     async fn drop(&mut self, conn: Resource<Connection>) -> wasmtime::Result<()> {

@@ -5,14 +5,10 @@
 
 use super::*;
 use crate::bindings_v31::spin::sqlite::sqlite as v31;
-use wasmtime::component::{Accessor, FutureReader, HasData, StreamReader};
+use wasmtime::component::{Accessor, FutureReader, StreamReader};
 
-/// The `HasData` of these bindings: host functions get the instance's [`SqliteInstance`].
-pub(crate) struct SqliteData;
-
-impl HasData for SqliteData {
-    type Data<'a> = &'a mut SqliteInstance;
-}
+/// Host functions get the instance's [`SqliteInstance`].
+type SqliteData = HasSelf<SqliteInstance>;
 
 pub(crate) fn link(linker: &mut Linker<KilnState>) -> Result<()> {
     v31::add_to_linker::<KilnState, SqliteData>(linker, |s| s.capability::<SqliteInstance>())?;
@@ -34,11 +30,11 @@ impl v31::HostConnection for SqliteInstance {
     }
 
     async fn last_insert_rowid(&mut self, conn: Resource<Connection>) -> wasmtime::Result<i64> {
-        Ok(self.connection(&conn).map_or(0, Connection::last_insert_rowid))
+        Ok(SqliteInstance::last_insert_rowid(self, &conn))
     }
 
     async fn changes(&mut self, conn: Resource<Connection>) -> wasmtime::Result<u64> {
-        Ok(self.connection(&conn).map_or(0, Connection::changes))
+        Ok(SqliteInstance::changes(self, &conn))
     }
 
     async fn drop(&mut self, conn: Resource<Connection>) -> wasmtime::Result<()> {
@@ -86,10 +82,10 @@ impl<T> v31::HostConnectionWithStore<T> for SqliteData {
     }
 
     async fn last_insert_rowid_async(accessor: &Accessor<T, Self>, conn: Resource<Connection>) -> wasmtime::Result<i64> {
-        Ok(accessor.with(|mut access| access.get().connection(&conn).map_or(0, Connection::last_insert_rowid)))
+        Ok(accessor.with(|mut access| access.get().last_insert_rowid(&conn)))
     }
 
     async fn changes_async(accessor: &Accessor<T, Self>, conn: Resource<Connection>) -> wasmtime::Result<u64> {
-        Ok(accessor.with(|mut access| access.get().connection(&conn).map_or(0, Connection::changes)))
+        Ok(accessor.with(|mut access| access.get().changes(&conn)))
     }
 }

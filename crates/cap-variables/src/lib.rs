@@ -22,7 +22,7 @@ use anyhow::Result;
 use kiln_app::{AppCapability, AppContext, Capability, ComponentContext};
 use kiln_engine::{ComponentCapability, KilnState, LinkFn};
 use kiln_variables::{Resolver, VariablesError};
-use wasmtime::component::{Accessor, HasData, HasSelf, Linker};
+use wasmtime::component::{Accessor, HasSelf, Linker};
 
 /// `fermyon:spin/variables@2.0.0`.
 mod spin2 {
@@ -235,12 +235,8 @@ impl v2::Host for VariablesState {
 
 impl v3::Host for VariablesState {}
 
-/// The `HasData` for the concurrent (`async func`) interface.
-struct V3;
-
-impl HasData for V3 {
-    type Data<'a> = &'a mut VariablesState;
-}
+/// The concurrent (`async func`) interface's host functions get the instance's state.
+type V3 = HasSelf<VariablesState>;
 
 impl<T> v3::HostWithStore<T> for V3 {
     async fn get(accessor: &Accessor<T, Self>, name: String) -> Result<String, v3::Error> {

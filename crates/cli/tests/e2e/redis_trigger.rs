@@ -11,6 +11,11 @@ use std::time::{Duration, Instant};
 /// `redis_sub` as `sub` on `channel` plus the `spin_kv` reader on `/kv/...`; `app_extra` goes in
 /// `[application]`-level sections (variables, `[application.trigger.redis]`).
 fn manifest(app_extra: &str, triggers: &str) -> String {
+    manifest_with("redis_sub", app_extra, triggers)
+}
+
+/// [`manifest`] with the guest `subscriber` as the `sub` and `sub2` components.
+pub(crate) fn manifest_with(subscriber: &str, app_extra: &str, triggers: &str) -> String {
     format!(
         r#"spin_manifest_version = 2
 
@@ -37,7 +42,7 @@ key_value_stores = ["default"]
 source = "{kv}"
 key_value_stores = ["default"]
 "#,
-        sub = kiln_e2e::guest("redis_sub").display(),
+        sub = kiln_e2e::guest(subscriber).display(),
         kv = kiln_e2e::guest("spin_kv").display(),
     )
 }
@@ -98,11 +103,11 @@ fn numsub(redis: &RedisServer, channel: &str) -> Option<usize> {
 }
 
 /// Waits until `channel` has at least `n` subscribers.
-fn wait_subscribed(redis: &RedisServer, channel: &str, n: usize, timeout: Duration) -> bool {
+pub(crate) fn wait_subscribed(redis: &RedisServer, channel: &str, n: usize, timeout: Duration) -> bool {
     wait_until(timeout, || numsub(redis, channel).is_some_and(|got| got >= n))
 }
 
-fn publish(redis: &RedisServer, channel: &str, payload: &str) {
+pub(crate) fn publish(redis: &RedisServer, channel: &str, payload: &str) {
     let reply = redis.command(&["PUBLISH", channel, payload]).expect("PUBLISH");
     assert!(reply.starts_with(':'), "PUBLISH answered {reply:?}");
 }

@@ -7,7 +7,7 @@
 
 use crate::key_value::{App, Backend, at, kv_manifest, spin_kv_denials, spin_kv_every_function};
 use crate::redis_outbound::{read_until, subscribe};
-use crate::redis_trigger::{wait_kv, wait_log_line};
+use crate::redis_trigger::{manifest_with, publish, wait_kv, wait_log_line, wait_subscribed};
 use crate::single;
 use crate::sqlite::{every_value_type_round_trips_at, sql_at};
 use kiln_e2e::kiln::client;
@@ -163,34 +163,10 @@ fn outbound_http_through_wasi_0_3_is_allowed_only_to_listed_hosts() {
 }
 
 fn trigger_manifest(redis: &RedisServer) -> String {
-    format!(
-        r#"spin_manifest_version = 2
-
-[application]
-name = "spin4-redis-trigger"
-
-[application.trigger.redis]
-address = "{address}"
-
-[[trigger.redis]]
-channel = "events"
-component = "sub"
-
-[[trigger.http]]
-route = "/..."
-component = "kv"
-
-[component.sub]
-source = "{sub}"
-key_value_stores = ["default"]
-
-[component.kv]
-source = "{kv}"
-key_value_stores = ["default"]
-"#,
-        address = redis.url(),
-        sub = kiln_e2e::guest("spin4_redis_sub").display(),
-        kv = kiln_e2e::guest("spin_kv").display(),
+    manifest_with(
+        "spin4_redis_sub",
+        &format!("[application.trigger.redis]\naddress = \"{}\"", redis.url()),
+        "[[trigger.redis]]\nchannel = \"events\"\ncomponent = \"sub\"",
     )
 }
 
@@ -198,27 +174,17 @@ key_value_stores = ["default"]
 fn the_redis_trigger_runs_a_spin_4_subscriber() {
     let redis = RedisServer::start();
     let app = App::start(&trigger_manifest(&redis), None, &["--request-timeout", "1s"], &[]);
-    let publish = |payload: &str| {
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        // Publish until someone has received it: the subscription starts just after `kiln up` is ready.
-        loop {
-            let reply = redis.command(&["PUBLISH", "events", payload]).expect("PUBLISH");
-            if reply.trim() != ":0" || std::time::Instant::now() > deadline {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
-    publish("first event");
+    assert!(wait_subscribed(&redis, "events", 1, Duration::from_secs(20)), "kiln never subscribed:\n{}", app.kiln.log());
+    publish(&redis, "events", "first event");
     wait_kv(&app, "last", "first event", Duration::from_secs(10));
     wait_log_line(&app, &["[sub]", "spin4_redis_sub got: first event"], Duration::from_secs(5));
     // A handler that returns an error is logged with the error; the next message is handled.
-    publish("fail");
+    publish(&redis, "events", "fail");
     wait_log_line(&app, &["[sub] redis channel `events`: the handler returned an error", "told to fail"], Duration::from_secs(10));
     // A handler that never returns is cut off at the deadline.
-    publish("hang");
+    publish(&redis, "events", "hang");
     wait_log_line(&app, &["[sub] redis channel `events`: the component ran past its deadline of 1s"], Duration::from_secs(10));
-    publish("after");
+    publish(&redis, "events", "after");
     wait_kv(&app, "last", "after", Duration::from_secs(10));
     assert_eq!(crate::redis_trigger::kv_get(&app, "seen:first event").as_deref(), Some("1"));
 }
