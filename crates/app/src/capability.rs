@@ -10,6 +10,7 @@ use kiln_manifest::{Component, Manifest};
 use kiln_outbound::AllowedHosts;
 use kiln_runtime_config::RuntimeConfig;
 use kiln_variables::Resolver;
+use std::any::Any;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -27,8 +28,9 @@ pub trait Capability: Send + Sync {
     fn configure_app(&self, app: &AppContext<'_>) -> Result<Box<dyn AppCapability>>;
 }
 
-/// A capability configured for one app.
-pub trait AppCapability: Send + Sync {
+/// A capability configured for one app. A trigger that needs it finds it with
+/// [`App::capability`](crate::App::capability).
+pub trait AppCapability: Any + Send + Sync {
     /// What `component`'s instances get. Components without grants get a state that denies.
     fn component(&self, component: &ComponentContext<'_>) -> Result<Arc<dyn ComponentCapability>>;
 }

@@ -6,8 +6,10 @@
 
 mod capability;
 mod files;
+mod trigger;
 
 pub use capability::{AppCapability, AppContext, Capability, ComponentContext};
+pub use trigger::{AppSource, BoxFuture, EventObserver, EventOutcome, RunningTrigger, Trigger, TriggerContext, TriggerLimits};
 
 use anyhow::{Context, Result};
 use indexmap::IndexMap;
@@ -17,8 +19,10 @@ use kiln_outbound::AllowedHosts;
 use kiln_outbound_http::OutboundHttp;
 use kiln_runtime_config::RuntimeConfig;
 use kiln_variables::Resolver;
+use std::any::Any;
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// A loaded application.
 pub struct App {
@@ -26,6 +30,10 @@ pub struct App {
     pub components: IndexMap<String, AppComponent>,
     pub variables: Arc<Resolver>,
     pub state_dir: PathBuf,
+    /// Each capability as configured for this app, for triggers that need one ([`App::capability`]).
+    capabilities: Vec<Box<dyn AppCapability>>,
+    /// What each trigger located in this app ([`App::trigger_exports`]).
+    trigger_exports: Mutex<HashMap<&'static str, Arc<dyn Any + Send + Sync>>>,
 }
 
 /// One component of a loaded application.
@@ -90,7 +98,13 @@ impl App {
             let loaded = load_component(engine, &context, &configured, component, &files_dir)?;
             components.insert(id.clone(), loaded);
         }
-        Ok(App { manifest, components, variables, state_dir: options.state_dir })
+        Ok(App { manifest, components, variables, state_dir: options.state_dir, capabilities: configured, trigger_exports: Mutex::default() })
+    }
+
+    /// A capability as configured for this app: how a trigger gets what a capability provides it
+    /// (the NATS trigger takes the messaging capability's broker for this app).
+    pub fn capability<T: AppCapability>(&self) -> Option<&T> {
+        self.capabilities.iter().find_map(|capability| (capability.as_ref() as &dyn Any).downcast_ref::<T>())
     }
 
     pub fn name(&self) -> &str {

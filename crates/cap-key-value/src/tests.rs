@@ -801,72 +801,6 @@ fn every_interface_version_links_side_by_side() {
 // ---------------------------------------------------------------------------------------------
 // Redis (a real redis-server on a free loopback port)
 
-struct RedisServer {
-    child: Child,
-    port: u16,
-}
-
-impl RedisServer {
-    fn start() -> RedisServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        RedisServer::start_on(port)
-    }
-
-    fn start_on(port: u16) -> RedisServer {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start redis-server ({e}): the Redis backend tests need it \
-                     (Debian: apt-get install redis-server)"
-                )
-            });
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not start on port {port}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        RedisServer { child, port }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn redis_store(url: &str) -> Arc<dyn Store> {
     Arc::new(RedisStore::new(url, RedisRuntime::new().unwrap()).unwrap())
 }
@@ -911,7 +845,7 @@ fn redis_increment_and_cas_are_atomic_across_threads() {
 #[test]
 fn redis_outage_is_a_bounded_error_and_recovers() {
     let server = RedisServer::start();
-    let port = server.port;
+    let port = server.port();
     let store = redis_store(&server.url());
     let rt = runtime();
     rt.block_on(async {

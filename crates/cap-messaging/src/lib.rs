@@ -3,7 +3,8 @@
 //!
 //! The broker is chosen once per app in [`Capability::configure_app`]: the runtime config's
 //! `[messaging]` section, else `[application.trigger.nats] url` (templates rendered), else the
-//! in-process bus. [`Messaging::broker`] hands the same broker to the NATS trigger.
+//! in-process bus; apps choosing the same one share it. The NATS trigger takes the app's broker
+//! from its [`MessagingApp`] ([`kiln_app::App::capability`]).
 //!
 //! Grants: every component may publish and request. Subjects starting with `$` (`$JS.…`, `$SYS.…`,
 //! `$KV.…`: the broker's own APIs) are `permission-denied`; malformed subjects (empty, whitespace,
@@ -18,6 +19,7 @@ use kiln_app::{AppCapability, AppContext, Capability, ComponentContext};
 use kiln_engine::{ComponentCapability, KilnState, LinkFn};
 use kiln_messaging::{Broker, BrokerConfig, MessagingError, MessagingRuntimeConfig};
 use std::any::Any;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
@@ -49,8 +51,8 @@ pub const MAX_EXPECTED_REPLIES: u32 = 1000;
 /// Most resources (clients, messages, options) one instance may hold at once.
 pub const MAX_RESOURCES_PER_INSTANCE: usize = 10_000;
 
-/// The messaging capability. Clone it to keep a handle: after the app is loaded,
-/// [`Messaging::broker`] is the app's broker (for the NATS trigger).
+/// The messaging capability. Apps that choose the same broker share one connection (and, in
+/// process, one bus: apps of one `kiln serve` host talk to each other through it).
 #[derive(Clone, Default)]
 pub struct Messaging {
     shared: Arc<Shared>,
@@ -59,29 +61,41 @@ pub struct Messaging {
 #[derive(Default)]
 struct Shared {
     runtime_config: Option<MessagingRuntimeConfig>,
-    broker: Mutex<Option<Broker>>,
+    /// Every broker opened so far, by what chose it.
+    brokers: Mutex<HashMap<BrokerConfig, Broker>>,
+    /// Set by [`Messaging::with_broker`]: every app uses it.
+    fixed: Option<Broker>,
 }
 
 impl Messaging {
     /// `runtime_config`: the runtime config file's `[messaging]` section, if it has one
     /// ([`MessagingRuntimeConfig::load`]).
     pub fn new(runtime_config: Option<MessagingRuntimeConfig>) -> Messaging {
-        Messaging { shared: Arc::new(Shared { runtime_config, broker: Mutex::new(None) }) }
+        Messaging { shared: Arc::new(Shared { runtime_config, ..Shared::default() }) }
     }
 
     /// Uses `broker` for every app instead of choosing one (tests, embedding).
     pub fn with_broker(broker: Broker) -> Messaging {
-        Messaging { shared: Arc::new(Shared { runtime_config: None, broker: Mutex::new(Some(broker)) }) }
+        Messaging { shared: Arc::new(Shared { fixed: Some(broker), ..Shared::default() }) }
     }
 
-    /// The broker of the app loaded last (`None` before `App::load`).
-    pub fn broker(&self) -> Option<Broker> {
-        self.shared.broker.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// The runtime config's `max_deliver`, if it sets one (for the NATS trigger's options).
+    /// The runtime config's `max_deliver`, if it sets one (for the NATS trigger's redelivery).
     pub fn max_deliver(&self) -> Option<u32> {
         self.shared.runtime_config.as_ref().and_then(|c| c.max_deliver)
+    }
+
+    /// The broker `config` names, opened once and shared.
+    fn broker(&self, config: &BrokerConfig) -> Result<Broker> {
+        if let Some(broker) = &self.shared.fixed {
+            return Ok(broker.clone());
+        }
+        let mut brokers = self.shared.brokers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(broker) = brokers.get(config) {
+            return Ok(broker.clone());
+        }
+        let broker = Broker::from_config(config).context("messaging")?;
+        brokers.insert(config.clone(), broker.clone());
+        Ok(broker)
     }
 }
 
@@ -89,18 +103,11 @@ impl Messaging {
 /// `{{ variable }}` templates rendered from application variables, else in-process.
 pub fn broker_config(app: &AppContext<'_>, runtime: Option<&MessagingRuntimeConfig>) -> Result<BrokerConfig> {
     let url = match &app.manifest.application.nats_url {
-        Some(template) => {
-            let parsed = kiln_manifest::Template::parse(template).map_err(|e| anyhow::anyhow!("[application.trigger.nats] url `{template}`: {e}"))?;
-            let mut failure = None;
-            let rendered = parsed.render(|name| match app.variables.app_variable(name) {
-                Ok(value) => Some(value),
-                Err(e) => {
-                    failure = Some(e.to_string());
-                    None
-                }
-            });
-            Some(rendered.map_err(|name| anyhow::anyhow!("[application.trigger.nats] url: cannot resolve `{name}`: {}", failure.unwrap_or_default()))?)
-        }
+        Some(template) => Some(
+            app.variables
+                .render_app_template(template)
+                .map_err(|e| anyhow::anyhow!("[application.trigger.nats] url `{template}`: {e}"))?,
+        ),
         None => None,
     };
     Ok(BrokerConfig::choose(runtime, url.as_deref()))
@@ -116,17 +123,8 @@ impl Capability for Messaging {
     }
 
     fn configure_app(&self, app: &AppContext<'_>) -> Result<Box<dyn AppCapability>> {
-        let mut slot = self.shared.broker.lock().unwrap_or_else(|p| p.into_inner());
-        let broker = match slot.as_ref() {
-            Some(broker) => broker.clone(),
-            None => {
-                let config = broker_config(app, self.shared.runtime_config.as_ref())?;
-                let broker = Broker::from_config(&config).context("messaging")?;
-                *slot = Some(broker.clone());
-                broker
-            }
-        };
-        Ok(Box::new(MessagingApp { broker }))
+        let config = broker_config(app, self.shared.runtime_config.as_ref())?;
+        Ok(Box::new(MessagingApp { broker: self.broker(&config)? }))
     }
 }
 
@@ -143,6 +141,11 @@ pub struct MessagingApp {
 impl MessagingApp {
     pub fn new(broker: Broker) -> MessagingApp {
         MessagingApp { broker }
+    }
+
+    /// The app's broker: the NATS trigger takes the app's messages from it.
+    pub fn broker(&self) -> &Broker {
+        &self.broker
     }
 
     pub fn component_state(&self) -> Arc<MessagingComponent> {

@@ -1,62 +1,6 @@
 use super::*;
-use std::process::{Child, Command, Stdio};
+use kiln_test_support::RedisServer;
 use std::time::Instant;
-
-/// A real `redis-server` on a free loopback port, killed on drop.
-struct RedisServer {
-    child: Child,
-    port: u16,
-}
-
-impl RedisServer {
-    fn start() -> RedisServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .args(["--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "these tests need a real `redis-server` on PATH (Debian package \
-                     `redis-server`): cannot start it: {e}"
-                )
-            });
-        let server = RedisServer { child, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not start on port {port}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        server
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn instance(allowed: &[&str], timeouts: RedisTimeouts) -> RedisInstance {
     let allowed = AllowedHosts::parse(allowed).unwrap();
@@ -123,7 +67,7 @@ async fn open_is_invalid_address_unless_allowed() {
         .unwrap_err();
     assert!(matches!(e, v2::Error::InvalidAddress), "{e:?}");
 
-    let other_port = format!("redis://127.0.0.1:{}", server.port.wrapping_add(1));
+    let other_port = format!("redis://127.0.0.1:{}", server.port().wrapping_add(1));
     let mut inst = instance(&[&other_port], RedisTimeouts::default());
     let e = v2::HostConnection::open(&mut inst, server.url())
         .await
@@ -132,7 +76,7 @@ async fn open_is_invalid_address_unless_allowed() {
 
     // Allowed host, but not a URL the client accepts.
     let mut inst = instance(&[&server.url()], RedisTimeouts::default());
-    let bare = format!("127.0.0.1:{}", server.port);
+    let bare = format!("127.0.0.1:{}", server.port());
     let e = v2::HostConnection::open(&mut inst, bare).await.unwrap_err();
     assert!(matches!(e, v2::Error::InvalidAddress), "{e:?}");
     let e = v2::HostConnection::open(&mut inst, "\u{0}garbage".into())

@@ -6,6 +6,7 @@ mod capabilities;
 mod client;
 mod deploy;
 mod serve;
+mod triggers;
 mod up;
 
 use clap::{Parser, Subcommand};

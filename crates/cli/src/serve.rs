@@ -71,14 +71,17 @@ pub(crate) fn run(args: ServeArgs) -> Result<()> {
     crate::init_logging(args.quiet, args.json_logs);
     let started = Instant::now();
     let config = platform_config(&args)?;
-    let capabilities = crate::capabilities::for_serve();
+    let messaging = kiln_cap_messaging::Messaging::new(None);
+    let capabilities = crate::capabilities::all(&messaging);
     let links: Vec<_> = capabilities.iter().map(|c| c.link()).collect();
+    let triggers = crate::triggers::events(&messaging);
+    let events = crate::triggers::event_runtime()?;
     let tracing = match &args.otlp_endpoint {
         Some(endpoint) => Some(kiln_observe::Tracing::otlp(endpoint, "kiln").with_context(|| format!("cannot send traces to `{endpoint}`"))?),
         None => None,
     };
     let metrics = kiln_observe::Metrics::new();
-    let platform = Platform::open(config, links, capabilities, metrics, tracing)?;
+    let platform = Platform::open(config, links, capabilities, triggers, events.handle().clone(), metrics, tracing)?;
     let token = AdminToken::load_or_create(&platform.data_dir().token_path())?;
     let public = kiln_trigger_http::bind(args.listen)?;
     let admin = kiln_trigger_http::bind(args.admin_listen).map_err(|err| anyhow::anyhow!("{err:#} (admin listener: --admin-listen)"))?;
@@ -99,9 +102,11 @@ pub(crate) fn run(args: ServeArgs) -> Result<()> {
     tracing::info!("shutting down: finishing in-flight requests (up to {:?})", args.shutdown_grace);
     std::thread::scope(|scope| {
         scope.spawn(|| admin.shutdown());
+        scope.spawn(|| events.block_on(platform.shutdown_events(args.shutdown_grace)));
         front.shutdown();
     });
     idle.stop();
+    events.shutdown_timeout(Duration::from_secs(1));
     if let Some(tracing) = platform.tracing() {
         tracing.shutdown();
     }

@@ -1,11 +1,12 @@
 use anyhow::{Context, Result};
-use kiln_app::{App, LoadOptions};
-use kiln_engine::{Engine, EngineConfig};
+use kiln_app::{App, LoadOptions, RunningTrigger, TriggerContext, TriggerLimits};
+use kiln_engine::{Engine, EngineConfig, InstanceLimits};
 use kiln_manifest::Manifest;
 use kiln_runtime_config::RuntimeConfig;
-use kiln_trigger_http::{HttpOptions, HttpTrigger, Server};
+use kiln_trigger_http::{HttpListener, ListenerSettings};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(clap::Args)]
@@ -69,24 +70,37 @@ pub(crate) fn run(args: UpArgs) -> Result<()> {
     let started = Instant::now();
     let path = kiln_manifest::find_manifest(args.file.as_deref())?;
     let manifest = Manifest::load(&path)?;
-    kiln_trigger_http::check_routes(&manifest)?;
-    kiln_trigger_cron::check_schedules(&manifest)?;
-    kiln_trigger_messaging::check_triggers(&manifest)?;
-    if args.build {
-        crate::build::build_all(&manifest)?;
-    }
-    // Before anything reads a component: a missing file is reported at its place in the manifest.
-    manifest.check_sources()?;
     let limits = Limits::resolve(&args, &manifest.application.limits);
-    let runtime_config = match &args.runtime_config_file {
-        Some(path) => RuntimeConfig::load(path)?,
-        None => RuntimeConfig::default(),
-    };
     let messaging_config = match &args.runtime_config_file {
         Some(path) => kiln_messaging::MessagingRuntimeConfig::load(path)?,
         None => None,
     };
     let messaging = kiln_cap_messaging::Messaging::new(messaging_config);
+    // Bound first: a taken port fails before anything is compiled.
+    let listener = kiln_trigger_http::bind(args.listen)?;
+    let addr = listener.local_addr()?;
+    let http = HttpListener::new(
+        listener,
+        ListenerSettings {
+            workers: args.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)),
+            queue_timeout: args.queue_timeout,
+            max_request_body: limits.max_request_body,
+            grace: args.shutdown_grace,
+        },
+    );
+    let triggers = crate::triggers::all(http, &messaging);
+    for trigger in &triggers {
+        trigger.check(&manifest)?;
+    }
+    if args.build {
+        crate::build::build_all(&manifest)?;
+    }
+    // Before anything reads a component: a missing file is reported at its place in the manifest.
+    manifest.check_sources()?;
+    let runtime_config = match &args.runtime_config_file {
+        Some(path) => RuntimeConfig::load(path)?,
+        None => RuntimeConfig::default(),
+    };
     let capabilities = crate::capabilities::all(&messaging);
     let links: Vec<_> = capabilities.iter().map(|c| c.link()).collect();
     let mut config = engine_config(&args, &limits)?;
@@ -101,62 +115,26 @@ pub(crate) fn run(args: UpArgs) -> Result<()> {
     for statements in &args.sqlite {
         kiln_cap_sqlite::run_statements(&options.state_dir, &options.runtime_config, statements)?;
     }
-    let app = App::load(&engine, manifest, options)?;
-    let trigger = HttpTrigger::new(&app, http_options(&args, &limits))?;
-    let listener = kiln_trigger_http::bind(args.listen)?;
-    let workers = args.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-    let redis = kiln_trigger_redis::start(
-        &app,
-        kiln_trigger_redis::RedisOptions {
-            deadline: limits.request_timeout,
-            memory_limit: limits.memory_limit << 20,
-            max_concurrency: limits.max_concurrency.max(1),
-            grace: args.shutdown_grace,
-        },
-    )?;
-    let cron = kiln_trigger_cron::start(
-        &app,
-        kiln_trigger_cron::CronOptions {
-            deadline: limits.request_timeout,
-            memory_limit: limits.memory_limit << 20,
-            grace: args.shutdown_grace,
-        },
-    )?;
-    let nats = match messaging.broker() {
-        Some(broker) => Some(kiln_trigger_messaging::start(
-            &app,
-            broker,
-            kiln_trigger_messaging::MessagingOptions {
-                deadline: limits.request_timeout,
-                memory_limit: limits.memory_limit << 20,
-                max_concurrency: limits.max_concurrency.max(1),
-                grace: args.shutdown_grace,
-                max_deliver: messaging.max_deliver().unwrap_or(5),
-                ..Default::default()
-            },
-        )?),
-        None => None,
+    let app = Arc::new(App::load(&engine, manifest, options)?);
+    let events = crate::triggers::event_runtime()?;
+    let trigger_limits = TriggerLimits {
+        instance: InstanceLimits { deadline: limits.request_timeout, memory_limit: limits.memory_limit << 20 },
+        max_concurrency: limits.max_concurrency.max(1),
     };
-    // HTTP last: once /.well-known/spin/health answers, every trigger is subscribed and scheduled.
-    let server = Server::start(trigger.clone(), listener, workers, args.shutdown_grace)?;
-    print_banner(&app, &trigger, server.local_addr(), started);
-    for subscription in redis.subscriptions() {
-        tracing::info!("  {}: redis channel `{}` on {}", subscription.component, subscription.channel, subscription.address);
+    let context = TriggerContext::resident(app.clone(), trigger_limits, events.handle().clone());
+    // In list order, HTTP last: once /.well-known/spin/health answers, every trigger is subscribed
+    // and scheduled.
+    let mut running = Vec::new();
+    for trigger in triggers.iter().filter(|trigger| trigger.is_used_by(&app.manifest)) {
+        running.push(trigger.start(&app, context.clone())?);
     }
-    for (component, schedule) in cron.schedules() {
-        tracing::info!("  {component}: cron {schedule}");
-    }
+    print_banner(&app, addr, &running, started);
     wait_for_signal()?;
     tracing::info!("shutting down: finishing in-flight work (up to {:?})", args.shutdown_grace);
     // Every trigger drains at once, so the grace periods do not add up.
-    std::thread::scope(|scope| {
-        scope.spawn(|| redis.shutdown());
-        scope.spawn(|| cron.shutdown());
-        if let Some(nats) = nats {
-            scope.spawn(|| nats.shutdown());
-        }
-        server.shutdown();
-    });
+    let grace = args.shutdown_grace;
+    events.block_on(futures::future::join_all(running.into_iter().map(|running| running.shutdown(grace))));
+    events.shutdown_timeout(Duration::from_secs(1));
     Ok(())
 }
 
@@ -212,22 +190,11 @@ fn engine_config(args: &UpArgs, limits: &Limits) -> Result<EngineConfig> {
     Ok(config)
 }
 
-fn http_options(args: &UpArgs, limits: &Limits) -> HttpOptions {
-    HttpOptions {
-        deadline: limits.request_timeout,
-        memory_limit: limits.memory_limit << 20,
-        max_concurrency: limits.max_concurrency.max(1),
-        queue_timeout: args.queue_timeout,
-        max_request_body: limits.max_request_body,
-        ..HttpOptions::default()
-    }
-}
-
-fn print_banner(app: &App, trigger: &HttpTrigger, addr: SocketAddr, started: Instant) {
+fn print_banner(app: &App, addr: SocketAddr, running: &[Box<dyn RunningTrigger>], started: Instant) {
     let mut lines = vec![format!("Serving http://{addr} ({}, ready in {:.1} ms)", app.name(), started.elapsed().as_secs_f64() * 1000.0)];
-    lines.push("Available routes:".to_string());
-    for (component, route) in trigger.routes() {
-        lines.push(format!("  {component}: http://{addr}{route}"));
+    lines.push("Available routes and triggers:".to_string());
+    for line in running.iter().flat_map(|running| running.describe()) {
+        lines.push(format!("  {line}"));
     }
     tracing::info!("{}", lines.join("\n"));
 }

@@ -39,7 +39,7 @@ pub struct InstanceOptions {
 }
 
 /// What bounds one instance, as a trigger sets it.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InstanceLimits {
     /// Cut off (504 for HTTP) once it has run this long.
     pub deadline: Duration,

@@ -50,6 +50,22 @@ pub(crate) struct KillLabels {
     pub reason: &'static str,
 }
 
+/// Labels of `kiln_events_total`: `outcome` is `ok` or `error`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct EventLabels {
+    pub app: Arc<str>,
+    pub trigger: &'static str,
+    pub component: Arc<str>,
+    pub outcome: &'static str,
+}
+
+/// Labels of the series that belong to one trigger kind of an app.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct TriggerLabels {
+    pub app: Arc<str>,
+    pub trigger: &'static str,
+}
+
 /// Why an instance was cut off, as the `reason` label spells it.
 pub(crate) const KILL_REASONS: [&str; 3] = ["deadline", "memory", "trap"];
 
@@ -65,6 +81,8 @@ pub(crate) struct Families {
     pub kills: Family<KillLabels, Counter>,
     pub cold_loads: Family<AppLabels, Counter>,
     pub cold_load_duration: HistogramFamily<AppLabels>,
+    pub events: Family<EventLabels, Counter>,
+    pub event_duration: HistogramFamily<TriggerLabels>,
     pub apps: Gauge,
 }
 
@@ -79,6 +97,8 @@ impl Families {
             kills: Family::default(),
             cold_loads: Family::default(),
             cold_load_duration: Family::new_with_constructor(|| Histogram::new(COLD_LOAD_BUCKETS)),
+            events: Family::default(),
+            event_duration: Family::new_with_constructor(|| Histogram::new(REQUEST_BUCKETS)),
             apps: Gauge::default(),
         };
         families.register(registry);
@@ -114,6 +134,13 @@ impl Families {
             "Time to load an idle app into memory",
             Unit::Seconds,
             self.cold_load_duration.clone(),
+        );
+        registry.register("kiln_events", "Events (Redis and NATS messages, cron ticks) handled per app, trigger, component and outcome", self.events.clone());
+        registry.register_with_unit(
+            "kiln_event_duration",
+            "Time to handle one event, including loading an idle app",
+            Unit::Seconds,
+            self.event_duration.clone(),
         );
         registry.register("kiln_apps", "Apps deployed", self.apps.clone());
     }

@@ -1,7 +1,10 @@
 //! The registry of all apps' series, and the per-app observer the host installs in each trigger.
 
 use crate::component::{AppShared, ComponentMetrics, ObservedComponent};
-use crate::families::{AppLabels, ComponentLabels, Families};
+use crate::families::{AppLabels, ComponentLabels, EventLabels, Families, TriggerLabels};
+use kiln_app::{EventObserver, EventOutcome};
+use std::collections::HashSet;
+use std::sync::atomic::AtomicU64;
 use crate::traces::{SpanSource, Tracing};
 use kiln_trigger_http::{ComponentObserver, HttpObserver};
 use prometheus_client::metrics::counter::Counter;
@@ -89,6 +92,10 @@ struct AppState {
     /// Made when a trigger asks for them, kept so that a new version reuses them and so that removal
     /// knows every series.
     components: Mutex<HashMap<Arc<str>, Arc<ComponentMetrics>>>,
+    /// Every event series made, so that removal knows them.
+    event_series: Mutex<HashSet<EventLabels>>,
+    events: AtomicU64,
+    event_errors: AtomicU64,
 }
 
 impl AppState {
@@ -100,6 +107,9 @@ impl AppState {
             families: families.clone(),
             shared: Arc::default(),
             components: Mutex::default(),
+            event_series: Mutex::default(),
+            events: AtomicU64::new(0),
+            event_errors: AtomicU64::new(0),
             labels,
         }
     }
@@ -127,6 +137,31 @@ impl AppState {
         for component in components.values() {
             component.remove_series();
         }
+        let events = self.event_series.lock().unwrap_or_else(PoisonError::into_inner);
+        for labels in events.iter() {
+            self.families.events.remove(labels);
+            self.families.event_duration.remove(&TriggerLabels { app: labels.app.clone(), trigger: labels.trigger });
+        }
+    }
+
+    fn event(&self, trigger: &'static str, component: &str, outcome: EventOutcome, elapsed: Duration) {
+        self.events.fetch_add(1, Ordering::Relaxed);
+        if outcome == EventOutcome::Failed {
+            self.event_errors.fetch_add(1, Ordering::Relaxed);
+        }
+        let outcome = match outcome {
+            EventOutcome::Ok => "ok",
+            EventOutcome::Failed => "error",
+        };
+        let labels = EventLabels { app: self.labels.app.clone(), trigger, component: Arc::from(component), outcome };
+        // Checked under the lock `remove_series` takes after setting the flag, as for components.
+        let mut series = self.event_series.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.shared.removed.load(Ordering::SeqCst) {
+            return;
+        }
+        self.families.events.get_or_create(&labels).inc();
+        self.families.event_duration.get_or_create(&TriggerLabels { app: labels.app.clone(), trigger }).observe(elapsed.as_secs_f64());
+        series.insert(labels);
     }
 }
 
@@ -151,9 +186,20 @@ impl AppMetrics {
         (shared.requests.load(Ordering::Relaxed), shared.errors_5xx.load(Ordering::Relaxed))
     }
 
+    /// `(events, failed)`: events handled since the app was first deployed, and how many failed.
+    pub fn event_totals(&self) -> (u64, u64) {
+        (self.state.events.load(Ordering::Relaxed), self.state.event_errors.load(Ordering::Relaxed))
+    }
+
     /// Instances of the app running now.
     pub fn in_flight(&self) -> i64 {
         self.state.shared.in_flight.load(Ordering::Relaxed)
+    }
+}
+
+impl EventObserver for AppMetrics {
+    fn event(&self, trigger: &'static str, component: &str, outcome: EventOutcome, elapsed: Duration) {
+        self.state.event(trigger, component, outcome, elapsed);
     }
 }
 
@@ -294,6 +340,23 @@ mod tests {
         assert_sample(&text, r#"kiln_cold_load_duration_seconds_count{app="shop"}"#, "2");
         assert_sample(&text, r#"kiln_cold_load_duration_seconds_bucket{le="0.05",app="shop"}"#, "1");
         assert_sample(&text, r#"kiln_cold_load_duration_seconds_bucket{le="2.5",app="shop"}"#, "2");
+    }
+
+    #[test]
+    fn events_are_counted_by_app_trigger_component_and_outcome() {
+        let metrics = Metrics::new();
+        let orders = metrics.app("orders", None);
+        orders.event("nats", "audit", EventOutcome::Ok, 2 * MS);
+        orders.event("nats", "audit", EventOutcome::Ok, 3 * MS);
+        orders.event("redis", "audit", EventOutcome::Failed, MS);
+        let text = metrics.render();
+        assert_sample(&text, r#"kiln_events_total{app="orders",trigger="nats",component="audit",outcome="ok"}"#, "2");
+        assert_sample(&text, r#"kiln_events_total{app="orders",trigger="redis",component="audit",outcome="error"}"#, "1");
+        assert_sample(&text, r#"kiln_event_duration_seconds_count{app="orders",trigger="nats"}"#, "2");
+        assert_eq!(orders.event_totals(), (3, 1));
+        metrics.remove_app("orders");
+        orders.event("nats", "audit", EventOutcome::Ok, MS);
+        assert!(!metrics.render().contains(r#"app="orders""#));
     }
 
     #[test]

@@ -10,12 +10,12 @@
 use crate::archive::{self, ArchiveError};
 use crate::data_dir::{DataDir, random_hex, sync_dir, write_atomically};
 use crate::limits::{AppLimits, DeployParams, LimitCeilings, valid_app_name};
-use crate::record::{AppInfo, AppRecord, RouteInfo, unix_now};
+use crate::record::{AppInfo, AppRecord, RouteInfo, TriggerInfo, unix_now};
 use anyhow::{Context, Result};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use http::StatusCode;
-use kiln_app::{App, Capability, LoadOptions};
-use kiln_engine::{Engine, EngineConfig, LinkFn};
+use kiln_app::{App, AppSource, BoxFuture, Capability, LoadOptions, RunningTrigger, Trigger, TriggerContext, TriggerLimits};
+use kiln_engine::{Engine, EngineConfig, InstanceLimits, LinkFn};
 use kiln_manifest::{AppLimitsSpec, HttpRoute, Manifest};
 use kiln_observe::{AppMetrics, Metrics, Tracing};
 use kiln_runtime_config::{KeyValueStoreConfig, RuntimeConfig, SqliteDatabaseConfig, VariablesProviderConfig};
@@ -23,7 +23,7 @@ use kiln_trigger_http::{HttpObserver, HttpOptions, HttpTrigger};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 /// The host's settings (from `kiln serve`'s flags).
@@ -78,6 +78,10 @@ pub struct Platform {
     concurrent_engine: Mutex<Option<Engine>>,
     links: Vec<LinkFn>,
     capabilities: Vec<Box<dyn Capability>>,
+    /// The event triggers (Redis, NATS, cron) every app may use; HTTP is the front's.
+    triggers: Vec<Box<dyn Trigger>>,
+    /// The runtime every app's event triggers run on.
+    events: tokio::runtime::Handle,
     apps: RwLock<AppTable>,
     /// One deploy or removal at a time: they are rare, and this keeps version numbers and route
     /// prefixes consistent without finer locks.
@@ -94,11 +98,21 @@ struct AppTable {
     by_prefix: Vec<(String, Arc<AppEntry>)>,
 }
 
-/// A deployed app: its current version and its metrics (which outlive versions).
+/// A deployed app: its current version, its metrics, and its event triggers (which outlive versions:
+/// they take the current version at every event).
 pub(crate) struct AppEntry {
     pub(crate) name: String,
     current: ArcSwap<AppVersion>,
     metrics: Arc<AppMetrics>,
+    events: Mutex<Vec<RunningEvents>>,
+}
+
+/// One trigger kind running for an app, and the plan it was started with: a new version with the
+/// same plan keeps it running.
+struct RunningEvents {
+    kind: &'static str,
+    plan: String,
+    running: Box<dyn RunningTrigger>,
 }
 
 /// One uploaded version of an app.
@@ -129,7 +143,41 @@ struct FailedLoad {
 /// A version ready to serve: compiled, linked, its router built.
 pub(crate) struct Loaded {
     pub(crate) trigger: Arc<HttpTrigger>,
-    _app: App,
+    /// Every event being handled holds a clone: the version is busy while it does.
+    app: Arc<App>,
+}
+
+impl Loaded {
+    /// Requests and events running on this version now.
+    fn busy(&self) -> bool {
+        self.trigger.in_flight() > 0 || Arc::strong_count(&self.app) > 1
+    }
+}
+
+/// A version checked for deploy: loaded, and the plan of each event trigger it uses.
+struct Prepared {
+    version: AppVersion,
+    loaded: Loaded,
+    plans: Vec<(&'static str, String)>,
+}
+
+/// Where an app's event triggers take it from: its current version, loaded if it is idle.
+struct CurrentVersion {
+    platform: Weak<Platform>,
+    entry: Weak<AppEntry>,
+}
+
+impl AppSource for CurrentVersion {
+    fn load(&self) -> BoxFuture<'_, Result<Arc<App>>> {
+        Box::pin(async move {
+            let (Some(platform), Some(entry)) = (self.platform.upgrade(), self.entry.upgrade()) else {
+                anyhow::bail!("the app was removed");
+            };
+            let version = entry.current.load_full();
+            let loaded = platform.loaded(&entry, &version).await.map_err(|err| anyhow::anyhow!("{}", err.message))?;
+            Ok(loaded.app.clone())
+        })
+    }
 }
 
 impl Platform {
@@ -139,6 +187,8 @@ impl Platform {
         config: PlatformConfig,
         links: Vec<LinkFn>,
         capabilities: Vec<Box<dyn Capability>>,
+        triggers: Vec<Box<dyn Trigger>>,
+        events: tokio::runtime::Handle,
         metrics: Arc<Metrics>,
         tracing: Option<Tracing>,
     ) -> Result<Arc<Platform>> {
@@ -154,6 +204,8 @@ impl Platform {
             concurrent_engine: Mutex::new(None),
             links,
             capabilities,
+            triggers,
+            events,
             apps: RwLock::new(AppTable::default()),
             changes: tokio::sync::Mutex::new(()),
             metrics,
@@ -183,7 +235,7 @@ impl Platform {
 
     /// Re-reads every `apps/<name>/app.json`. An app that cannot be restored is logged and skipped:
     /// one broken app must not keep the others from serving.
-    fn restore(&self) {
+    fn restore(self: &Arc<Self>) {
         let Ok(entries) = std::fs::read_dir(self.data.apps_dir()) else { return };
         let mut restored = 0;
         for entry in entries.flatten() {
@@ -199,13 +251,23 @@ impl Platform {
         }
     }
 
-    fn restore_app(&self, name: &str) -> Result<()> {
+    /// Restores app `name`; an app with event triggers is loaded to start them (and unloaded when
+    /// idle, keeping only its subscriptions).
+    fn restore_app(self: &Arc<Self>, name: &str) -> Result<()> {
         let record_path = self.data.app_dir(name).join("app.json");
         let text = std::fs::read_to_string(&record_path).with_context(|| format!("cannot read `{}`", record_path.display()))?;
         let record: AppRecord = serde_json::from_str(&text).with_context(|| format!("`{}` is damaged", record_path.display()))?;
         remove_stale_versions(&self.data.app_dir(name), record.version);
-        let (version, _) = self.describe_version(record, None).map_err(|err| anyhow::anyhow!("{}", err.message))?;
-        self.install(name, Arc::new(version), self.metrics.app(name, self.tracing.as_ref()));
+        let (version, manifest) = self.describe_version(record, None).map_err(|err| anyhow::anyhow!("{}", err.message))?;
+        let metrics = self.metrics.app(name, self.tracing.as_ref());
+        let version = Arc::new(version);
+        self.install(name, version.clone(), metrics.clone());
+        if self.triggers.iter().any(|trigger| trigger.is_used_by(&manifest)) {
+            let entry = self.entry(name).context("the app vanished while being restored")?;
+            let loaded = self.load(&version, &metrics).map_err(|err| anyhow::anyhow!("{}", err.message))?;
+            let plans = self.plans(&version, &loaded).map_err(|err| anyhow::anyhow!("{}", err.message))?;
+            self.start_events(&entry, &version, &loaded, plans);
+        }
         Ok(())
     }
 
@@ -270,6 +332,7 @@ impl Platform {
                     name: name.to_string(),
                     metrics,
                     current: ArcSwap::new(version.clone()),
+                    events: Mutex::default(),
                 });
                 apps.by_name.insert(name.to_string(), entry);
                 None
@@ -308,10 +371,9 @@ impl Platform {
             deployed_at: unix_now(),
         };
         let (platform, metrics_for_load) = (self.clone(), metrics.clone());
-        let keep_loaded = previous.as_ref().is_some_and(|v| v.loaded.load().is_some());
-        let prepared = on_blocking_thread(move || platform.prepare_version(record, &params.limits, &archive, keep_loaded, &metrics_for_load)).await;
-        let version = match prepared {
-            Ok(version) => Arc::new(version),
+        let prepared = on_blocking_thread(move || platform.prepare_version(record, &params.limits, &archive, &metrics_for_load)).await;
+        let Prepared { version, loaded, plans } = match prepared {
+            Ok(prepared) => prepared,
             Err(err) => {
                 if existing.is_none() {
                     self.metrics.remove_app(name);
@@ -319,26 +381,33 @@ impl Platform {
                 return Err(err);
             }
         };
+        let version = Arc::new(version);
+        let keep_loaded = previous.as_ref().is_some_and(|v| v.loaded.load().is_some());
+        let loaded = Arc::new(loaded);
+        if keep_loaded {
+            version.loaded.store(Some(loaded.clone()));
+        }
         let replaced = self.install(name, version.clone(), metrics);
         self.metrics.set_apps(self.app_count());
+        let entry = self.entry(name).ok_or_else(|| ApiError::internal(anyhow::anyhow!("app `{name}` vanished during its deploy")))?;
+        self.switch_events(&entry, &version, loaded, plans).await;
         tracing::info!("deployed `{name}` version {}", version.record.version);
         if let Some(old) = replaced {
             self.retire(old);
         }
-        let entry = self.entry(name).ok_or_else(|| ApiError::internal(anyhow::anyhow!("app `{name}` vanished during its deploy")))?;
         Ok((self.info(&entry), previous.is_none()))
     }
 
     /// Unpacks, checks and compiles a version, and records it as current on disk. Nothing is
     /// visible to requests yet; on any error nothing is left behind.
-    fn prepare_version(&self, record: AppRecord, requested: &AppLimitsSpec, archive_bytes: &[u8], keep_loaded: bool, metrics: &Arc<AppMetrics>) -> Result<AppVersion, ApiError> {
+    fn prepare_version(&self, record: AppRecord, requested: &AppLimitsSpec, archive_bytes: &[u8], metrics: &Arc<AppMetrics>) -> Result<Prepared, ApiError> {
         let dir = self.data.version_dir(&record.name, record.version);
-        let result = self.unpack_and_load(&record, requested, archive_bytes, &dir, keep_loaded, metrics);
+        let result = self.unpack_and_load(&record, requested, archive_bytes, &dir, metrics);
         match result {
-            Ok(version) => {
-                let json = serde_json::to_vec_pretty(&version.record).map_err(|err| ApiError::internal(err.into()))?;
+            Ok(prepared) => {
+                let json = serde_json::to_vec_pretty(&prepared.version.record).map_err(|err| ApiError::internal(err.into()))?;
                 write_atomically(&self.data.app_dir(&record.name).join("app.json"), &json).map_err(ApiError::internal)?;
-                Ok(version)
+                Ok(prepared)
             }
             Err(err) => {
                 let _ = std::fs::remove_dir_all(&dir);
@@ -351,7 +420,7 @@ impl Platform {
         }
     }
 
-    fn unpack_and_load(&self, record: &AppRecord, requested: &AppLimitsSpec, archive_bytes: &[u8], dir: &Path, keep_loaded: bool, metrics: &Arc<AppMetrics>) -> Result<AppVersion, ApiError> {
+    fn unpack_and_load(&self, record: &AppRecord, requested: &AppLimitsSpec, archive_bytes: &[u8], dir: &Path, metrics: &Arc<AppMetrics>) -> Result<Prepared, ApiError> {
         let app_dir = self.data.app_dir(&record.name);
         std::fs::create_dir_all(&app_dir).map_err(|err| ApiError::internal(err.into()))?;
         let staging = app_dir.join(format!(".staging-{}", random_hex(6)));
@@ -369,25 +438,117 @@ impl Platform {
         // Compiling (or finding the artifact in the cache) and linking now proves the version can
         // serve before it replaces the one that does.
         let loaded = self.load(&version, metrics)?;
-        if keep_loaded {
-            version.loaded.store(Some(Arc::new(loaded)));
+        let plans = self.plans(&version, &loaded)?;
+        // Deploy-time only: a restored app whose Redis is down keeps retrying instead.
+        for trigger in self.triggers.iter().filter(|trigger| trigger.is_used_by(&loaded.app.manifest)) {
+            trigger.probe(&loaded.app).map_err(|err| ApiError::bad_request(relative_to(&version.dir, &format!("{err:#}"))))?;
         }
-        Ok(version)
+        Ok(Prepared { version, loaded, plans })
+    }
+
+    /// What each event trigger the version uses would run: errors (a component without the
+    /// export, an address that cannot be rendered) are the app's, located in its manifest.
+    fn plans(&self, version: &AppVersion, loaded: &Loaded) -> Result<Vec<(&'static str, String)>, ApiError> {
+        let context = self.trigger_context_for_check(version);
+        let mut plans = Vec::new();
+        for trigger in self.triggers.iter().filter(|trigger| trigger.is_used_by(&loaded.app.manifest)) {
+            let plan = trigger.plan(&loaded.app, &context).map_err(|err| ApiError::bad_request(relative_to(&version.dir, &format!("{err:#}"))))?;
+            plans.push((trigger.kind(), plan));
+        }
+        Ok(plans)
+    }
+
+    /// The limits of the app's events: the same as its requests'.
+    fn trigger_limits(version: &AppVersion) -> TriggerLimits {
+        let limits = version.record.limits;
+        TriggerLimits {
+            instance: InstanceLimits { deadline: limits.request_timeout(), memory_limit: limits.memory_limit_bytes() },
+            max_concurrency: limits.max_concurrency as usize,
+        }
+    }
+
+    /// A context for planning only (its source is never asked).
+    fn trigger_context_for_check(&self, version: &AppVersion) -> TriggerContext {
+        TriggerContext {
+            source: Arc::new(CurrentVersion { platform: Weak::new(), entry: Weak::new() }),
+            limits: Self::trigger_limits(version),
+            runtime: self.events.clone(),
+            observer: None,
+            label: Some(version.record.name.clone()),
+        }
+    }
+
+    fn trigger_context(self: &Arc<Self>, entry: &Arc<AppEntry>, version: &AppVersion) -> TriggerContext {
+        TriggerContext {
+            source: Arc::new(CurrentVersion { platform: Arc::downgrade(self), entry: Arc::downgrade(entry) }),
+            limits: Self::trigger_limits(version),
+            runtime: self.events.clone(),
+            observer: Some(entry.metrics.clone()),
+            label: Some(entry.name.clone()),
+        }
+    }
+
+    /// Starts the event triggers of `plans` for the app (restore). A trigger that fails to start is
+    /// logged and the others still start.
+    fn start_events(self: &Arc<Self>, entry: &Arc<AppEntry>, version: &AppVersion, loaded: &Loaded, plans: Vec<(&'static str, String)>) {
+        let context = self.trigger_context(entry, version);
+        let mut started = Vec::new();
+        for (kind, plan) in plans {
+            let Some(trigger) = self.triggers.iter().find(|trigger| trigger.kind() == kind) else { continue };
+            match trigger.start(&loaded.app, context.clone()) {
+                Ok(running) => started.push(RunningEvents { kind, plan, running }),
+                Err(err) => tracing::error!("app `{}`: cannot start its {kind} trigger: {err:#}", entry.name),
+            }
+        }
+        entry.events.lock().unwrap_or_else(|p| p.into_inner()).extend(started);
+    }
+
+    /// After a deploy made `version` current: keeps each event trigger whose plan is unchanged
+    /// (it takes the new version at its next event: nothing lost, nothing doubled), stops the others
+    /// (in-flight events finish), then starts what the new version adds or changes.
+    async fn switch_events(self: &Arc<Self>, entry: &Arc<AppEntry>, version: &Arc<AppVersion>, loaded: Arc<Loaded>, plans: Vec<(&'static str, String)>) {
+        let stale: Vec<RunningEvents> = {
+            let mut events = entry.events.lock().unwrap_or_else(|p| p.into_inner());
+            let (kept, stale) = std::mem::take(&mut *events).into_iter().partition(|running| plans.iter().any(|(kind, plan)| *kind == running.kind && *plan == running.plan));
+            *events = kept;
+            stale
+        };
+        let grace = version.record.limits.request_timeout();
+        for old in stale {
+            tracing::info!("app `{}`: its {} trigger changed; restarting it", entry.name, old.kind);
+            old.running.shutdown(grace).await;
+        }
+        let kept: Vec<&'static str> = entry.events.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|running| running.kind).collect();
+        let to_start: Vec<(&'static str, String)> = plans.into_iter().filter(|(kind, _)| !kept.contains(kind)).collect();
+        if to_start.is_empty() {
+            return;
+        }
+        let (platform, entry, version) = (self.clone(), entry.clone(), version.clone());
+        let _ = tokio::task::spawn_blocking(move || platform.start_events(&entry, &version, &loaded, to_start)).await;
+    }
+
+    /// Stops every event trigger of the app (removal, host shutdown).
+    async fn stop_events(entry: &AppEntry, grace: Duration) {
+        let events = std::mem::take(&mut *entry.events.lock().unwrap_or_else(|p| p.into_inner()));
+        futures::future::join_all(events.into_iter().map(|running| running.running.shutdown(grace))).await;
+    }
+
+    /// Stops every app's event triggers, in-flight events finishing within `grace` (host shutdown).
+    pub async fn shutdown_events(&self, grace: Duration) {
+        let entries: Vec<Arc<AppEntry>> = self.apps.read().unwrap_or_else(|p| p.into_inner()).by_name.values().cloned().collect();
+        futures::future::join_all(entries.iter().map(|entry| Self::stop_events(entry, grace))).await;
     }
 
     /// What `kiln serve` can run, checked before compiling, and sources shared as blobs.
     fn check_manifest(&self, version: &AppVersion, manifest: &Manifest) -> Result<(), ApiError> {
         let located = |err: anyhow::Error| ApiError::bad_request(relative_to(&version.dir, &format!("{err:#}")));
         kiln_trigger_http::check_routes(manifest).map_err(located)?;
-        if manifest.http_triggers.is_empty() {
-            return Err(ApiError::bad_request("the app has no `[[trigger.http]]`: kiln serve routes HTTP requests to apps"));
+        let events = self.triggers.iter().filter(|trigger| trigger.is_used_by(manifest));
+        if manifest.http_triggers.is_empty() && events.clone().next().is_none() {
+            return Err(ApiError::bad_request("the app has no triggers: bind a component to `[[trigger.http]]`, `[[trigger.redis]]`, `[[trigger.nats]]` or `[[trigger.cron]]`"));
         }
-        for (kind, count) in [("redis", manifest.redis_triggers.len()), ("nats", manifest.nats_triggers.len()), ("cron", manifest.cron_triggers.len())] {
-            if count > 0 {
-                return Err(ApiError::bad_request(format!(
-                    "the app has a `[[trigger.{kind}]]`: kiln serve runs HTTP triggers only (an idle app holds nothing, so it cannot listen); run event-driven apps with `kiln up`"
-                )));
-            }
+        for trigger in events {
+            trigger.check(manifest).map_err(located)?;
         }
         for component in manifest.components.values() {
             if let kiln_manifest::ComponentSource::Local(path) = &component.source {
@@ -415,6 +576,7 @@ impl Platform {
         };
         self.metrics.set_apps(self.app_count());
         let version = entry.current.load_full();
+        Self::stop_events(&entry, version.record.limits.request_timeout()).await;
         drain(&version, version.record.limits.request_timeout() + Duration::from_secs(1)).await;
         self.metrics.remove_app(name);
         let app_dir = self.data.app_dir(name);
@@ -473,7 +635,7 @@ impl Platform {
             app_label: Some(version.record.name.clone()),
         };
         let trigger = HttpTrigger::new(&app, options).map_err(located)?;
-        Ok(Loaded { trigger, _app: app })
+        Ok(Loaded { trigger, app: Arc::new(app) })
     }
 
     fn engine_for(&self, concurrency: bool) -> Result<Engine> {
@@ -549,7 +711,7 @@ impl Platform {
         for entry in entries {
             let version = entry.current.load();
             let idle = now.saturating_sub(version.last_used.load(Ordering::Relaxed)) >= idle_ms;
-            let busy = version.loaded.load().as_ref().is_some_and(|loaded| loaded.trigger.in_flight() > 0);
+            let busy = version.loaded.load().as_ref().is_some_and(|loaded| loaded.busy());
             if idle && !busy && version.loaded.swap(None).is_some() {
                 tracing::debug!("unloaded idle app `{}`", entry.name);
                 unloaded += 1;
@@ -597,6 +759,14 @@ impl Platform {
         let version = entry.current.load();
         let record = &version.record;
         let (requests_total, errors_total) = entry.metrics.totals();
+        let (events_total, event_errors_total) = entry.metrics.event_totals();
+        let triggers = entry
+            .events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|running| TriggerInfo { kind: running.kind.to_string(), subscriptions: running.running.describe(), state: running.running.state() })
+            .collect();
         let prefix = record.route_prefix.clone().unwrap_or_default();
         AppInfo {
             name: entry.name.clone(),
@@ -610,6 +780,9 @@ impl Platform {
             requests_total,
             errors_total,
             in_flight: entry.metrics.in_flight().max(0) as u64,
+            triggers,
+            events_total,
+            event_errors_total,
         }
     }
 }
@@ -644,7 +817,7 @@ async fn drain(version: &AppVersion, timeout: Duration) {
     let Some(loaded) = version.loaded.swap(None) else { return };
     let deadline = Instant::now() + timeout;
     // Our `loaded` is one reference; every request still running holds another.
-    while (Arc::strong_count(&loaded) > 1 || loaded.trigger.in_flight() > 0) && Instant::now() < deadline {
+    while (Arc::strong_count(&loaded) > 1 || loaded.busy()) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

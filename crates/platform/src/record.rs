@@ -36,6 +36,22 @@ pub struct AppInfo {
     pub requests_total: u64,
     pub errors_total: u64,
     pub in_flight: u64,
+    /// The app's event triggers (Redis, NATS, cron), running whether the app is loaded or idle.
+    pub triggers: Vec<TriggerInfo>,
+    /// Events handled since the app was first deployed, and how many failed.
+    pub events_total: u64,
+    pub event_errors_total: u64,
+}
+
+/// One running event trigger of an app, as the API lists it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TriggerInfo {
+    /// `redis`, `nats` or `cron`.
+    pub kind: String,
+    /// One line per subscription or schedule.
+    pub subscriptions: Vec<String>,
+    /// `ok`, or what is wrong now (a Redis server that went away: reconnecting).
+    pub state: String,
 }
 
 pub(crate) fn unix_now() -> u64 {

@@ -11,8 +11,9 @@ pub use schedule::{Plan, parse_cron};
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
-use kiln_app::App;
-use kiln_engine::{ComponentPre, InstanceLimits, KilnState};
+use kiln_app::{App, BoxFuture, EventOutcome, RunningTrigger, Trigger, TriggerContext};
+use kiln_engine::{ComponentPre, KilnState};
+use std::collections::HashMap;
 use kiln_manifest::Manifest;
 use kiln_outbound_http::OutboundHttp;
 use std::sync::Arc;
@@ -31,23 +32,6 @@ mod bindings {
 use bindings::SpinCronPre;
 use bindings::fermyon::spin_cron::cron_types::{Error as CronError, Metadata};
 
-/// Settings of the cron trigger for one app.
-#[derive(Clone, Debug)]
-pub struct CronOptions {
-    /// A run still going after this long is cut off.
-    pub deadline: Duration,
-    /// Linear memory limit per instance, in bytes.
-    pub memory_limit: usize,
-    /// On shutdown, how long in-flight runs may take to finish.
-    pub grace: Duration,
-}
-
-impl Default for CronOptions {
-    fn default() -> Self {
-        CronOptions { deadline: Duration::from_secs(30), memory_limit: 128 << 20, grace: Duration::from_secs(10) }
-    }
-}
-
 /// Checks every `[[trigger.cron]]` schedule, reporting the first bad one at its place in the file.
 /// Cheap: call it before compiling anything.
 pub fn check_schedules(manifest: &Manifest) -> Result<()> {
@@ -57,36 +41,77 @@ pub fn check_schedules(manifest: &Manifest) -> Result<()> {
     Ok(())
 }
 
-/// One trigger, ready to run.
-struct Trigger {
+/// The cron trigger, `[[trigger.cron]]`.
+pub struct CronTrigger;
+
+impl Trigger for CronTrigger {
+    fn kind(&self) -> &'static str {
+        "cron"
+    }
+
+    fn is_used_by(&self, manifest: &Manifest) -> bool {
+        !manifest.cron_triggers.is_empty()
+    }
+
+    fn check(&self, manifest: &Manifest) -> Result<()> {
+        check_schedules(manifest)
+    }
+
+    fn plan(&self, app: &App, context: &TriggerContext) -> Result<String> {
+        let schedules = schedules(&app.manifest)?;
+        app.trigger_exports("cron", exports)?;
+        Ok(format!("{:?} {:?}", schedules.iter().map(|s| (&s.component, s.plan.to_string())).collect::<Vec<_>>(), context.limits))
+    }
+
+    fn start(&self, app: &App, context: TriggerContext) -> Result<Box<dyn RunningTrigger>> {
+        let schedules = schedules(&app.manifest)?;
+        app.trigger_exports("cron", exports)?;
+        let count = schedules.len();
+        let runs = Arc::new(Semaphore::new(count.max(1)));
+        let (stop, stop_rx) = watch::channel(false);
+        let (cut_off, cut_off_rx) = watch::channel(false);
+        let described = schedules.iter().map(|s| format!("{}: cron {}", s.component, s.plan)).collect();
+        let shared = Arc::new(Shared { context, cut_off: cut_off_rx });
+        let loops = schedules
+            .into_iter()
+            .map(|schedule| {
+                tracing::info!(target: "kiln::cron", "{}cron {} [{}] scheduled", shared.context.log_prefix(), schedule.plan, schedule.component);
+                shared.context.runtime.spawn(schedule_loop(Arc::new(schedule), shared.clone(), runs.clone(), stop_rx.clone()))
+            })
+            .collect();
+        Ok(Box::new(Running { stop, cut_off, loops, runs, count, described, prefix: shared.context.log_prefix() }))
+    }
+}
+
+/// One `[[trigger.cron]]`, ready to tick.
+struct Schedule {
     component: String,
     plan: Plan,
-    pre: ComponentPre,
-    bindings: SpinCronPre<KilnState>,
-    outbound: Arc<OutboundHttp>,
     /// Whether a run is going (runs of one trigger never overlap).
     busy: Arc<AtomicBool>,
 }
 
-/// The running trigger. [`Running::shutdown`] stops it.
-pub struct Running {
-    runtime: Option<tokio::runtime::Runtime>,
-    stop: watch::Sender<bool>,
-    loops: Vec<tokio::task::JoinHandle<()>>,
-    /// One permit per trigger, held by its run.
-    runs: Arc<Semaphore>,
-    triggers: usize,
-    grace: Duration,
-    schedules: Vec<(String, String)>,
-}
-
-/// Starts the app's cron triggers. With no `[[trigger.cron]]` it starts nothing.
-pub fn start(app: &App, options: CronOptions) -> Result<Running> {
-    let (stop, stop_rx) = watch::channel(false);
-    let manifest = &app.manifest;
-    let mut triggers = Vec::new();
+fn schedules(manifest: &Manifest) -> Result<Vec<Schedule>> {
+    let mut schedules = Vec::new();
     for trigger in &manifest.cron_triggers {
         let plan = Plan::from_manifest(manifest, trigger)?;
+        schedules.push(Schedule { component: trigger.component.clone(), plan, busy: Arc::new(AtomicBool::new(false)) });
+    }
+    Ok(schedules)
+}
+
+/// A component bound to a cron trigger: linked, with its export located once per loaded app.
+struct Export {
+    pre: ComponentPre,
+    bindings: SpinCronPre<KilnState>,
+    outbound: Arc<OutboundHttp>,
+}
+
+/// Locates `handle-cron-event` in every component bound to a cron trigger.
+fn exports(app: &App) -> Result<HashMap<String, Export>> {
+    let manifest = &app.manifest;
+    let mut exports = HashMap::new();
+    for trigger in &manifest.cron_triggers {
         let component = app
             .components
             .get(&trigger.component)
@@ -101,71 +126,50 @@ pub fn start(app: &App, options: CronOptions) -> Result<Running> {
                 "build the component against wit/spin-cron@2.0.0 (the Spin cron trigger plugin's cron.wit)",
             )
         })?;
-        triggers.push(Arc::new(Trigger {
-            component: trigger.component.clone(),
-            plan,
-            pre: component.pre.clone(),
-            bindings,
-            outbound: component.outbound_http.clone(),
-            busy: Arc::new(AtomicBool::new(false)),
-        }));
+        exports.insert(trigger.component.clone(), Export { pre: component.pre.clone(), bindings, outbound: component.outbound_http.clone() });
     }
-    let schedules = triggers.iter().map(|t| (t.component.clone(), t.plan.to_string())).collect();
-    let count = triggers.len();
-    let runs = Arc::new(Semaphore::new(count.max(1)));
-    if triggers.is_empty() {
-        return Ok(Running { runtime: None, stop, loops: Vec::new(), runs, triggers: 0, grace: options.grace, schedules });
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(count.min(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1))
-        .thread_name("kiln-cron")
-        .enable_all()
-        .build()
-        .context("cannot start the cron trigger's runtime")?;
-    let options = Arc::new(options);
-    let loops = triggers
-        .into_iter()
-        .map(|trigger| {
-            tracing::info!(target: "kiln::cron", "cron {} [{}] scheduled", trigger.plan, trigger.component);
-            runtime.spawn(schedule_loop(trigger, options.clone(), runs.clone(), stop_rx.clone()))
-        })
-        .collect();
-    Ok(Running { runtime: Some(runtime), stop, loops, runs, triggers: count, grace: options.grace, schedules })
+    Ok(exports)
 }
 
-impl Running {
-    /// `(component, schedule)` of every trigger, for the startup banner.
-    pub fn schedules(&self) -> &[(String, String)] {
-        &self.schedules
+/// What every schedule loop of one app shares.
+struct Shared {
+    context: TriggerContext,
+    /// Turns true when the shutdown grace period is over: runs still going are cut off.
+    cut_off: watch::Receiver<bool>,
+}
+
+/// The running trigger of one app.
+struct Running {
+    stop: watch::Sender<bool>,
+    cut_off: watch::Sender<bool>,
+    loops: Vec<tokio::task::JoinHandle<()>>,
+    /// One permit per schedule, held by its run.
+    runs: Arc<Semaphore>,
+    count: usize,
+    described: Vec<String>,
+    prefix: String,
+}
+
+impl RunningTrigger for Running {
+    fn describe(&self) -> Vec<String> {
+        self.described.clone()
     }
 
-    /// Stops ticking, lets runs in flight finish up to the grace period, cuts off the rest and
-    /// returns. Blocking: call it from a thread that is not running a tokio runtime.
-    pub fn shutdown(mut self) {
-        let _ = self.stop.send(true);
-        let Some(runtime) = self.runtime.take() else {
-            return;
-        };
-        let loops = std::mem::take(&mut self.loops);
-        let (runs, count, grace) = (self.runs.clone(), self.triggers as u32, self.grace);
-        runtime.block_on(async {
+    /// Stops ticking, lets runs in flight finish up to the grace period, cuts off the rest.
+    fn shutdown(self: Box<Self>, grace: Duration) -> BoxFuture<'static, ()> {
+        let Running { stop, cut_off, loops, runs, count, prefix, .. } = *self;
+        Box::pin(async move {
+            let _ = stop.send(true);
             for task in loops {
                 let _ = task.await;
             }
-            if tokio::time::timeout(grace, runs.acquire_many(count)).await.is_err() {
-                tracing::warn!(target: "kiln::cron", "shutdown grace period of {grace:?} elapsed; cutting off the cron runs still going");
+            let all = count.max(1) as u32;
+            if tokio::time::timeout(grace, runs.acquire_many(all)).await.is_err() {
+                tracing::warn!(target: "kiln::cron", "{prefix}shutdown grace period of {grace:?} elapsed; cutting off the cron runs still going");
+                let _ = cut_off.send(true);
+                let _ = tokio::time::timeout(Duration::from_secs(1), runs.acquire_many(all)).await;
             }
-        });
-        runtime.shutdown_timeout(Duration::from_secs(1));
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
+        })
     }
 }
 
@@ -191,7 +195,7 @@ impl Drop for Claim {
     }
 }
 
-async fn schedule_loop(trigger: Arc<Trigger>, options: Arc<CronOptions>, runs: Arc<Semaphore>, mut stop: watch::Receiver<bool>) {
+async fn schedule_loop(trigger: Arc<Schedule>, shared: Arc<Shared>, runs: Arc<Semaphore>, mut stop: watch::Receiver<bool>) {
     // Missed ticks are never replayed: the first tick is the next one from now.
     let mut after = Utc::now();
     loop {
@@ -217,7 +221,8 @@ async fn schedule_loop(trigger: Arc<Trigger>, options: Arc<CronOptions>, runs: A
         match claim(&trigger.busy) {
             TickAction::Skip => tracing::warn!(
                 target: "kiln::cron",
-                "[{}] cron {}: tick at {} skipped, the previous run is still going",
+                "{}[{}] cron {}: tick at {} skipped, the previous run is still going",
+                shared.context.log_prefix(),
                 trigger.component,
                 trigger.plan,
                 tick.format("%Y-%m-%dT%H:%M:%SZ")
@@ -226,10 +231,10 @@ async fn schedule_loop(trigger: Arc<Trigger>, options: Arc<CronOptions>, runs: A
                 let claim = Claim(trigger.busy.clone());
                 match runs.clone().try_acquire_owned() {
                     Ok(permit) => {
-                        let (trigger, options) = (trigger.clone(), options.clone());
+                        let (trigger, shared) = (trigger.clone(), shared.clone());
                         tokio::spawn(async move {
                             let _held = (claim, permit);
-                            run(&trigger, &options, tick).await;
+                            run(&trigger, &shared, tick).await;
                         });
                     }
                     // One permit per trigger and this trigger holds none: only when shutting down.
@@ -241,24 +246,43 @@ async fn schedule_loop(trigger: Arc<Trigger>, options: Arc<CronOptions>, runs: A
     }
 }
 
-async fn run(trigger: &Trigger, options: &CronOptions, tick: DateTime<Utc>) {
+async fn run(schedule: &Schedule, shared: &Shared, tick: DateTime<Utc>) {
     let started = Instant::now();
     let timestamp = u64::try_from(tick.timestamp()).unwrap_or_default();
-    let outcome = run_instance(trigger, options, timestamp).await;
-    let elapsed = started.elapsed().as_secs_f64() * 1000.0;
-    match outcome {
-        Ok(()) => tracing::info!(target: "kiln::cron", "cron {} [{}] ok {elapsed:.2}ms", trigger.plan, trigger.component),
-        Err(reason) => tracing::warn!(target: "kiln::cron", "[{}] cron {}: {reason} ({elapsed:.2}ms)", trigger.component, trigger.plan),
+    let mut cut_off = shared.cut_off.clone();
+    let outcome = tokio::select! {
+        outcome = run_on_current_app(schedule, shared, timestamp) => outcome,
+        _ = cut_off.wait_for(|cut| *cut) => Err("cut off at shutdown".to_string()),
+    };
+    let elapsed = started.elapsed();
+    let (prefix, ms) = (shared.context.log_prefix(), elapsed.as_secs_f64() * 1000.0);
+    let event_outcome = match outcome {
+        Ok(()) => {
+            tracing::info!(target: "kiln::cron", "{prefix}cron {} [{}] ok {ms:.2}ms", schedule.plan, schedule.component);
+            EventOutcome::Ok
+        }
+        Err(reason) => {
+            tracing::warn!(target: "kiln::cron", "{prefix}[{}] cron {}: {reason} ({ms:.2}ms)", schedule.component, schedule.plan);
+            EventOutcome::Failed
+        }
+    };
+    if let Some(observer) = &shared.context.observer {
+        observer.event("cron", &schedule.component, event_outcome, elapsed);
     }
 }
 
-/// One instance for one tick. `Err` is the one-line reason it failed.
-async fn run_instance(trigger: &Trigger, options: &CronOptions, timestamp: u64) -> Result<(), String> {
-    let limits = InstanceLimits { deadline: options.deadline, memory_limit: options.memory_limit };
-    let bindings = trigger.bindings.clone();
-    let outcome = trigger
+/// One instance for one tick, on the app as its source has it now. `Err` is the one-line reason it
+/// failed.
+async fn run_on_current_app(schedule: &Schedule, shared: &Shared, timestamp: u64) -> Result<(), String> {
+    let app = shared.context.source.load().await.map_err(|err| format!("cannot load the app: {err:#}"))?;
+    let exports = app.trigger_exports("cron", exports).map_err(|err| format!("{err:#}"))?;
+    let export = exports
+        .get(&schedule.component)
+        .ok_or_else(|| format!("the app's current version has no cron-bound component `{}`", schedule.component))?;
+    let bindings = export.bindings.clone();
+    let outcome = export
         .pre
-        .run(limits, trigger.outbound.hooks(), move |store| {
+        .run(shared.context.limits.instance, export.outbound.hooks(), move |store| {
             Box::pin(async move {
                 let guest = bindings.instantiate_async(&mut *store).await?;
                 guest.call_handle_cron_event(&mut *store, Metadata { timestamp }).await

@@ -1,7 +1,7 @@
 use super::*;
 use chrono::TimeZone;
-use kiln_app::LoadOptions;
-use kiln_engine::{Engine, EngineConfig};
+use kiln_app::{LoadOptions, TriggerLimits};
+use kiln_engine::{Engine, EngineConfig, InstanceLimits};
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Mutex, OnceLock};
@@ -167,14 +167,44 @@ fn log_lines(needle: &str) -> Vec<String> {
     text.lines().filter(|l| l.contains(needle)).map(str::to_string).collect()
 }
 
-fn options() -> CronOptions {
-    CronOptions { deadline: Duration::from_millis(2500), memory_limit: 16 << 20, grace: Duration::from_secs(5) }
+/// What `kiln up` would set for the trigger.
+#[derive(Clone, Copy)]
+struct Options {
+    deadline: Duration,
+    memory_limit: usize,
+    grace: Duration,
+}
+
+fn options() -> Options {
+    Options { deadline: Duration::from_millis(2500), memory_limit: 16 << 20, grace: Duration::from_secs(5) }
+}
+
+/// The trigger started on its own event runtime, as `kiln up` starts it.
+struct Started {
+    trigger: Box<dyn RunningTrigger>,
+    runtime: tokio::runtime::Runtime,
+    grace: Duration,
+}
+
+impl Started {
+    fn shutdown(self) {
+        self.runtime.block_on(self.trigger.shutdown(self.grace));
+    }
+}
+
+fn start(app: App, options: Options) -> Result<Started> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let limits = TriggerLimits { instance: InstanceLimits { deadline: options.deadline, memory_limit: options.memory_limit }, max_concurrency: 100 };
+    let app = Arc::new(app);
+    let context = TriggerContext::resident(app.clone(), limits, runtime.handle().clone());
+    let trigger = CronTrigger.start(&app, context)?;
+    Ok(Started { trigger, runtime, grace: options.grace })
 }
 
 #[test]
 fn components_without_the_export_are_refused_at_start() {
     let (_dir, app) = load_app(&[("tick", "interval = \"1s\"")], &[("tick", wat::parse_str("(component)").unwrap())]);
-    let Err(err) = start(&app.unwrap(), options()) else { panic!("start must fail") };
+    let Err(err) = start(app.unwrap(), options()) else { panic!("start must fail") };
     let err = format!("{err:?}");
     assert!(err.contains("component `tick` is bound to a cron trigger but does not export `handle-cron-event`"), "{err}");
 }
@@ -186,8 +216,8 @@ fn ticks_run_components_and_overlapping_ticks_are_skipped() {
         &[("ok-every-second", "cron_expression = \"* * * * * *\""), ("fails", "interval = \"700ms\""), ("endless", "interval = \"1s\"")],
         &[("ok-every-second", cron_guest(OK_BODY)), ("fails", cron_guest(FAIL_BODY)), ("endless", cron_guest(LOOP_BODY))],
     );
-    let running = start(&app.unwrap(), options()).unwrap();
-    assert_eq!(running.schedules().len(), 3);
+    let running = start(app.unwrap(), options()).unwrap();
+    assert_eq!(running.trigger.describe().len(), 3);
     std::thread::sleep(Duration::from_millis(4600));
     running.shutdown();
 
@@ -208,13 +238,13 @@ fn ticks_run_components_and_overlapping_ticks_are_skipped() {
 fn shutdown_is_prompt_with_no_run_going_and_bounded_by_the_grace() {
     logs();
     let (_dir, app) = load_app(&[("hourly", "cron_expression = \"0 0 * * * *\"")], &[("hourly", cron_guest(OK_BODY))]);
-    let running = start(&app.unwrap(), options()).unwrap();
+    let running = start(app.unwrap(), options()).unwrap();
     let started = Instant::now();
     running.shutdown();
     assert!(started.elapsed() < Duration::from_millis(500), "{:?}", started.elapsed());
 
     let (_dir, app) = load_app(&[("forever", "interval = \"200ms\"")], &[("forever", cron_guest(LOOP_BODY))]);
-    let running = start(&app.unwrap(), CronOptions { deadline: Duration::from_secs(60), grace: Duration::from_millis(500), ..options() }).unwrap();
+    let running = start(app.unwrap(), Options { deadline: Duration::from_secs(60), grace: Duration::from_millis(500), ..options() }).unwrap();
     std::thread::sleep(Duration::from_millis(400));
     let started = Instant::now();
     running.shutdown();

@@ -1,6 +1,6 @@
 use crate::observe::ComponentObserver;
 use crate::HttpOptions;
-use crate::routing::{RouteMatch, Router, spin_headers};
+use crate::routing::{RouteMatch, Router, WELL_KNOWN_PREFIX, duplicates_warning, spin_headers};
 use anyhow::{Context, Result};
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode};
@@ -28,8 +28,6 @@ pub type Body = HyperOutgoingBody;
 
 /// Where an instance sends its response, or the guest's error code (as text) if it answered with one.
 type ResponseSender = oneshot::Sender<Result<Response<Body>, String>>;
-
-const WELL_KNOWN_PREFIX: &str = "/.well-known/spin/";
 
 /// One app's HTTP routes and components.
 pub struct HttpTrigger {
@@ -62,11 +60,14 @@ impl HttpTrigger {
         let manifest = &app.manifest;
         let base = mounted_base(&options.mount, &manifest.application.http.base);
         let mut routes = Vec::new();
+        // Where each of `routes` is in the manifest.
+        let mut spans = Vec::new();
         let mut components = HashMap::new();
         check_routes(manifest)?;
         for trigger in &manifest.http_triggers {
-            if let HttpRoute::Path { route, .. } = &trigger.route {
+            if let HttpRoute::Path { route, span } = &trigger.route {
                 routes.push((trigger.component.clone(), route.clone()));
+                spans.push(*span);
             }
             if components.contains_key(&trigger.component) {
                 continue;
@@ -88,11 +89,24 @@ impl HttpTrigger {
             );
         }
         let router = Router::build(&base, routes).map_err(|err| anyhow::anyhow!("{}: {}", err.route, err.message))?;
+        // As Spin does: the app runs, the replaced declarations are never reached.
+        let locate = |i: usize| {
+            let located = manifest.error_at(spans.get(i)?, "", "");
+            let (line, column) = located.line_col()?;
+            Some(format!("{}:{line}:{column}", located.file().unwrap_or("spin.toml")))
+        };
+        if let Some(warning) = duplicates_warning(router.duplicates(), locate) {
+            tracing::warn!("{warning}");
+        }
+        let well_known_prefix = format!("{}{WELL_KNOWN_PREFIX}", options.mount.trim_end_matches('/'));
+        if router.contains_reserved_route(&well_known_prefix) {
+            tracing::warn!("Routes under {well_known_prefix} are answered by Kiln itself and will never be reached");
+        }
         let trigger = Arc::new_cyclic(|me| HttpTrigger {
             name: manifest.application.name.clone(),
             version: manifest.application.version.clone(),
             base,
-            well_known_prefix: format!("{}{WELL_KNOWN_PREFIX}", options.mount.trim_end_matches('/')),
+            well_known_prefix,
             router,
             components,
             permits: Arc::new(Semaphore::new(options.max_concurrency)),

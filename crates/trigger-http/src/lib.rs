@@ -8,11 +8,13 @@
 
 mod dispatch;
 mod handler;
+mod listener;
 mod observe;
 mod routing;
 mod server;
 
 pub use handler::{Body, HttpTrigger, check_routes, text_response};
+pub use listener::{HttpListener, ListenerSettings};
 pub use observe::{ComponentObserver, HttpObserver};
 pub use server::{HttpService, Server, bind};
 

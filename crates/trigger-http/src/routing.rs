@@ -21,12 +21,11 @@
 //!
 //! Duplicates: as in Spin, routes are deduplicated by their text as written; the last component
 //! declared for a route wins, in the position of the first declaration, and the replaced ones are
-//! reported by [`Router::duplicates`] (Spin logs them as errors and keeps running).
+//! reported by [`Router::duplicates`]; the trigger logs them ([`duplicates_warning`]) and keeps
+//! running, as Spin does.
 //!
 //! Lookups never allocate for literal routes; for routes with a wildcard or `:params` one `String`
 //! holds `spin-path-info` and the captured values.
-
-#![allow(dead_code)]
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -67,6 +66,33 @@ pub struct DuplicateRoute {
     pub replaced_component: String,
     /// The component that handles the route.
     pub effective_component: String,
+    /// Where the replaced declaration was among the routes given to [`Router::build`] (0-based), to
+    /// point at it in the manifest.
+    pub replaced_declaration: usize,
+}
+
+/// Spin's report of [`Router::duplicates`], one line per replaced declaration, or `None` if there
+/// are none. `locate` gives where a declaration is (by its position among the routes given to
+/// [`Router::build`]), e.g. `spin.toml:12:9`.
+pub fn duplicates_warning(
+    duplicates: &[DuplicateRoute],
+    locate: impl Fn(usize) -> Option<String>,
+) -> Option<String> {
+    if duplicates.is_empty() {
+        return None;
+    }
+    let mut text =
+        String::from("The following component routes are duplicates and will never be used:");
+    for dup in duplicates {
+        text.push_str(&format!(
+            "\n  {}: {} (duplicate of {})",
+            dup.replaced_component, dup.route, dup.effective_component
+        ));
+        if let Some(at) = locate(dup.replaced_declaration) {
+            text.push_str(&format!(" at {at}"));
+        }
+    }
+    Some(text)
 }
 
 /// Maps request paths to components. Built once when the app loads.
@@ -110,7 +136,6 @@ enum Token {
 
 #[derive(Debug, Clone)]
 struct Param {
-    name: Box<str>,
     /// `spin-path-match-<name>`, `None` if the name cannot be a header name.
     header: Option<HeaderName>,
 }
@@ -300,7 +325,6 @@ fn compile(component: String, raw: &str, based: String) -> Result<CompiledRoute,
                     name.to_ascii_lowercase().replace('_', "-")
                 );
                 params.push(Param {
-                    name: name.into(),
                     header: HeaderName::from_bytes(header.as_bytes()).ok(),
                 });
                 tokens.push(Token::Param);
@@ -336,14 +360,16 @@ impl Router {
         routes: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Router, RouteError> {
         let base = normalize(base);
-        let mut entries: Vec<(String, String)> = Vec::new();
+        // (component, route as written, position among `routes`)
+        let mut entries: Vec<(String, String, usize)> = Vec::new();
         let mut seen: HashMap<String, usize> = HashMap::new();
         let mut duplicates = Vec::new();
-        for (component, raw) in routes {
+        for (declared, (component, raw)) in routes.into_iter().enumerate() {
             match seen.get(&raw) {
                 Some(&i) => {
                     let based = format!("{base}{}", normalize(&raw));
                     let replaced = std::mem::replace(&mut entries[i].0, component.clone());
+                    let replaced_declaration = std::mem::replace(&mut entries[i].2, declared);
                     duplicates.push(DuplicateRoute {
                         route: if based.is_empty() {
                             "/".to_string()
@@ -352,16 +378,17 @@ impl Router {
                         },
                         replaced_component: replaced,
                         effective_component: component,
+                        replaced_declaration,
                     });
                 }
                 None => {
                     seen.insert(raw.clone(), entries.len());
-                    entries.push((component, raw));
+                    entries.push((component, raw, declared));
                 }
             }
         }
         let mut compiled = Vec::with_capacity(entries.len());
-        for (component, raw) in entries {
+        for (component, raw, _) in entries {
             let based = format!("{base}{}", normalize(&raw));
             compiled.push(compile(component, &raw, based)?);
         }
@@ -430,19 +457,12 @@ impl Router {
         &self.duplicates
     }
 
-    /// True if a route is under `/.well-known/spin/`, which the host answers itself.
-    pub fn contains_reserved_route(&self) -> bool {
+    /// True if a route is under `well_known_prefix` ([`WELL_KNOWN_PREFIX`], under the mount point in
+    /// platform mode), which the host answers itself.
+    pub fn contains_reserved_route(&self, well_known_prefix: &str) -> bool {
         self.routes
             .iter()
-            .any(|r| r.based.starts_with(WELL_KNOWN_PREFIX))
-    }
-
-    pub fn len(&self) -> usize {
-        self.routes.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.routes.is_empty()
+            .any(|r| r.based.starts_with(well_known_prefix))
     }
 }
 
@@ -460,20 +480,6 @@ pub struct RouteMatch<'a> {
 }
 
 impl<'a> RouteMatch<'a> {
-    /// Spin's synthetic match for service chaining (`http://<id>.spin.internal/<path>`) and other
-    /// dispatches without a route: as if `/...` had matched, with `path` as `spin-path-info`.
-    pub fn synthetic(component_id: &'a str, path: &str) -> RouteMatch<'a> {
-        RouteMatch {
-            component: component_id,
-            raw: "/...",
-            based: "/...",
-            component_route: "",
-            params: &[],
-            buf: path.to_string(),
-            info_len: path.len(),
-        }
-    }
-
     pub fn component_id(&self) -> &'a str {
         self.component
     }
@@ -499,13 +505,6 @@ impl<'a> RouteMatch<'a> {
     /// without a trailing wildcard.
     pub fn path_info(&self) -> &str {
         &self.buf[..self.info_len]
-    }
-
-    /// `(name, value)` for each `:name` segment, in route order; values are as sent
-    /// (percent-encoded).
-    pub fn named(&self) -> impl Iterator<Item = (&'a str, &str)> {
-        let values = self.buf[self.info_len..].split('/').skip(1);
-        self.params.iter().map(|p| &*p.name).zip(values)
     }
 }
 
@@ -575,6 +574,18 @@ mod tests {
 
     fn component(r: &Router, path: &str) -> Option<String> {
         r.route(path).map(|m| m.component_id().to_string())
+    }
+
+    /// `name=value` for each `spin-path-match-<name>` header of a match, in route order.
+    fn named(m: &RouteMatch<'_>) -> Vec<String> {
+        let client: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        spin_headers(m, "http", "h", "/", client, "/")
+            .iter()
+            .filter_map(|(n, v)| {
+                let name = n.as_str().strip_prefix("spin-path-match-")?;
+                Some(format!("{name}={}", String::from_utf8_lossy(v.as_bytes())))
+            })
+            .collect()
     }
 
     fn header<'h>(headers: &'h [(HeaderName, HeaderValue)], name: &str) -> Option<&'h str> {
@@ -740,6 +751,45 @@ mod tests {
             (d[3].replaced_component.as_str(), d[3].route.as_str()),
             ("comp-first /whee/...", "/whee/...")
         );
+        let replaced: Vec<usize> = d.iter().map(|dup| dup.replaced_declaration).collect();
+        assert_eq!(replaced, [0, 2, 4, 6]);
+    }
+
+    #[test]
+    fn duplicate_routes_warning_reads_like_spin() {
+        let r = router(&[
+            ("a", "/foo"),
+            ("b", "/"),
+            ("c", "/foo"),
+            ("d", "/foo"),
+            ("e", "/"),
+        ]);
+        assert_eq!(
+            r.duplicates()
+                .iter()
+                .map(|dup| dup.replaced_declaration)
+                .collect::<Vec<_>>(),
+            [0, 2, 1]
+        );
+        let warning = duplicates_warning(r.duplicates(), |i| {
+            (i != 1).then(|| format!("spin.toml:{}:9", i + 10))
+        })
+        .unwrap();
+        assert_eq!(
+            warning,
+            "The following component routes are duplicates and will never be used:\n  \
+             a: /foo (duplicate of c) at spin.toml:10:9\n  \
+             c: /foo (duplicate of d) at spin.toml:12:9\n  \
+             b: / (duplicate of e)"
+        );
+        let based = router_with_base("/api", &[("a", "/x"), ("b", "/x")]);
+        assert!(
+            duplicates_warning(based.duplicates(), |_| None)
+                .unwrap()
+                .ends_with("\n  a: /api/x (duplicate of b)")
+        );
+        let distinct = router(&[("a", "/x"), ("b", "/y")]);
+        assert_eq!(duplicates_warning(distinct.duplicates(), |_| None), None);
     }
 
     #[test]
@@ -767,21 +817,28 @@ mod tests {
     fn named_wildcard_is_captured() {
         let r = router(&[("comp", "/1/:two/3")]);
         let m = r.route("/1/2/3").unwrap();
-        assert_eq!(m.named().collect::<Vec<_>>(), [("two", "2")]);
+        assert_eq!(named(&m), ["two=2"]);
         assert_eq!(m.path_info(), "");
         let r = router(&[("comp", "/1/:two/...")]);
         let m = r.route("/1/2/3").unwrap();
-        assert_eq!(m.named().collect::<Vec<_>>(), [("two", "2")]);
+        assert_eq!(named(&m), ["two=2"]);
         assert_eq!(m.path_info(), "/3");
     }
 
     #[test]
     fn reserved_routes() {
-        assert!(router(&[("c", "/.well-known/spin/...")]).contains_reserved_route());
-        assert!(router(&[("c", "/.well-known/spin/fie")]).contains_reserved_route());
-        assert!(!router(&[("c", "/.well-known/spindle/...")]).contains_reserved_route());
-        assert!(!router(&[("c", "/.well-known/spi/...")]).contains_reserved_route());
-        assert!(!router(&[("c", "/.well-known/spin")]).contains_reserved_route());
+        let reserved =
+            |route: &str| router(&[("c", route)]).contains_reserved_route(WELL_KNOWN_PREFIX);
+        assert!(reserved("/.well-known/spin/..."));
+        assert!(reserved("/.well-known/spin/fie"));
+        assert!(!reserved("/.well-known/spindle/..."));
+        assert!(!reserved("/.well-known/spi/..."));
+        assert!(!reserved("/.well-known/spin"));
+        // under a base, the route is not where the host answers; with the app mounted at `/api`
+        // (the mount is part of the base then), the host answers `/api/.well-known/spin/`
+        let r = router_with_base("/api", &[("c", "/.well-known/spin/...")]);
+        assert!(!r.contains_reserved_route(WELL_KNOWN_PREFIX));
+        assert!(r.contains_reserved_route("/api/.well-known/spin/"));
     }
 
     // ---- routefinder's documented precedence ----
@@ -799,16 +856,13 @@ mod tests {
         assert_eq!(component(&r, "/hey/earth").unwrap(), "5");
         let m = r.route("/hey/mars").unwrap();
         assert_eq!(m.component_id(), "4");
-        assert_eq!(m.named().collect::<Vec<_>>(), [("world", "mars")]);
+        assert_eq!(named(&m), ["world=mars"]);
         assert_eq!(component(&r, "/hello").unwrap(), "2");
         assert_eq!(component(&r, "/hey").unwrap(), "3");
         let m = r.route("/yo/planet/check/this/out").unwrap();
         assert_eq!(m.component_id(), "6");
         assert_eq!(m.path_info(), "/check/this/out");
-        assert_eq!(
-            m.named().collect::<Vec<_>>(),
-            [("greeting", "yo"), ("world", "planet")]
-        );
+        assert_eq!(named(&m), ["greeting=yo", "world=planet"]);
         assert_eq!(m.component_route(), "/:greeting/:world/*");
         assert_eq!(component(&r, "/").unwrap(), "1");
     }
@@ -848,11 +902,11 @@ mod tests {
         assert_eq!(component(&r, "/files/index.json").unwrap(), "index");
         let m = r.route("/files/report.json").unwrap();
         assert_eq!(m.component_id(), "json");
-        assert_eq!(m.named().collect::<Vec<_>>(), [("name", "report")]);
+        assert_eq!(named(&m), ["name=report"]);
         assert_eq!(component(&r, "/files/report.txt").unwrap(), "any");
         assert_eq!(component(&r, "/files/a.b.json").unwrap(), "any");
         let m = r.route("/api/v.2").unwrap();
-        assert_eq!(m.named().collect::<Vec<_>>(), [("version", "2")]);
+        assert_eq!(named(&m), ["version=2"]);
         assert_eq!(component(&r, "/api/v."), None);
     }
 
@@ -970,22 +1024,6 @@ mod tests {
         let r = router(&[("c", "/a/b")]);
         let m = r.route("/a/b").unwrap();
         assert_eq!(m.buf.capacity(), 0);
-    }
-
-    #[test]
-    fn synthetic_match() {
-        let m = RouteMatch::synthetic("backend", "/api/x");
-        assert_eq!(
-            (
-                m.component_id(),
-                m.raw_route(),
-                m.matched_route(),
-                m.component_route(),
-                m.path_info()
-            ),
-            ("backend", "/...", "/...", "", "/api/x")
-        );
-        assert_eq!(m.named().count(), 0);
     }
 
     // ---- headers ----
@@ -1162,7 +1200,7 @@ mod tests {
         );
         // a param name that cannot be a header name is left out
         let m = r.route("/y/v").unwrap();
-        assert_eq!(m.named().collect::<Vec<_>>(), [("bad name", "v")]);
+        assert_eq!(m.component_id(), "odd");
         let headers = spin_headers(&m, "http", "h", "/y/v", client, "/");
         assert!(
             headers

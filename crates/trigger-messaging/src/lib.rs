@@ -1,7 +1,7 @@
 //! The NATS trigger: `[[trigger.nats]] subject, component, queue_group, durable` → one fresh
 //! instance per message calling `wasi:messaging/incoming-handler@0.2.0-draft#handle`.
 //!
-//! Runs on its own multi-threaded tokio runtime (one thread per core by default). Every message:
+//! Runs on the host's event runtime. Every message:
 //! a permit (at most `max_concurrency` instances of the app's NATS triggers at once; further
 //! messages wait in the broker) → a fresh store with the per-instance deadline and memory limit →
 //! `handle(message)` → one log line (`nats orders.created 7.1ms [component]`, target `kiln::nats`).
@@ -13,46 +13,31 @@
 //! within the grace period, and never acks a message whose handler did not finish.
 
 use anyhow::{Context, Result};
-use kiln_app::App;
+use kiln_app::{App, BoxFuture, EventOutcome, RunningTrigger, Trigger, TriggerContext};
 use kiln_cap_messaging::bindings::MessagingRequestReplyPre;
-use kiln_cap_messaging::{GuestMessage, MessagingInstance};
-use kiln_engine::{ComponentPre, InstanceLimits, KilnState};
+use kiln_cap_messaging::{GuestMessage, MessagingApp, MessagingInstance};
+use kiln_engine::{ComponentPre, KilnState};
+use kiln_manifest::Manifest;
 use kiln_messaging::{Broker, Delivery, DurableConsumer, DurableOptions, FailOutcome, Message, Subscription};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
-/// Settings of the NATS trigger for one app.
+/// How durable (JetStream) triggers settle failed messages: the runtime config's `[messaging]`
+/// section (`max_deliver`), handed to the trigger when the host starts.
 #[derive(Clone, Debug)]
-pub struct MessagingOptions {
-    /// A handler still running after this long is cut off (and, for durable triggers, redelivered).
-    pub deadline: Duration,
-    /// Linear memory limit per instance, in bytes.
-    pub memory_limit: usize,
-    /// Instances of the app's NATS triggers running at once.
-    pub max_concurrency: usize,
-    /// On shutdown, how long in-flight handlers may take to finish.
-    pub grace: Duration,
+pub struct Redelivery {
     /// Deliveries of a durable trigger's message before it is dead-lettered.
     pub max_deliver: u32,
     /// Delay before a failed durable message is redelivered.
-    pub redelivery_delay: Duration,
-    /// Threads of the trigger's runtime (0: one per core).
-    pub workers: usize,
+    pub delay: Duration,
 }
 
-impl Default for MessagingOptions {
+impl Default for Redelivery {
     fn default() -> Self {
-        MessagingOptions {
-            deadline: Duration::from_secs(30),
-            memory_limit: 128 << 20,
-            max_concurrency: 100,
-            grace: Duration::from_secs(10),
-            max_deliver: 5,
-            redelivery_delay: Duration::from_secs(1),
-            workers: 0,
-        }
+        Redelivery { max_deliver: 5, delay: Duration::from_secs(1) }
     }
 }
 
@@ -65,12 +50,108 @@ pub struct TriggerInfo {
     pub durable: Option<String>,
 }
 
-/// A component that handles messages: linked, with its export located once.
+/// The NATS trigger, `[[trigger.nats]]`. Each app's messages come from the broker the messaging
+/// capability chose for that app ([`MessagingApp::broker`]).
+#[derive(Clone, Debug, Default)]
+pub struct NatsTrigger {
+    pub redelivery: Redelivery,
+}
+
+impl Trigger for NatsTrigger {
+    fn kind(&self) -> &'static str {
+        "nats"
+    }
+
+    fn is_used_by(&self, manifest: &Manifest) -> bool {
+        !manifest.nats_triggers.is_empty()
+    }
+
+    fn check(&self, manifest: &Manifest) -> Result<()> {
+        check_triggers(manifest)
+    }
+
+    fn plan(&self, app: &App, context: &TriggerContext) -> Result<String> {
+        let broker = broker_of(app)?;
+        app.trigger_exports("nats", exports)?;
+        Ok(format!("{} {:?} {:?}", broker.describe(), infos(&app.manifest), context.limits))
+    }
+
+    /// Subscriptions and JetStream consumers are set up before this returns: a bad subject, a
+    /// component without the export, or a JetStream error fails here. Blocks on the setup: call it
+    /// from synchronous code or a blocking thread.
+    fn start(&self, app: &App, context: TriggerContext) -> Result<Box<dyn RunningTrigger>> {
+        check_triggers(&app.manifest)?;
+        let broker = broker_of(app)?;
+        app.trigger_exports("nats", exports)?;
+        let triggers = infos(&app.manifest);
+        let limits = context.limits;
+        let durable_options = DurableOptions {
+            max_deliver: self.redelivery.max_deliver.max(1),
+            // The broker must not redeliver while the handler may still be running.
+            ack_wait: limits.instance.deadline + Duration::from_secs(30),
+            redelivery_delay: self.redelivery.delay,
+            batch: limits.max_concurrency.clamp(1, 256),
+        };
+        let runtime = context.runtime.clone();
+        let sources = runtime.block_on(async {
+            let mut sources = Vec::new();
+            for trigger in &triggers {
+                let source = match &trigger.durable {
+                    Some(name) => Source::Durable(broker.durable(&trigger.subject, name, durable_options.clone()).await.with_context(|| format!("NATS trigger `{}` (durable `{name}`) for `{}`", trigger.subject, trigger.component))?),
+                    None => Source::Plain(broker.subscribe(&trigger.subject, trigger.queue_group.as_deref()).await.with_context(|| format!("NATS trigger `{}` for `{}`", trigger.subject, trigger.component))?),
+                };
+                sources.push((trigger.component.clone(), source));
+            }
+            anyhow::Ok(sources)
+        })?;
+        // Shutdown sends the grace period.
+        let (stop, stop_rx) = watch::channel(None);
+        let shared = Arc::new(Shared { context, permits: Arc::new(Semaphore::new(limits.max_concurrency.max(1))) });
+        let loops = sources.into_iter().map(|(component, source)| runtime.spawn(serve(shared.clone(), component, source, stop_rx.clone()))).collect();
+        Ok(Box::new(Running { stop, loops, triggers, broker: broker.describe() }))
+    }
+}
+
+/// The broker the messaging capability chose for `app`.
+fn broker_of(app: &App) -> Result<Broker> {
+    let messaging = app.capability::<MessagingApp>().context("the app is bound to NATS triggers but the host does not offer messaging")?;
+    Ok(messaging.broker().clone())
+}
+
+fn infos(manifest: &Manifest) -> Vec<TriggerInfo> {
+    manifest
+        .nats_triggers
+        .iter()
+        .map(|t| TriggerInfo { component: t.component.clone(), subject: t.subject.clone(), queue_group: t.queue_group.clone(), durable: t.durable.clone() })
+        .collect()
+}
+
+/// A component that handles messages: linked, with its export located once per loaded app.
 struct NatsComponent {
-    id: String,
     pre: ComponentPre,
     handler: MessagingRequestReplyPre<KilnState>,
     outbound: Arc<kiln_outbound_http::OutboundHttp>,
+}
+
+/// Locates `wasi:messaging/incoming-handler` in every component bound to a NATS trigger.
+fn exports(app: &App) -> Result<HashMap<String, NatsComponent>> {
+    let manifest = &app.manifest;
+    let mut exports = HashMap::new();
+    for trigger in &manifest.nats_triggers {
+        if exports.contains_key(&trigger.component) {
+            continue;
+        }
+        let loaded = app.components.get(&trigger.component).with_context(|| format!("component `{}` is not loaded", trigger.component))?;
+        let handler = MessagingRequestReplyPre::new(loaded.pre.instance_pre().clone()).map_err(|err| {
+            manifest.error_at(
+                &trigger.component_span,
+                format!("component `{}` is bound to a NATS trigger but does not export `wasi:messaging/incoming-handler@0.2.0-draft`: {err}", trigger.component),
+                "build the component against wit/messaging@0.2.0-draft (world messaging-request-reply)",
+            )
+        })?;
+        exports.insert(trigger.component.clone(), NatsComponent { pre: loaded.pre.clone(), handler, outbound: loaded.outbound_http.clone() });
+    }
+    Ok(exports)
 }
 
 enum Source {
@@ -78,135 +159,63 @@ enum Source {
     Durable(DurableConsumer),
 }
 
-/// The running NATS trigger.
-pub struct Running {
-    thread: Option<std::thread::JoinHandle<()>>,
-    stop: watch::Sender<bool>,
+/// What every subscription loop of one app shares.
+struct Shared {
+    context: TriggerContext,
+    /// At most `max_concurrency` instances of the app's NATS triggers at once.
+    permits: Arc<Semaphore>,
+}
+
+/// The running NATS trigger of one app.
+struct Running {
+    stop: watch::Sender<Option<Duration>>,
+    loops: Vec<tokio::task::JoinHandle<()>>,
     triggers: Vec<TriggerInfo>,
+    /// `in-process` or the NATS URL (without credentials).
     broker: String,
 }
 
-impl Running {
-    /// The triggers being served, for the startup banner.
-    pub fn triggers(&self) -> &[TriggerInfo] {
-        &self.triggers
-    }
-
-    /// `in-process` or the NATS URL (without credentials).
-    pub fn broker(&self) -> &str {
-        &self.broker
+impl RunningTrigger for Running {
+    fn describe(&self) -> Vec<String> {
+        self.triggers
+            .iter()
+            .map(|t| {
+                let mut line = format!("{}: nats subject `{}` on {}", t.component, t.subject, self.broker);
+                if let Some(group) = &t.queue_group {
+                    line.push_str(&format!(" (queue group `{group}`)"));
+                }
+                if let Some(durable) = &t.durable {
+                    line.push_str(&format!(" (durable `{durable}`)"));
+                }
+                line
+            })
+            .collect()
     }
 
     /// Stops taking messages, lets in-flight handlers finish (up to the grace period; then they are
-    /// cut off, and their durable messages are not acked), and returns. Blocking.
-    pub fn shutdown(mut self) {
-        self.stop_and_join();
-    }
-
-    fn stop_and_join(&mut self) {
-        let _ = self.stop.send(true);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.stop_and_join();
-    }
-}
-
-/// Starts every `[[trigger.nats]]` of `app` on `broker` (the messaging capability's
-/// [`kiln_cap_messaging::Messaging::broker`]). Subscriptions and JetStream consumers are set up
-/// before this returns: a bad subject, a component without the export, or a JetStream error fails
-/// here. Call it from synchronous code (it blocks on the setup). With no NATS triggers it returns a
-/// `Running` that does nothing.
-pub fn start(app: &App, broker: Broker, options: MessagingOptions) -> Result<Running> {
-    let manifest = &app.manifest;
-    let mut components: Vec<(Arc<NatsComponent>, &kiln_manifest::NatsTrigger)> = Vec::new();
-    for trigger in &manifest.nats_triggers {
-        let component = match components.iter().find(|(c, _)| c.id == trigger.component) {
-            Some((c, _)) => c.clone(),
-            None => {
-                let loaded = app.components.get(&trigger.component).with_context(|| format!("component `{}` is not loaded", trigger.component))?;
-                let handler = MessagingRequestReplyPre::new(loaded.pre.instance_pre().clone()).map_err(|err| {
-                    anyhow::anyhow!(
-                        "component `{}` is bound to a NATS trigger but does not export `wasi:messaging/incoming-handler@0.2.0-draft`: {err}",
-                        trigger.component
-                    )
-                })?;
-                Arc::new(NatsComponent { id: trigger.component.clone(), pre: loaded.pre.clone(), handler, outbound: loaded.outbound_http.clone() })
+    /// cut off, and their durable messages are not acked).
+    fn shutdown(self: Box<Self>, grace: Duration) -> BoxFuture<'static, ()> {
+        let Running { stop, loops, .. } = *self;
+        Box::pin(async move {
+            let _ = stop.send(Some(grace));
+            for task in loops {
+                let _ = task.await;
             }
-        };
-        kiln_messaging::subject::check_pattern(&trigger.subject)
-            .map_err(|e| manifest.error_at(&trigger.component_span, format!("NATS trigger for `{}`: {e}", trigger.component), "subjects look like `orders.created`, `orders.*` or `orders.>`"))?;
-        components.push((component, trigger));
-    }
-    let triggers: Vec<TriggerInfo> = components
-        .iter()
-        .map(|(c, t)| TriggerInfo { component: c.id.clone(), subject: t.subject.clone(), queue_group: t.queue_group.clone(), durable: t.durable.clone() })
-        .collect();
-    let (stop, stop_rx) = watch::channel(false);
-    let described = broker.describe();
-    if triggers.is_empty() {
-        return Ok(Running { thread: None, stop, triggers, broker: described });
-    }
-    let workers = if options.workers == 0 { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { options.workers };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .thread_name("kiln-nats")
-        .enable_all()
-        .build()
-        .context("cannot start the NATS trigger's runtime")?;
-    let durable_options = DurableOptions {
-        max_deliver: options.max_deliver.max(1),
-        // The broker must not redeliver while the handler may still be running.
-        ack_wait: options.deadline + Duration::from_secs(30),
-        redelivery_delay: options.redelivery_delay,
-        batch: options.max_concurrency.clamp(1, 256),
-    };
-    let sources = runtime.block_on(async {
-        let mut sources = Vec::new();
-        for (component, trigger) in &components {
-            let source = match &trigger.durable {
-                Some(name) => Source::Durable(broker.durable(&trigger.subject, name, durable_options.clone()).await.with_context(|| format!("NATS trigger `{}` (durable `{name}`) for `{}`", trigger.subject, component.id))?),
-                None => Source::Plain(broker.subscribe(&trigger.subject, trigger.queue_group.as_deref()).await.with_context(|| format!("NATS trigger `{}` for `{}`", trigger.subject, component.id))?),
-            };
-            sources.push((component.clone(), source));
-        }
-        anyhow::Ok(sources)
-    })?;
-    let permits = Arc::new(Semaphore::new(options.max_concurrency.max(1)));
-    let thread = std::thread::Builder::new()
-        .name("kiln-nats-main".into())
-        .spawn(move || {
-            runtime.block_on(run(sources, options, permits, stop_rx));
-            // Handlers cut off after the grace period are already aborted; nothing else is left.
-            runtime.shutdown_timeout(Duration::from_secs(1));
         })
-        .context("cannot start the NATS trigger's thread")?;
-    Ok(Running { thread: Some(thread), stop, triggers, broker: described })
-}
-
-async fn run(sources: Vec<(Arc<NatsComponent>, Source)>, options: MessagingOptions, permits: Arc<Semaphore>, stop: watch::Receiver<bool>) {
-    let mut loops = JoinSet::new();
-    for (component, source) in sources {
-        loops.spawn(serve(component, source, options.clone(), permits.clone(), stop.clone()));
     }
-    while loops.join_next().await.is_some() {}
 }
 
 /// Takes messages from one trigger's source until shutdown, runs each on its own task, and on
 /// shutdown waits for those tasks up to the grace period.
-async fn serve(component: Arc<NatsComponent>, mut source: Source, options: MessagingOptions, permits: Arc<Semaphore>, mut stop: watch::Receiver<bool>) {
+async fn serve(shared: Arc<Shared>, component: String, mut source: Source, mut stop: watch::Receiver<Option<Duration>>) {
     let mut inflight = JoinSet::new();
+    let prefix = shared.context.log_prefix();
     loop {
         // A permit before a message: while every instance is busy the broker keeps the messages.
         let permit = tokio::select! {
             biased;
             _ = stop.changed() => break,
-            permit = permits.clone().acquire_owned() => match permit {
+            permit = shared.permits.clone().acquire_owned() => match permit {
                 Ok(permit) => permit,
                 Err(_) => break,
             },
@@ -217,13 +226,12 @@ async fn serve(component: Arc<NatsComponent>, mut source: Source, options: Messa
             next = next_message(&mut source) => next,
         };
         let Some((message, delivery)) = next else {
-            tracing::warn!("[{}] the broker closed the subscription; this NATS trigger stops", component.id);
+            tracing::warn!("{prefix}[{component}] the broker closed the subscription; this NATS trigger stops");
             break;
         };
-        let component = component.clone();
-        let options = options.clone();
+        let (shared, component) = (shared.clone(), component.clone());
         inflight.spawn(async move {
-            handle(&component, &options, message, delivery).await;
+            handle(&shared, &component, message, delivery).await;
             drop(permit);
         });
         // Reap finished tasks so the set does not grow.
@@ -234,9 +242,9 @@ async fn serve(component: Arc<NatsComponent>, mut source: Source, options: Messa
     if inflight.is_empty() {
         return;
     }
-    let grace = options.grace;
+    let grace = stop.borrow().unwrap_or_default();
     if tokio::time::timeout(grace, async { while inflight.join_next().await.is_some() {} }).await.is_err() {
-        tracing::warn!("[{}] shutdown grace period of {grace:?} elapsed; cutting off {} handler(s) (their messages are not acked)", component.id, inflight.len());
+        tracing::warn!("{prefix}[{component}] shutdown grace period of {grace:?} elapsed; cutting off {} handler(s) (their messages are not acked)", inflight.len());
         inflight.abort_all();
         while inflight.join_next().await.is_some() {}
     }
@@ -254,9 +262,10 @@ async fn next_message(source: &mut Source) -> Option<(Message, Option<Delivery>)
 }
 
 /// Runs one message through one instance, settles a durable delivery, logs one line.
-async fn handle(component: &NatsComponent, options: &MessagingOptions, message: Message, delivery: Option<Delivery>) {
+async fn handle(shared: &Shared, component: &str, message: Message, delivery: Option<Delivery>) {
     let started = Instant::now();
     let subject = message.subject.clone();
+    let prefix = shared.context.log_prefix();
     if let Some(d) = &delivery {
         // Delivered more often than allowed without being settled (a host died mid-handler):
         // dead-letter without running it again.
@@ -265,12 +274,13 @@ async fn handle(component: &NatsComponent, options: &MessagingOptions, message: 
             d.message = message;
             let attempts = d.attempt;
             let result = d.dead_letter(&format!("delivered {attempts} times without being acknowledged")).await;
-            tracing::warn!(target: "kiln::nats", "nats {subject} [{}] {}", component.id, settle_text(&result.map(Some)));
+            tracing::warn!(target: "kiln::nats", "{prefix}nats {subject} [{component}] {}", settle_text(&result.map(Some)));
             return;
         }
     }
-    let outcome = run_instance(component, options, &message).await;
-    let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+    let outcome = run_on_current_app(shared, component, &message).await;
+    let elapsed = started.elapsed();
+    let ms = elapsed.as_secs_f64() * 1000.0;
     let settled = match (delivery, &outcome) {
         (None, _) => None,
         (Some(d), Ok(())) => Some(d.ack().await.map(|()| None)),
@@ -280,12 +290,16 @@ async fn handle(component: &NatsComponent, options: &MessagingOptions, message: 
         }
     };
     let suffix = settled.as_ref().map(settle_text).unwrap_or_default();
+    let event_outcome = if outcome.is_ok() { EventOutcome::Ok } else { EventOutcome::Failed };
     match outcome {
         Ok(()) if settled.as_ref().is_none_or(|s| s.is_ok()) => {
-            tracing::info!(target: "kiln::nats", "nats {subject} {elapsed:.1}ms [{}]{suffix}", component.id)
+            tracing::info!(target: "kiln::nats", "{prefix}nats {subject} {ms:.1}ms [{component}]{suffix}")
         }
-        Ok(()) => tracing::warn!(target: "kiln::nats", "nats {subject} {elapsed:.1}ms [{}]{suffix}", component.id),
-        Err(reason) => tracing::warn!(target: "kiln::nats", "nats {subject} {elapsed:.1}ms [{}] error: {reason}{suffix}", component.id),
+        Ok(()) => tracing::warn!(target: "kiln::nats", "{prefix}nats {subject} {ms:.1}ms [{component}]{suffix}"),
+        Err(reason) => tracing::warn!(target: "kiln::nats", "{prefix}nats {subject} {ms:.1}ms [{component}] error: {reason}{suffix}"),
+    }
+    if let Some(observer) = &shared.context.observer {
+        observer.event("nats", component, event_outcome, elapsed);
     }
 }
 
@@ -298,13 +312,16 @@ fn settle_text(result: &Result<Option<FailOutcome>, kiln_messaging::MessagingErr
     }
 }
 
-/// One instance, start to end: `Ok` when `handle` returned `ok`, else the one-line reason.
-async fn run_instance(component: &NatsComponent, options: &MessagingOptions, message: &Message) -> Result<(), String> {
-    let limits = InstanceLimits { deadline: options.deadline, memory_limit: options.memory_limit };
-    let (handler, message) = (component.handler.clone(), GuestMessage::from_broker(message));
-    let outcome = component
+/// One instance, start to end, on the app as its source has it now: `Ok` when `handle` returned
+/// `ok`, else the one-line reason.
+async fn run_on_current_app(shared: &Shared, component: &str, message: &Message) -> Result<(), String> {
+    let app = shared.context.source.load().await.map_err(|err| format!("cannot load the app: {err:#}"))?;
+    let exports = app.trigger_exports("nats", exports).map_err(|err| format!("{err:#}"))?;
+    let export = exports.get(component).ok_or_else(|| format!("the app's current version has no NATS-bound component `{component}`"))?;
+    let (handler, message) = (export.handler.clone(), GuestMessage::from_broker(message));
+    let outcome = export
         .pre
-        .run(limits, component.outbound.hooks(), move |store| {
+        .run(shared.context.limits.instance, export.outbound.hooks(), move |store| {
             Box::pin(async move {
                 let instance = handler.instantiate_async(&mut *store).await?;
                 let resource = store

@@ -2,8 +2,8 @@
 //! real `nats-server`.
 
 use super::*;
-use kiln_app::{Capability, LoadOptions};
-use kiln_engine::{Engine, EngineConfig};
+use kiln_app::{Capability, LoadOptions, TriggerLimits};
+use kiln_engine::{Engine, EngineConfig, InstanceLimits};
 use kiln_messaging::{DLQ_DELIVERIES_HEADER, DLQ_REASON_HEADER, DLQ_SUBJECT_HEADER};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -24,7 +24,7 @@ fn guest() -> PathBuf {
 }
 
 struct TestApp {
-    app: App,
+    app: Arc<App>,
     broker: Broker,
     _dir: tempfile::TempDir,
 }
@@ -42,12 +42,30 @@ fn load(triggers: &str, broker: Broker) -> TestApp {
     let engine = Engine::new(config, &links).unwrap();
     let mut options = LoadOptions::for_manifest(&manifest, Vec::new(), &capabilities);
     options.state_dir = dir.path().join(".kiln");
-    let app = App::load(&engine, manifest, options).unwrap();
+    let app = Arc::new(App::load(&engine, manifest, options).unwrap());
     TestApp { app, broker, _dir: dir }
 }
 
-fn fast() -> MessagingOptions {
-    MessagingOptions { deadline: Duration::from_secs(5), max_deliver: 3, redelivery_delay: Duration::from_millis(20), workers: 2, grace: Duration::from_secs(5), ..Default::default() }
+/// The trigger started on its own event runtime, as `kiln up` starts it.
+struct Started {
+    trigger: Box<dyn RunningTrigger>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Started {
+    fn shutdown(self) {
+        self.runtime.block_on(self.trigger.shutdown(Duration::from_secs(5)));
+    }
+}
+
+/// Starts the app's NATS triggers with a per-instance `deadline`, 3 deliveries and fast redelivery.
+fn start(t: &TestApp, deadline: Duration) -> Result<Started> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let limits = TriggerLimits { instance: InstanceLimits { deadline, memory_limit: 128 << 20 }, max_concurrency: 100 };
+    let trigger = NatsTrigger { redelivery: Redelivery { max_deliver: 3, delay: Duration::from_millis(20) } };
+    let context = TriggerContext::resident(t.app.clone(), limits, runtime.handle().clone());
+    let running = trigger.start(&t.app, context)?;
+    Ok(Started { trigger: running, runtime })
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -59,8 +77,8 @@ async fn recv(sub: &mut Subscription, within: Duration) -> Option<Message> {
 }
 
 fn exercise_plain(t: &TestApp) {
-    let running = start(&t.app, t.broker.clone(), fast()).unwrap();
-    assert_eq!(running.triggers().len(), 1);
+    let running = start(t, Duration::from_secs(5)).unwrap();
+    assert_eq!(running.trigger.describe().len(), 1);
     let broker = t.broker.clone();
     runtime().block_on(async {
         // Request/reply through the trigger: msg_sub replies upper-cased via request-reply.reply.
@@ -79,8 +97,7 @@ fn exercise_plain(t: &TestApp) {
 }
 
 fn exercise_durable(t: &TestApp) {
-    let options = MessagingOptions { deadline: Duration::from_millis(500), ..fast() };
-    let running = start(&t.app, t.broker.clone(), options).unwrap();
+    let running = start(t, Duration::from_millis(500)).unwrap();
     let broker = t.broker.clone();
     runtime().block_on(async {
         let mut dlq = broker.subscribe("kiln.dlq.orders", None).await.unwrap();
@@ -122,7 +139,7 @@ fn in_process_durable_redelivers_and_dead_letters() {
 #[test]
 fn shutdown_lets_in_flight_handlers_finish() {
     let t = load(PLAIN, Broker::in_process());
-    let running = start(&t.app, t.broker.clone(), fast()).unwrap();
+    let running = start(&t, Duration::from_secs(5)).unwrap();
     let broker = t.broker.clone();
     let rt = runtime();
     let mut out = rt.block_on(broker.subscribe("kiln.out", None)).unwrap();
@@ -141,7 +158,7 @@ fn a_component_without_the_export_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let _ = dir;
     let t = load("[[trigger.nats]]\nsubject = \"a.>.b\"\ncomponent = \"sub\"\n", Broker::in_process());
-    let err = start(&t.app, t.broker.clone(), fast()).err().unwrap();
+    let err = start(&t, Duration::from_secs(5)).err().unwrap();
     assert!(format!("{err:#}").contains("`>` may only be the last token"), "{err:#}");
 }
 

@@ -6,7 +6,8 @@
 //! subscribed to that address's channels: when Redis goes away it reconnects with backoff and
 //! resubscribes (messages published meanwhile are lost, as pub/sub keeps nothing for absent
 //! subscribers, and the gap is logged). Each message runs each component bound to its channel on its
-//! own task, with the same deadline and memory limit as an HTTP request.
+//! own task, with the same deadline and memory limit as an HTTP request. The app is taken from the
+//! trigger's [`kiln_app::AppSource`] for every message, so an idle app holds only its connections.
 
 mod plan;
 mod subscriber;
@@ -14,8 +15,9 @@ mod subscriber;
 pub use plan::{ServerPlan, plan, redact, render};
 
 use anyhow::{Context, Result};
-use kiln_app::App;
+use kiln_app::{App, BoxFuture, RunningTrigger, Trigger, TriggerContext};
 use kiln_engine::{ComponentPre, InstanceLimits, KilnState};
+use kiln_manifest::Manifest;
 use kiln_outbound_http::OutboundHttp;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -53,26 +55,6 @@ enum Export {
     Spin3(bindings_v3::RedisTriggerPre<KilnState>),
 }
 
-/// Settings of the Redis trigger for one app.
-#[derive(Clone, Debug)]
-pub struct RedisOptions {
-    /// A handler still running after this long is cut off.
-    pub deadline: Duration,
-    /// Linear memory limit per instance, in bytes.
-    pub memory_limit: usize,
-    /// Handlers running at once (all addresses and channels together); further messages wait, and
-    /// reading from Redis waits with them. 1 handles messages one at a time, in order, as Spin does.
-    pub max_concurrency: usize,
-    /// On shutdown, how long in-flight handlers may take to finish.
-    pub grace: Duration,
-}
-
-impl Default for RedisOptions {
-    fn default() -> Self {
-        RedisOptions { deadline: Duration::from_secs(30), memory_limit: 128 << 20, max_concurrency: 1000, grace: Duration::from_secs(10) }
-    }
-}
-
 /// One subscription, for the startup banner.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Subscription {
@@ -82,40 +64,110 @@ pub struct Subscription {
     pub component: String,
 }
 
-/// A component bound to a Redis trigger: linked, with its export located once.
+/// A component bound to a Redis trigger: linked, with its export located once per loaded app.
 pub(crate) struct Handler {
-    pub(crate) id: String,
     pre: ComponentPre,
     export: Export,
     outbound: Arc<OutboundHttp>,
 }
 
+/// The Redis-bound components of one loaded app, by id.
+pub(crate) type Handlers = HashMap<String, Handler>;
+
 /// What every subscriber task shares.
 pub(crate) struct Shared {
-    pub(crate) handlers: HashMap<String, Arc<Handler>>,
-    pub(crate) options: RedisOptions,
+    pub(crate) context: TriggerContext,
     pub(crate) permits: Arc<Semaphore>,
+    /// Turns true when the shutdown grace period is over: handlers still running are cut off.
+    pub(crate) cut_off: watch::Receiver<bool>,
 }
 
-/// The running trigger. [`Running::shutdown`] stops it.
-pub struct Running {
-    runtime: Option<tokio::runtime::Runtime>,
-    stop: watch::Sender<bool>,
-    subscribers: Vec<tokio::task::JoinHandle<()>>,
-    shared: Option<Arc<Shared>>,
-    subscriptions: Vec<Subscription>,
-}
+/// Spin's Redis trigger, `[[trigger.redis]]`.
+pub struct RedisTrigger;
 
-/// Starts the app's Redis triggers. With no `[[trigger.redis]]` it starts nothing. Errors (an address
-/// that cannot be rendered or parsed, a component without the export) stop here, before anything
-/// connects; Redis being unreachable is not an error: the trigger keeps trying.
-pub fn start(app: &App, options: RedisOptions) -> Result<Running> {
-    let (stop, stop_rx) = watch::channel(false);
-    let manifest = &app.manifest;
-    if manifest.redis_triggers.is_empty() {
-        return Ok(Running { runtime: None, stop, subscribers: Vec::new(), shared: None, subscriptions: Vec::new() });
+impl Trigger for RedisTrigger {
+    fn kind(&self) -> &'static str {
+        "redis"
     }
-    let servers = plan(manifest, &app.variables)?;
+
+    fn is_used_by(&self, manifest: &Manifest) -> bool {
+        !manifest.redis_triggers.is_empty()
+    }
+
+    fn check(&self, manifest: &Manifest) -> Result<()> {
+        check(manifest)
+    }
+
+    fn plan(&self, app: &App, context: &TriggerContext) -> Result<String> {
+        let servers = plan(&app.manifest, &app.variables)?;
+        app.trigger_exports("redis", handlers)?;
+        Ok(format!("{servers:?} {:?}", context.limits))
+    }
+
+    fn probe(&self, app: &App) -> Result<()> {
+        for server in plan(&app.manifest, &app.variables)? {
+            let shown = redact(&server.address);
+            let client = redis::Client::open(server.address.as_str())?;
+            let mut connection = client
+                .get_connection_with_timeout(Duration::from_secs(3))
+                .with_context(|| format!("the Redis trigger cannot reach {shown}"))?;
+            redis::cmd("PING").query::<String>(&mut connection).with_context(|| format!("the Redis trigger cannot reach {shown}"))?;
+        }
+        Ok(())
+    }
+
+    /// Errors (an address that cannot be rendered or parsed, a component without the export) stop
+    /// here, before anything connects; Redis being unreachable is not an error: the trigger keeps
+    /// trying.
+    fn start(&self, app: &App, context: TriggerContext) -> Result<Box<dyn RunningTrigger>> {
+        let servers = plan(&app.manifest, &app.variables)?;
+        app.trigger_exports("redis", handlers)?;
+        let mut subscriptions = Vec::new();
+        for server in &servers {
+            for (channel, components) in &server.channels {
+                for component in components {
+                    subscriptions.push(Subscription { address: redact(&server.address), channel: channel.clone(), component: component.clone() });
+                }
+            }
+        }
+        // rustls needs a process-wide crypto provider for `rediss://`; install ring's unless one is set.
+        if rustls::crypto::CryptoProvider::get_default().is_none() {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let (stop, stop_rx) = watch::channel(false);
+        let (cut_off, cut_off_rx) = watch::channel(false);
+        let max_concurrency = context.limits.max_concurrency.clamp(1, Semaphore::MAX_PERMITS);
+        let runtime = context.runtime.clone();
+        let shared = Arc::new(Shared { context, permits: Arc::new(Semaphore::new(max_concurrency)), cut_off: cut_off_rx });
+        let state = Arc::new(std::sync::Mutex::new(String::from("ok")));
+        let subscribers = servers
+            .into_iter()
+            .map(|server| runtime.spawn(subscriber::run(shared.clone(), server, stop_rx.clone(), state.clone())))
+            .collect();
+        Ok(Box::new(Running { stop, cut_off, subscribers, shared, subscriptions, state }))
+    }
+}
+
+/// Checks every `[[trigger.redis]]` names an address (its own or the application's) and a channel,
+/// before anything is loaded.
+fn check(manifest: &Manifest) -> Result<()> {
+    for trigger in &manifest.redis_triggers {
+        if trigger.address.is_none() && manifest.application.redis_address.is_none() {
+            return Err(manifest
+                .error_at(
+                    &trigger.component_span,
+                    format!("the Redis trigger for component `{}` (channel `{}`) has no Redis address", trigger.component, trigger.channel),
+                    "set `address = \"redis://host:6379\"` under [application.trigger.redis], or in the [[trigger.redis]] table",
+                )
+                .into());
+        }
+    }
+    Ok(())
+}
+
+/// Locates the export of every component bound to a Redis trigger; errors point at the trigger.
+fn handlers(app: &App) -> Result<Handlers> {
+    let manifest = &app.manifest;
     let mut handlers = HashMap::new();
     for trigger in &manifest.redis_triggers {
         if handlers.contains_key(&trigger.component) {
@@ -127,72 +179,49 @@ pub fn start(app: &App, options: RedisOptions) -> Result<Running> {
             .with_context(|| format!("component `{}` is not loaded", trigger.component))?;
         let handler = handler(&trigger.component, &component.pre, &component.outbound_http)
             .map_err(|err| manifest.error_at(&trigger.component_span, format!("{err:#}"), "build the component with a Redis trigger SDK (spin-sdk 5's `#[redis_component]` or spin-sdk 7's `#[redis_subscriber]`)"))?;
-        handlers.insert(trigger.component.clone(), Arc::new(handler));
+        handlers.insert(trigger.component.clone(), handler);
     }
-    let mut subscriptions = Vec::new();
-    for server in &servers {
-        for (channel, components) in &server.channels {
-            for component in components {
-                subscriptions.push(Subscription { address: redact(&server.address), channel: channel.clone(), component: component.clone() });
-            }
-        }
-    }
-    // rustls needs a process-wide crypto provider for `rediss://`; install ring's unless one is set.
-    if rustls::crypto::CryptoProvider::get_default().is_none() {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    }
-    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .thread_name("kiln-redis")
-        .enable_all()
-        .build()
-        .context("cannot start the Redis trigger's runtime")?;
-    let max_concurrency = options.max_concurrency.clamp(1, Semaphore::MAX_PERMITS);
-    let shared = Arc::new(Shared { handlers, permits: Arc::new(Semaphore::new(max_concurrency)), options });
-    let subscribers = servers
-        .into_iter()
-        .map(|server| runtime.spawn(subscriber::run(shared.clone(), server, stop_rx.clone())))
-        .collect();
-    Ok(Running { runtime: Some(runtime), stop, subscribers, shared: Some(shared), subscriptions })
+    Ok(handlers)
 }
 
-impl Running {
-    /// Every (address, channel, component) subscribed, in manifest order of addresses.
-    pub fn subscriptions(&self) -> &[Subscription] {
-        &self.subscriptions
+/// The running trigger of one app.
+struct Running {
+    stop: watch::Sender<bool>,
+    cut_off: watch::Sender<bool>,
+    subscribers: Vec<tokio::task::JoinHandle<()>>,
+    shared: Arc<Shared>,
+    subscriptions: Vec<Subscription>,
+    /// `ok`, or why a subscription is down.
+    state: Arc<std::sync::Mutex<String>>,
+}
+
+impl RunningTrigger for Running {
+    fn describe(&self) -> Vec<String> {
+        self.subscriptions.iter().map(|s| format!("{}: redis channel `{}` on {}", s.component, s.channel, s.address)).collect()
+    }
+
+    fn state(&self) -> String {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 
     /// Stops taking messages (unsubscribes), lets in-flight handlers finish up to the grace period,
-    /// cuts off the rest and returns. Blocking: call it from a thread that is not running a tokio
-    /// runtime.
-    pub fn shutdown(mut self) {
-        let _ = self.stop.send(true);
-        let (Some(runtime), Some(shared)) = (self.runtime.take(), self.shared.take()) else {
-            return;
-        };
-        let subscribers = std::mem::take(&mut self.subscribers);
-        let grace = shared.options.grace;
-        runtime.block_on(async {
+    /// cuts off the rest.
+    fn shutdown(self: Box<Self>, grace: Duration) -> BoxFuture<'static, ()> {
+        let Running { stop, cut_off, subscribers, shared, .. } = *self;
+        Box::pin(async move {
+            let _ = stop.send(true);
             let deadline = tokio::time::Instant::now() + grace;
             for subscriber in subscribers {
                 let _ = tokio::time::timeout_at(deadline, subscriber).await;
             }
-            let all = shared.options.max_concurrency.clamp(1, Semaphore::MAX_PERMITS) as u32;
+            let all = shared.context.limits.max_concurrency.clamp(1, Semaphore::MAX_PERMITS) as u32;
             if tokio::time::timeout_at(deadline, shared.permits.acquire_many(all)).await.is_err() {
-                tracing::warn!(target: "kiln::redis", "shutdown grace period of {grace:?} elapsed; cutting off the Redis handlers still running");
+                tracing::warn!(target: "kiln::redis", "{}shutdown grace period of {grace:?} elapsed; cutting off the Redis handlers still running", shared.context.log_prefix());
+                let _ = cut_off.send(true);
+                // Cut-off handlers give their permits back as they unwind.
+                let _ = tokio::time::timeout(Duration::from_secs(1), shared.permits.acquire_many(all)).await;
             }
-        });
-        runtime.shutdown_timeout(Duration::from_secs(1));
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
+        })
     }
 }
 
@@ -208,12 +237,11 @@ fn handler(id: &str, pre: &ComponentPre, outbound: &Arc<OutboundHttp>) -> Result
             ),
         },
     };
-    Ok(Handler { id: id.to_string(), pre: pre.clone(), export, outbound: outbound.clone() })
+    Ok(Handler { pre: pre.clone(), export, outbound: outbound.clone() })
 }
 
 /// Runs one instance of `handler` for one message. `Err` is the one-line reason it failed.
-pub(crate) async fn run_instance(handler: &Handler, options: &RedisOptions, payload: &[u8]) -> Result<(), String> {
-    let limits = InstanceLimits { deadline: options.deadline, memory_limit: options.memory_limit };
+pub(crate) async fn run_instance(handler: &Handler, limits: InstanceLimits, payload: &[u8]) -> Result<(), String> {
     let (export, payload) = (handler.export.clone(), payload.to_vec());
     let outcome = handler
         .pre

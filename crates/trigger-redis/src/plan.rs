@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use indexmap::IndexMap;
-use kiln_manifest::{Manifest, Template};
+use kiln_manifest::Manifest;
 use kiln_variables::{Resolver, VariablesError};
 
 /// One Redis server and what to subscribe to on it.
@@ -15,18 +15,9 @@ pub struct ServerPlan {
 }
 
 /// Renders `{{ variable }}` templates against the application's variables (`[variables]`), as Spin
-/// resolves the Redis trigger's `address` and `channel`.
+/// resolves the Redis trigger's `address` and `channel`: [`Resolver::render_app_template`].
 pub fn render(template: &str, variables: &Resolver) -> Result<String, VariablesError> {
-    let template = Template::parse(template)?;
-    let mut failure = None;
-    let rendered = template.render(|name| match variables.app_variable(name) {
-        Ok(value) => Some(value),
-        Err(err) => {
-            failure = Some(err);
-            None
-        }
-    });
-    rendered.map_err(|name| failure.unwrap_or(VariablesError::Undefined(name)))
+    variables.render_app_template(template)
 }
 
 /// Renders every `[[trigger.redis]]` and groups the subscriptions by server. Errors point at the

@@ -1,9 +1,10 @@
 //! One pub/sub connection per Redis server: subscribe, dispatch, reconnect.
 
 use crate::plan::{ServerPlan, redact};
-use crate::{Handler, Shared, run_instance};
+use crate::{Shared, handlers, run_instance};
 use futures::StreamExt;
-use std::sync::Arc;
+use kiln_app::EventOutcome;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, watch};
 
@@ -21,7 +22,10 @@ enum Ended {
 }
 
 /// Keeps `server`'s channels subscribed until `stop` turns true (or its sender is dropped).
-pub(crate) async fn run(shared: Arc<Shared>, server: ServerPlan, mut stop: watch::Receiver<bool>) {
+/// `state` says `ok`, or why the subscription is down.
+pub(crate) async fn run(shared: Arc<Shared>, server: ServerPlan, mut stop: watch::Receiver<bool>, state: Arc<Mutex<String>>) {
+    let set_state = |text: String| *state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = text;
+    let prefix = shared.context.log_prefix();
     let shown = redact(&server.address);
     let client = match redis::Client::open(server.address.as_str()) {
         Ok(client) => client,
@@ -51,20 +55,22 @@ pub(crate) async fn run(shared: Arc<Shared>, server: ServerPlan, mut stop: watch
             Ok(Ok(pubsub)) => {
                 backoff = BACKOFF_START;
                 attempts = 0;
+                set_state("ok".to_string());
                 match down_since.take().filter(|_| subscribed_before) {
                     Some(since) => tracing::info!(
                         target: "kiln::redis",
-                        "redis {shown}: resubscribed to {listed}; messages published during the {:.1}s without a subscription were lost",
+                        "{prefix}redis {shown}: resubscribed to {listed}; messages published during the {:.1}s without a subscription were lost",
                         since.elapsed().as_secs_f64()
                     ),
-                    None => tracing::info!(target: "kiln::redis", "redis {shown}: subscribed to {listed}"),
+                    None => tracing::info!(target: "kiln::redis", "{prefix}redis {shown}: subscribed to {listed}"),
                 }
                 subscribed_before = true;
                 match pump(&shared, &server, pubsub, &mut stop).await {
                     Ended::Stopped => return,
                     Ended::Lost(reason) => {
                         down_since = Some(Instant::now());
-                        tracing::warn!(target: "kiln::redis", "redis {shown}: connection lost ({reason}); reconnecting");
+                        tracing::warn!(target: "kiln::redis", "{prefix}redis {shown}: connection lost ({reason}); reconnecting");
+                        set_state(format!("redis {shown}: connection lost ({reason}); reconnecting"));
                         // Reconnect at once the first time: a failover is often instant.
                         continue;
                     }
@@ -75,9 +81,10 @@ pub(crate) async fn run(shared: Arc<Shared>, server: ServerPlan, mut stop: watch
         };
         down_since.get_or_insert_with(Instant::now);
         attempts += 1;
+        set_state(format!("redis {shown}: cannot subscribe ({failure}); retrying (attempt {attempts})"));
         // The first failure and then one in ten are warnings; the rest would only flood the log.
         if attempts == 1 || attempts.is_multiple_of(10) {
-            tracing::warn!(target: "kiln::redis", "redis {shown}: cannot subscribe ({failure}); retrying every {}s at most (attempt {attempts})", BACKOFF_MAX.as_secs());
+            tracing::warn!(target: "kiln::redis", "{prefix}redis {shown}: cannot subscribe ({failure}); retrying every {}s at most (attempt {attempts})", BACKOFF_MAX.as_secs());
         } else {
             tracing::debug!(target: "kiln::redis", "redis {shown}: cannot subscribe ({failure}); retrying in {backoff:?}");
         }
@@ -142,9 +149,6 @@ async fn dispatch(shared: &Arc<Shared>, server: &ServerPlan, message: redis::Msg
     };
     let payload: Arc<Vec<u8>> = Arc::new(message.get_payload_bytes().to_vec());
     for component in components {
-        let Some(handler) = shared.handlers.get(component) else {
-            continue;
-        };
         let permit = tokio::select! {
             biased;
             _ = stop.changed() => return false,
@@ -156,17 +160,40 @@ async fn dispatch(shared: &Arc<Shared>, server: &ServerPlan, message: redis::Msg
         if stopping(stop) {
             return false;
         }
-        tokio::spawn(handle(shared.clone(), handler.clone(), channel.clone(), payload.clone(), permit));
+        tokio::spawn(handle(shared.clone(), component.clone(), channel.clone(), payload.clone(), permit));
     }
     true
 }
 
-async fn handle(shared: Arc<Shared>, handler: Arc<Handler>, channel: String, payload: Arc<Vec<u8>>, _permit: OwnedSemaphorePermit) {
+async fn handle(shared: Arc<Shared>, component: String, channel: String, payload: Arc<Vec<u8>>, _permit: OwnedSemaphorePermit) {
     let started = Instant::now();
-    let outcome = run_instance(&handler, &shared.options, &payload).await;
-    let elapsed = started.elapsed().as_secs_f64() * 1000.0;
-    match outcome {
-        Ok(()) => tracing::info!(target: "kiln::redis", "redis {channel} {}B [{}] ok {elapsed:.2}ms", payload.len(), handler.id),
-        Err(reason) => tracing::warn!(target: "kiln::redis", "[{}] redis channel `{channel}`: {reason} ({elapsed:.2}ms)", handler.id),
+    let mut cut_off = shared.cut_off.clone();
+    let outcome = tokio::select! {
+        outcome = run_on_current_app(&shared, &component, &payload) => outcome,
+        _ = cut_off.wait_for(|cut| *cut) => Err("cut off at shutdown".to_string()),
+    };
+    let elapsed = started.elapsed();
+    let prefix = shared.context.log_prefix();
+    let ms = elapsed.as_secs_f64() * 1000.0;
+    let event_outcome = match outcome {
+        Ok(()) => {
+            tracing::info!(target: "kiln::redis", "{prefix}redis {channel} {}B [{component}] ok {ms:.2}ms", payload.len());
+            EventOutcome::Ok
+        }
+        Err(reason) => {
+            tracing::warn!(target: "kiln::redis", "{prefix}[{component}] redis channel `{channel}`: {reason} ({ms:.2}ms)");
+            EventOutcome::Failed
+        }
+    };
+    if let Some(observer) = &shared.context.observer {
+        observer.event("redis", &component, event_outcome, elapsed);
     }
+}
+
+/// Runs `component` for one message on the app as its source has it now.
+async fn run_on_current_app(shared: &Shared, component: &str, payload: &[u8]) -> Result<(), String> {
+    let app = shared.context.source.load().await.map_err(|err| format!("cannot load the app: {err:#}"))?;
+    let handlers = app.trigger_exports("redis", handlers).map_err(|err| format!("{err:#}"))?;
+    let handler = handlers.get(component).ok_or_else(|| format!("the app's current version has no Redis-bound component `{component}`"))?;
+    run_instance(handler, shared.context.limits.instance, payload).await
 }

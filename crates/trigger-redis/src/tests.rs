@@ -1,6 +1,6 @@
 use super::*;
-use kiln_app::LoadOptions;
-use kiln_engine::{Engine, EngineConfig};
+use kiln_app::{LoadOptions, TriggerLimits};
+use kiln_engine::{Engine, EngineConfig, InstanceLimits};
 use kiln_manifest::Manifest;
 use std::io::Write;
 use std::path::Path;
@@ -209,8 +209,42 @@ fn manifest(app_address: Option<&str>, triggers: &str, extra: &str) -> String {
     )
 }
 
-fn options() -> RedisOptions {
-    RedisOptions { deadline: Duration::from_millis(1500), memory_limit: 16 << 20, max_concurrency: 10, grace: Duration::from_secs(5) }
+/// What `kiln up` would set for the trigger.
+#[derive(Clone, Copy)]
+struct Options {
+    deadline: Duration,
+    memory_limit: usize,
+    max_concurrency: usize,
+    grace: Duration,
+}
+
+fn options() -> Options {
+    Options { deadline: Duration::from_millis(1500), memory_limit: 16 << 20, max_concurrency: 10, grace: Duration::from_secs(5) }
+}
+
+/// The trigger started on its own event runtime, as `kiln up` starts it.
+struct Started {
+    trigger: Box<dyn RunningTrigger>,
+    runtime: tokio::runtime::Runtime,
+    grace: Duration,
+}
+
+impl Started {
+    fn shutdown(self) {
+        self.runtime.block_on(self.trigger.shutdown(self.grace));
+    }
+}
+
+fn start(app: App, options: Options) -> Result<Started> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let limits = TriggerLimits {
+        instance: InstanceLimits { deadline: options.deadline, memory_limit: options.memory_limit },
+        max_concurrency: options.max_concurrency,
+    };
+    let app = Arc::new(app);
+    let context = TriggerContext::resident(app.clone(), limits, runtime.handle().clone());
+    let trigger = RedisTrigger.start(&app, context)?;
+    Ok(Started { trigger, runtime, grace: options.grace })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -273,7 +307,7 @@ fn secrets_are_redacted_from_addresses() {
 fn components_without_the_export_are_refused_at_start() {
     let text = manifest(Some("redis://127.0.0.1:1"), "[[trigger.redis]]\nchannel = \"c\"\ncomponent = \"handler\"\n", "");
     let (_dir, app) = load_app(&text, &[("handler", empty_guest())], vec![]);
-    let Err(err) = start(&app.unwrap(), options()) else { panic!("start must fail") };
+    let Err(err) = start(app.unwrap(), options()) else { panic!("start must fail") };
     let err = format!("{err:?}");
     assert!(err.contains("component `handler` is bound to a Redis trigger but exports neither `fermyon:spin/inbound-redis` nor `spin:redis/inbound-redis@3.0.0`"), "{err}");
 }
@@ -282,9 +316,7 @@ fn components_without_the_export_are_refused_at_start() {
 fn no_redis_triggers_start_nothing() {
     let text = "spin_manifest_version = 2\n[application]\nname = \"t\"\n";
     let (_dir, app) = load_app(text, &[], vec![]);
-    let running = start(&app.unwrap(), options()).unwrap();
-    assert!(running.subscriptions().is_empty());
-    running.shutdown();
+    assert!(!RedisTrigger.is_used_by(&app.unwrap().manifest));
 }
 
 #[test]
@@ -297,8 +329,8 @@ fn messages_run_the_component_and_failures_are_logged() {
         &format!("[variables]\nurl = {{ default = \"{}\" }}\n", redis.url()),
     );
     let (_dir, app) = load_app(&text, &[("handler", redis_guest())], vec![]);
-    let running = start(&app.unwrap(), options()).unwrap();
-    assert_eq!(running.subscriptions(), &[Subscription { address: redis.url(), channel: "msgs-a".into(), component: "handler".into() }]);
+    let running = start(app.unwrap(), options()).unwrap();
+    assert_eq!(running.trigger.describe(), vec![format!("handler: redis channel `msgs-a` on {}", redis.url())]);
     redis.wait_subscribers("msgs-a", 1);
 
     assert_eq!(redis.publish("msgs-a", b"hello"), 1);
@@ -328,7 +360,7 @@ fn messages_are_handled_concurrently_up_to_the_limit() {
     let redis = RedisServer::start();
     let text = manifest(Some(&redis.url()), "[[trigger.redis]]\nchannel = \"msgs-c\"\ncomponent = \"handler\"\n", "");
     let (_dir, app) = load_app(&text, &[("handler", redis_guest())], vec![]);
-    let running = start(&app.unwrap(), RedisOptions { max_concurrency: 4, ..options() }).unwrap();
+    let running = start(app.unwrap(), Options { max_concurrency: 4, ..options() }).unwrap();
     redis.wait_subscribers("msgs-c", 1);
     let started = Instant::now();
     for _ in 0..4 {
@@ -347,7 +379,7 @@ fn redis_restart_resubscribes_and_logs_the_gap() {
     let mut redis = RedisServer::start();
     let text = manifest(Some(&redis.url()), "[[trigger.redis]]\nchannel = \"msgs-r\"\ncomponent = \"handler\"\n", "");
     let (_dir, app) = load_app(&text, &[("handler", redis_guest())], vec![]);
-    let running = start(&app.unwrap(), options()).unwrap();
+    let running = start(app.unwrap(), options()).unwrap();
     redis.wait_subscribers("msgs-r", 1);
     redis.publish("msgs-r", b"before");
     wait_for_log("redis msgs-r 6B [handler] ok", 1, Duration::from_secs(10));
@@ -372,7 +404,7 @@ fn redis_down_at_start_is_retried() {
     redis.stop();
     let text = manifest(Some(&redis.url()), "[[trigger.redis]]\nchannel = \"msgs-d\"\ncomponent = \"handler\"\n", "");
     let (_dir, app) = load_app(&text, &[("handler", redis_guest())], vec![]);
-    let running = start(&app.unwrap(), options()).unwrap();
+    let running = start(app.unwrap(), options()).unwrap();
     wait_for_log(&format!("redis {}: cannot subscribe", redis.url()), 1, Duration::from_secs(10));
     redis.spawn();
     redis.wait_subscribers("msgs-d", 1);
@@ -389,7 +421,7 @@ fn shutdown_lets_in_flight_handlers_finish_up_to_the_grace() {
     let text = manifest(Some(&redis.url()), "[[trigger.redis]]\nchannel = \"msgs-s\"\ncomponent = \"handler\"\n", "");
     let (_dir, app) = load_app(&text, &[("handler", redis_guest())], vec![]);
     // The handler loops until its 1.5 s deadline; a 5 s grace lets it reach that end.
-    let running = start(&app.unwrap(), options()).unwrap();
+    let running = start(app.unwrap(), options()).unwrap();
     redis.wait_subscribers("msgs-s", 1);
     redis.publish("msgs-s", b"loop");
     std::thread::sleep(Duration::from_millis(300));
@@ -400,7 +432,7 @@ fn shutdown_lets_in_flight_handlers_finish_up_to_the_grace() {
 
     // A grace shorter than the handler: shutdown returns at the grace.
     let (_dir2, app) = load_app(&text, &[("handler", redis_guest())], vec![]);
-    let running = start(&app.unwrap(), RedisOptions { deadline: Duration::from_secs(30), grace: Duration::from_millis(300), ..options() }).unwrap();
+    let running = start(app.unwrap(), Options { deadline: Duration::from_secs(30), grace: Duration::from_millis(300), ..options() }).unwrap();
     redis.wait_subscribers("msgs-s", 1);
     redis.publish("msgs-s", b"loop");
     std::thread::sleep(Duration::from_millis(300));

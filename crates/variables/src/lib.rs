@@ -236,7 +236,7 @@ impl Resolver {
             .get(component_id)
             .and_then(|vars| vars.get(name))
             .ok_or_else(|| VariablesError::Undefined(name.to_string()))?;
-        self.render_app_template(template)
+        self.render_app(template)
     }
 
     /// Every variable of a component with its value, in manifest order (what `wasi:config/store`'s
@@ -249,7 +249,7 @@ impl Resolver {
             return Ok(Vec::new());
         };
         vars.iter()
-            .map(|(name, template)| Ok((name.clone(), self.render_app_template(template)?)))
+            .map(|(name, template)| Ok((name.clone(), self.render_app(template)?)))
             .collect()
     }
 
@@ -260,16 +260,15 @@ impl Resolver {
         component_id: &str,
         template: &str,
     ) -> Result<String, VariablesError> {
-        let template = Template::parse(template)?;
-        let mut failure = None;
-        let rendered = template.render(|name| match self.component_variable(component_id, name) {
-            Ok(value) => Some(value),
-            Err(e) => {
-                failure = Some(e);
-                None
-            }
-        });
-        rendered.map_err(|name| failure.unwrap_or(VariablesError::Undefined(name)))
+        render(&Template::parse(template)?, |name| {
+            self.component_variable(component_id, name)
+        })
+    }
+
+    /// Renders a template whose `{{ x }}` are application variables (`[variables]`), as Spin resolves
+    /// trigger settings such as the Redis trigger's `address` and `channel` or the NATS `url`.
+    pub fn render_app_template(&self, template: &str) -> Result<String, VariablesError> {
+        self.render_app(&Template::parse(template)?)
     }
 
     /// Whether an application variable is marked `secret = true`.
@@ -281,17 +280,19 @@ impl Resolver {
         self.providers.iter().find_map(|p| p.get(name))
     }
 
-    fn render_app_template(&self, template: &Template) -> Result<String, VariablesError> {
-        let mut failure = None;
-        let rendered = template.render(|name| match self.app_variable(name) {
-            Ok(value) => Some(value),
-            Err(e) => {
-                failure = Some(e);
-                None
-            }
-        });
-        rendered.map_err(|name| failure.unwrap_or(VariablesError::Undefined(name)))
+    fn render_app(&self, template: &Template) -> Result<String, VariablesError> {
+        render(template, |name| self.app_variable(name))
     }
+}
+
+/// Renders `template` with `lookup`; the first failed lookup is the error.
+fn render(
+    template: &Template,
+    mut lookup: impl FnMut(&str) -> Result<String, VariablesError>,
+) -> Result<String, VariablesError> {
+    let mut failure = None;
+    let rendered = template.render(|name| lookup(name).map_err(|e| failure = Some(e)).ok());
+    rendered.map_err(|name| failure.unwrap_or(VariablesError::Undefined(name)))
 }
 
 fn check_name(name: &str) -> Result<(), VariablesError> {

@@ -150,6 +150,30 @@ fn render_for_component_uses_component_variables() {
 }
 
 #[test]
+fn render_app_template_uses_application_variables() {
+    let r = resolver(&[("KILN_VARIABLE_TOKEN", "t"), ("SPIN_VARIABLE_PORT", "7000")]);
+    assert_eq!(
+        r.render_app_template("redis://{{ api_host }}:{{port}}/{{ token }}")
+            .unwrap(),
+        "redis://api.example.com:7000/t"
+    );
+    assert_eq!(r.render_app_template("plain").unwrap(), "plain");
+    // component variables are not application variables
+    assert_eq!(
+        r.render_app_template("{{ host }}"),
+        Err(VariablesError::Undefined("host".into()))
+    );
+    assert_eq!(
+        r.render_app_template("{{ port }}-{{ nope }}-{{ also_nope }}"),
+        Err(VariablesError::Undefined("nope".into()))
+    );
+    assert!(matches!(
+        r.render_app_template("{{ port"),
+        Err(VariablesError::Template(_))
+    ));
+}
+
+#[test]
 fn secrets_never_printed() {
     let r = resolver(&[("KILN_VARIABLE_TOKEN", "hunter2")]);
     assert!(r.is_secret("token"));

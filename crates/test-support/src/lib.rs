@@ -1,0 +1,17 @@
+//! Real servers for Kiln's tests: a `redis-server` ([`RedisServer`]) and a `nats-server` with
+//! JetStream ([`NatsServer`]), started from the machine's packages, each on a free loopback port and
+//! killed when dropped. A test fails at once, saying how to install the binary, if it is missing.
+//!
+//! Debian/Ubuntu: `apt-get install redis-server nats-server`. Debian puts `nats-server` in `/usr/sbin`,
+//! which is searched even when it is not on the PATH. `KILN_TEST_REDIS_SERVER` and
+//! `KILN_TEST_NATS_SERVER` name another binary to use.
+//!
+//! Also a minimal blocking NATS client ([`NatsClient`]) for checking from a test what a guest sent.
+
+mod nats;
+mod process;
+mod redis;
+
+pub use nats::{NatsClient, NatsMsg, NatsServer, NatsSub};
+pub use process::free_port;
+pub use redis::RedisServer;
