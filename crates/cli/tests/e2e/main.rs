@@ -15,6 +15,7 @@ mod messaging;
 mod outbound;
 mod platform;
 mod platform_cli;
+mod platform_events;
 mod redis_outbound;
 mod redis_trigger;
 mod sockets;

@@ -1,0 +1,207 @@
+//! Platform mode with event apps: Redis-, NATS- (JetStream) and cron-triggered apps deployed into one
+//! `kiln serve` beside each other, against a real `redis-server` and `nats-server`. Each app records
+//! its events in its own `default` store, read back over HTTP through the `spin_kv` guest.
+
+use crate::kiln_bin;
+use crate::redis_trigger::wait_until;
+use kiln_e2e::serve::{AppArchive, KilnServe};
+use kiln_e2e::services::{NatsServer, RedisServer};
+use serde_json::Value;
+use std::time::Duration;
+
+/// An app with `subscriber` (a guest) bound by `trigger` (a `[[trigger.*]]` table naming component
+/// `sub`) and the `spin_kv` reader on `/kv/...`. `app_extra` goes at the application level.
+fn event_app(subscriber: &str, app_extra: &str, trigger: &str, version: &str) -> Vec<u8> {
+    let manifest = format!(
+        r#"spin_manifest_version = 2
+
+[application]
+name = "events"
+{app_extra}
+
+{trigger}
+
+[[trigger.http]]
+route = "/kv/..."
+component = "kv"
+
+[component.sub]
+source = "sub.wasm"
+key_value_stores = ["default"]
+environment = {{ VERSION = "{version}" }}
+
+[component.kv]
+source = "kv.wasm"
+key_value_stores = ["default"]
+"#
+    );
+    AppArchive::new(&manifest).guest("sub.wasm", subscriber).guest("kv.wasm", "spin_kv").build()
+}
+
+fn redis_app(redis: &RedisServer, channel: &str, version: &str) -> Vec<u8> {
+    event_app(
+        "redis_sub",
+        &format!("[application.trigger.redis]\naddress = \"{}\"", redis.url()),
+        &format!("[[trigger.redis]]\nchannel = \"{channel}\"\ncomponent = \"sub\""),
+        version,
+    )
+}
+
+fn nats_app(nats: &NatsServer, subject: &str, durable: &str, version: &str) -> Vec<u8> {
+    event_app(
+        "msg_sub",
+        &format!("[application.trigger.nats]\nurl = \"{}\"", nats.url()),
+        &format!("[[trigger.nats]]\nsubject = \"{subject}\"\ncomponent = \"sub\"\ndurable = \"{durable}\""),
+        version,
+    )
+}
+
+fn cron_app() -> Vec<u8> {
+    event_app("cron_tick", "", "[[trigger.cron]]\ninterval = \"1s\"\ncomponent = \"sub\"", "1")
+}
+
+/// A key of app `app`'s `default` store, through its `spin_kv` reader.
+fn kv_get(serve: &KilnServe, app: &str, key: &str) -> Option<String> {
+    let response = serve.app_get(app, &format!("/kv?op=get&key={key}"));
+    match response.status().as_u16() {
+        200 => Some(response.text().unwrap_or_default()),
+        404 => None,
+        status => panic!("{app}: kv get {key}: {status} {}\n{}", response.text().unwrap_or_default(), serve.kiln.log()),
+    }
+}
+
+fn kv_number(serve: &KilnServe, app: &str, key: &str) -> u64 {
+    kv_get(serve, app, key).map(|v| v.trim().parse().unwrap_or_else(|_| panic!("{key} = {v:?} is not a number"))).unwrap_or(0)
+}
+
+fn numsub(redis: &RedisServer, channel: &str) -> u64 {
+    let reply = redis.command(&["PUBSUB", "NUMSUB", channel]).expect("PUBSUB NUMSUB");
+    // `*2 $len channel :N`: the last integer reply.
+    reply.lines().filter_map(|line| line.strip_prefix(':')).last().and_then(|n| n.trim().parse().ok()).unwrap_or(0)
+}
+
+fn app_info(serve: &KilnServe, name: &str) -> Value {
+    let (status, body) = serve.admin("GET", &format!("/v1/apps/{name}"));
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+#[test]
+fn event_apps_are_deployed_updated_restored_and_removed() {
+    let redis = RedisServer::start();
+    let nats = NatsServer::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let mut serve = KilnServe::start(&kiln_bin(), &data, &["--idle-timeout", "1s"]);
+
+    serve.deploy_ok("orders", "", redis_app(&redis, "orders", "1"));
+    serve.deploy_ok("jobs", "", nats_app(&nats, "jobs.*", "jobs", "1"));
+    serve.deploy_ok("ticker", "", cron_app());
+
+    // Redis: a message reaches the app and its effect is read back over HTTP.
+    assert!(wait_until(Duration::from_secs(10), || numsub(&redis, "orders") == 1), "subscribed");
+    redis.command(&["PUBLISH", "orders", "first"]).unwrap();
+    assert!(wait_until(Duration::from_secs(10), || kv_get(&serve, "orders", "last").as_deref() == Some("first")), "{}", serve.kiln.log());
+    // NATS (JetStream): the same.
+    nats.js_publish("jobs.a", b"job-1");
+    assert!(wait_until(Duration::from_secs(10), || kv_number(&serve, "jobs", "ok") == 1), "{}", serve.kiln.log());
+    // Cron: it ticks.
+    assert!(wait_until(Duration::from_secs(10), || kv_number(&serve, "ticker", "ticks") >= 2), "{}", serve.kiln.log());
+
+    // The API shows each app's triggers and counts its events; so do the metrics.
+    let orders = app_info(&serve, "orders");
+    assert_eq!(orders["triggers"][0]["kind"], "redis", "{orders}");
+    assert_eq!(orders["triggers"][0]["state"], "ok", "{orders}");
+    assert!(orders["triggers"][0]["subscriptions"][0].as_str().unwrap().contains("redis channel `orders`"), "{orders}");
+    assert_eq!(orders["events_total"], 1, "{orders}");
+    let metrics = kiln_e2e::kiln::client().get(serve.admin_url("/metrics")).bearer_auth(&serve.token).send().unwrap().text().unwrap();
+    assert!(metrics.contains(r#"kiln_events_total{app="jobs",trigger="nats",component="sub",outcome="ok"} 1"#), "{metrics}");
+
+    // Scale to zero: idle event apps hold no loaded version, only their subscriptions, and the next
+    // event loads them again.
+    assert!(wait_until(Duration::from_secs(10), || app_info(&serve, "jobs")["status"] == "idle"), "{}", app_info(&serve, "jobs"));
+    nats.js_publish("jobs.a", b"job-2");
+    assert!(wait_until(Duration::from_secs(10), || kv_number(&serve, "jobs", "ok") == 2), "{}", serve.kiln.log());
+
+    // Updates under a steady stream: JetStream loses nothing and handles nothing twice; Redis, with
+    // its subscription kept across the update, loses nothing either.
+    const STREAM: usize = 200;
+    let publisher = {
+        let (redis_url, nats_addr) = (redis.addr(), nats.addr());
+        std::thread::spawn(move || {
+            let client = kiln_e2e::services::NatsClient::connect(nats_addr).expect("nats client");
+            let mut redis = std::net::TcpStream::connect(redis_url).expect("redis");
+            for i in 0..STREAM {
+                let payload = format!("m-{i}");
+                client.publish("jobs.stream", payload.as_bytes());
+                use std::io::Write;
+                let command = format!("*3\r\n$7\r\nPUBLISH\r\n$6\r\norders\r\n${}\r\n{payload}\r\n", payload.len());
+                redis.write_all(command.as_bytes()).expect("publish to redis");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            client.flush();
+        })
+    };
+    for version in ["2", "3"] {
+        std::thread::sleep(Duration::from_millis(400));
+        serve.deploy_ok("jobs", "", nats_app(&nats, "jobs.*", "jobs", version));
+        serve.deploy_ok("orders", "", redis_app(&redis, "orders", version));
+    }
+    publisher.join().expect("publisher");
+    let handled = |app: &str, key: &str, before: u64| wait_until(Duration::from_secs(30), || kv_number(&serve, app, key) >= before + STREAM as u64);
+    assert!(handled("jobs", "ok", 2), "jobs handled {} of {STREAM}\n{}", kv_number(&serve, "jobs", "ok") - 2, serve.kiln.log());
+    assert!(handled("orders", "count", 1), "orders handled {} of {STREAM}\n{}", kv_number(&serve, "orders", "count") - 1, serve.kiln.log());
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(kv_number(&serve, "jobs", "ok"), 2 + STREAM as u64, "JetStream handled a message twice");
+    for i in (0..STREAM).step_by(7) {
+        assert_eq!(kv_number(&serve, "jobs", &format!("seen:m-{i}")), 1, "m-{i} handled once");
+    }
+    assert_eq!(app_info(&serve, "jobs")["version"], 3);
+
+    // A new version that changes the trigger restarts it on the new channel.
+    serve.deploy_ok("orders", "", redis_app(&redis, "orders-v4", "4"));
+    assert!(wait_until(Duration::from_secs(10), || numsub(&redis, "orders-v4") == 1 && numsub(&redis, "orders") == 0), "resubscribed");
+
+    // A restart of the host restores the subscriptions and schedules.
+    let token = serve.token.clone();
+    serve.kiln.signal("TERM");
+    let status = serve.kiln.wait_exit(Duration::from_secs(20)).expect("kiln serve stops on SIGTERM");
+    assert!(status.success(), "a graceful stop exits 0: {status}\n{}", serve.kiln.log());
+    drop(serve);
+    let serve = KilnServe::start(&kiln_bin(), &data, &["--idle-timeout", "1s"]);
+    assert_eq!(serve.token, token);
+    assert!(wait_until(Duration::from_secs(10), || numsub(&redis, "orders-v4") == 1), "restored subscription");
+    redis.command(&["PUBLISH", "orders-v4", "after-restart"]).unwrap();
+    assert!(wait_until(Duration::from_secs(10), || kv_get(&serve, "orders", "last").as_deref() == Some("after-restart")), "{}", serve.kiln.log());
+    nats.js_publish("jobs.b", b"job-after-restart");
+    assert!(wait_until(Duration::from_secs(10), || kv_number(&serve, "jobs", "ok") == 3 + STREAM as u64), "{}", serve.kiln.log());
+    let ticks = kv_number(&serve, "ticker", "ticks");
+    assert!(wait_until(Duration::from_secs(10), || kv_number(&serve, "ticker", "ticks") > ticks), "the cron app ticks again");
+
+    // Removal stops the subscriptions.
+    let (status, body) = serve.admin("DELETE", "/v1/apps/orders");
+    assert_eq!(status, 204, "{body}");
+    assert!(wait_until(Duration::from_secs(10), || numsub(&redis, "orders-v4") == 0), "unsubscribed on removal");
+    let (status, _) = serve.admin("DELETE", "/v1/apps/ticker");
+    assert_eq!(status, 204);
+}
+
+#[test]
+fn an_unreachable_redis_at_deploy_is_refused_and_changes_nothing() {
+    let mut redis = RedisServer::start();
+    redis.stop();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let serve = KilnServe::start(&kiln_bin(), &dir.path().join("data"), &[]);
+    let (status, body) = serve.deploy("orders", "", redis_app(&redis, "orders", "1"));
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"].as_str().unwrap_or_default().contains("cannot reach"), "{body}");
+    let (status, _) = serve.admin("GET", "/v1/apps/orders");
+    assert_eq!(status, 404, "nothing was deployed");
+
+    // A component without the export is refused at its place in the manifest.
+    redis.restart();
+    let archive = event_app("spin_kv", &format!("[application.trigger.redis]\naddress = \"{}\"", redis.url()), "[[trigger.redis]]\nchannel = \"c\"\ncomponent = \"sub\"", "1");
+    let (status, body) = serve.deploy("orders", "", archive);
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"].as_str().unwrap_or_default().contains("kiln.toml:"), "{body}");
+}
