@@ -46,6 +46,8 @@ pub struct AppContext<'a> {
 
 /// What a capability sees of one component.
 pub struct ComponentContext<'a> {
+    /// The app's manifest, for errors located in it.
+    pub manifest: &'a Manifest,
     pub component: &'a Component,
     /// `allowed_outbound_hosts`, templates rendered.
     pub allowed_hosts: &'a AllowedHosts,

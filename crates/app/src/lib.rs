@@ -121,7 +121,7 @@ fn load_component(
 ) -> Result<AppComponent> {
     let (manifest, id) = (app.manifest, component.id.as_str());
     let allowed = allowed_hosts(manifest, app.variables, component)?;
-    let context = ComponentContext { component, allowed_hosts: &allowed };
+    let context = ComponentContext { manifest, component, allowed_hosts: &allowed };
     let mut instance_capabilities = Vec::with_capacity(capabilities.len());
     for capability in capabilities {
         instance_capabilities.push(capability.component(&context)?);

@@ -4,8 +4,9 @@
 
 use crate::host::{draft, draft2, spin2};
 use crate::*;
+use kiln_test_support::RedisServer;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::Resource;
@@ -664,6 +665,7 @@ fn component_of(app: &dyn kiln_app::AppCapability, dir: &Path, id: &str) -> KeyV
     let hosts = kiln_outbound::AllowedHosts::none();
     let state = app
         .component(&kiln_app::ComponentContext {
+            manifest: &manifest,
             component: &manifest.components[id],
             allowed_hosts: &hosts,
         })

@@ -61,6 +61,8 @@ pub struct Messaging {
 #[derive(Default)]
 struct Shared {
     runtime_config: Option<MessagingRuntimeConfig>,
+    /// What a component without `allowed_publish_subjects` may publish to.
+    default_grant: DefaultGrant,
     /// Every broker opened so far, by what chose it.
     brokers: Mutex<HashMap<BrokerConfig, Broker>>,
     /// Set by [`Messaging::with_broker`]: every app uses it.
@@ -72,6 +74,13 @@ impl Messaging {
     /// ([`MessagingRuntimeConfig::load`]).
     pub fn new(runtime_config: Option<MessagingRuntimeConfig>) -> Messaging {
         Messaging { shared: Arc::new(Shared { runtime_config, ..Shared::default() }) }
+    }
+
+    /// For a host shared by many apps (`kiln serve`): a component publishes only to the subjects its
+    /// `[component.<id>.tool.kiln] allowed_publish_subjects` lists, since the in-process bus and a
+    /// shared NATS server carry other apps' messages too.
+    pub fn for_shared_host() -> Messaging {
+        Messaging { shared: Arc::new(Shared { default_grant: DefaultGrant::Nothing, ..Shared::default() }) }
     }
 
     /// Uses `broker` for every app instead of choosing one (tests, embedding).
@@ -124,7 +133,7 @@ impl Capability for Messaging {
 
     fn configure_app(&self, app: &AppContext<'_>) -> Result<Box<dyn AppCapability>> {
         let config = broker_config(app, self.shared.runtime_config.as_ref())?;
-        Ok(Box::new(MessagingApp { broker: self.broker(&config)? }))
+        Ok(Box::new(MessagingApp { broker: self.broker(&config)?, default_grant: self.shared.default_grant }))
     }
 }
 
@@ -133,14 +142,42 @@ fn link(linker: &mut Linker<KilnState>) -> Result<()> {
     Ok(())
 }
 
+/// What a component that states no `allowed_publish_subjects` may publish to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum DefaultGrant {
+    /// Every subject (`kiln up`: the app is alone on its broker).
+    #[default]
+    Everything,
+    /// None (`kiln serve`).
+    Nothing,
+}
+
+/// The subjects one component may publish and send requests to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PublishGrant {
+    Everything,
+    /// Subject patterns (`orders.*`, `billing.>`).
+    Subjects(Vec<String>),
+}
+
+impl PublishGrant {
+    fn allows(&self, subject: &str) -> bool {
+        match self {
+            PublishGrant::Everything => true,
+            PublishGrant::Subjects(patterns) => patterns.iter().any(|pattern| kiln_messaging::subject::matches(pattern, subject)),
+        }
+    }
+}
+
 /// The capability configured for one app.
 pub struct MessagingApp {
     broker: Broker,
+    default_grant: DefaultGrant,
 }
 
 impl MessagingApp {
     pub fn new(broker: Broker) -> MessagingApp {
-        MessagingApp { broker }
+        MessagingApp { broker, default_grant: DefaultGrant::Everything }
     }
 
     /// The app's broker: the NATS trigger takes the app's messages from it.
@@ -149,24 +186,41 @@ impl MessagingApp {
     }
 
     pub fn component_state(&self) -> Arc<MessagingComponent> {
-        Arc::new(MessagingComponent { broker: self.broker.clone() })
+        Arc::new(MessagingComponent { broker: self.broker.clone(), grant: Arc::new(PublishGrant::Everything) })
     }
 }
 
 impl AppCapability for MessagingApp {
-    fn component(&self, _component: &ComponentContext<'_>) -> Result<Arc<dyn ComponentCapability>> {
-        Ok(self.component_state())
+    fn component(&self, context: &ComponentContext<'_>) -> Result<Arc<dyn ComponentCapability>> {
+        let grant = match &context.component.allowed_publish_subjects {
+            Some(subjects) => {
+                for (pattern, span) in subjects {
+                    kiln_messaging::subject::check_pattern(pattern).map_err(|err| {
+                        context.manifest.error_at(
+                            span,
+                            format!("component `{}`: allowed_publish_subjects entry `{pattern}`: {err}", context.component.id),
+                            "subjects look like `orders.created`, `orders.*` or `orders.>`",
+                        )
+                    })?;
+                }
+                PublishGrant::Subjects(subjects.iter().map(|(pattern, _)| pattern.clone()).collect())
+            }
+            None if self.default_grant == DefaultGrant::Everything => PublishGrant::Everything,
+            None => PublishGrant::Subjects(Vec::new()),
+        };
+        Ok(Arc::new(MessagingComponent { broker: self.broker.clone(), grant: Arc::new(grant) }))
     }
 }
 
 /// One component's prepared state.
 pub struct MessagingComponent {
     broker: Broker,
+    grant: Arc<PublishGrant>,
 }
 
 impl MessagingComponent {
     pub fn instance(&self) -> MessagingInstance {
-        MessagingInstance { broker: self.broker.clone(), table: ResourceTable::new(), resources: 0 }
+        MessagingInstance { broker: self.broker.clone(), grant: self.grant.clone(), table: ResourceTable::new(), resources: 0 }
     }
 }
 
@@ -237,6 +291,7 @@ pub struct RequestOptions {
 /// One instance's messaging state.
 pub struct MessagingInstance {
     broker: Broker,
+    grant: Arc<PublishGrant>,
     table: ResourceTable,
     resources: usize,
 }
@@ -272,6 +327,17 @@ impl MessagingInstance {
 
     fn message_mut(&mut self, message: &Resource<GuestMessage>) -> wasmtime::Result<&mut GuestMessage> {
         Ok(self.table.get_mut(message)?)
+    }
+
+    /// Whether the component may publish (or send a request) to `subject`. Replies are always
+    /// allowed: they go to the subject the requester chose.
+    fn check_granted(&self, subject: &str) -> Result<(), types::Error> {
+        if self.grant.allows(subject) {
+            return Ok(());
+        }
+        Err(types::Error::PermissionDenied(format!(
+            "publishing to `{subject}` is not granted: list it (or a pattern covering it) in the component's `[component.<id>.tool.kiln] allowed_publish_subjects`"
+        )))
     }
 
     fn client(&self, client: &Resource<GuestClient>) -> Result<Broker, types::Error> {
@@ -410,6 +476,7 @@ impl MessagingInstance {
         // `message` is passed as `own`: it is consumed.
         let message = self.delete(m).ok_or_else(|| types::Error::Other("the message does not exist".to_string()))?;
         check_subject(&topic)?;
+        self.check_granted(&topic)?;
         let reply_to = message.reply_to().map(str::to_string);
         if let Some(reply) = &reply_to {
             check_subject(reply)?;
@@ -450,6 +517,7 @@ impl MessagingInstance {
         };
         let broker = self.client(&c)?;
         check_subject(&topic)?;
+        self.check_granted(&topic)?;
         let message = self.table.get(&m).map_err(|_| types::Error::Other("the message does not exist".to_string()))?.clone();
         let timeout = options.timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT);
         let expected = options.expected_replies.unwrap_or(1).clamp(1, MAX_EXPECTED_REPLIES) as usize;

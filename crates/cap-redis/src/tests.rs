@@ -370,6 +370,7 @@ allowed_outbound_hosts = ["redis://127.0.0.1:6379"]
     let component = manifest.component("c").unwrap();
     let prepared = app
         .component(&ComponentContext {
+            manifest: &manifest,
             component,
             allowed_hosts: &allowed,
         })

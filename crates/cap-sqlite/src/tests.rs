@@ -620,6 +620,7 @@ source = "d.wasm"
         let component = manifest.component(id).unwrap();
         let prepared = app
             .component(&ComponentContext {
+                manifest: &manifest,
                 component,
                 allowed_hosts: &allowed,
             })

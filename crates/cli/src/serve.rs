@@ -71,7 +71,9 @@ pub(crate) fn run(args: ServeArgs) -> Result<()> {
     crate::init_logging(args.quiet, args.json_logs);
     let started = Instant::now();
     let config = platform_config(&args)?;
-    let messaging = kiln_cap_messaging::Messaging::new(None);
+    // Apps share the host's in-process bus (and any NATS server they name): each component publishes
+    // only to the subjects its manifest grants.
+    let messaging = kiln_cap_messaging::Messaging::for_shared_host();
     let capabilities = crate::capabilities::all(&messaging);
     let links: Vec<_> = capabilities.iter().map(|c| c.link()).collect();
     let triggers = crate::triggers::events(&messaging);

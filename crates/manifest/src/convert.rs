@@ -297,6 +297,11 @@ pub(crate) fn component(
         variables,
         variable_spans,
         build: raw.build.map(|b| build_config(cx, &id, b)).transpose()?,
+        allowed_publish_subjects: raw
+            .tool
+            .kiln
+            .and_then(|kiln| kiln.allowed_publish_subjects)
+            .map(|subjects| subjects.into_iter().map(|s| (s.get_ref().clone(), s.span().into())).collect()),
         id,
     })
 }

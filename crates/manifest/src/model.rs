@@ -148,6 +148,9 @@ pub struct Component {
     /// Span of each component variable's template string.
     pub variable_spans: IndexMap<String, Span>,
     pub build: Option<BuildConfig>,
+    /// `[component.<id>.tool.kiln] allowed_publish_subjects`: subject patterns (with their place in
+    /// the file) the component may publish to. `None`: not stated (the host's default applies).
+    pub allowed_publish_subjects: Option<Vec<(String, Span)>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

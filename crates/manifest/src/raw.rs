@@ -291,9 +291,27 @@ pub(crate) struct RawComponent {
     #[serde(default)]
     pub variables: IndexMap<Spanned<String>, Spanned<String>>,
     pub build: Option<RawBuild>,
-    /// Settings for external tools (e.g. `spin-test`); Spin ignores them and so do we.
+    /// Settings for tools, `[component.<id>.tool.<name>]` (e.g. `spin-test`); Spin ignores them. Kiln
+    /// reads its own, `[component.<id>.tool.kiln]`, and ignores the others' as Spin does.
+    #[serde(default)]
+    pub tool: RawComponentTools,
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct RawComponentTools {
+    pub kiln: Option<RawComponentKiln>,
+    /// Other tools' tables.
+    #[serde(flatten)]
     #[allow(dead_code)]
-    pub tool: Option<IgnoredAny>,
+    pub others: IndexMap<String, IgnoredAny>,
+}
+
+/// `[component.<id>.tool.kiln]`: Kiln's grants beyond Spin's.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawComponentKiln {
+    /// Subjects (patterns) the component may publish and send requests to.
+    pub allowed_publish_subjects: Option<Vec<Spanned<String>>>,
 }
 
 /// `source = "path"` or a `{ url, digest }` / `{ registry, package, version }` table.

@@ -1,5 +1,5 @@
 use super::*;
-use std::process::{Child, Command, Stdio};
+use kiln_test_support::NatsServer;
 use std::time::Instant;
 
 fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -157,60 +157,16 @@ async fn in_process_durable_redelivers_then_dead_letters() {
     assert!(tokio::time::timeout(Duration::from_millis(200), consumer.next()).await.is_err());
 }
 
-// ---- a real nats-server ----
+// ---- a real nats-server (kiln-test-support) ----
 
-/// A real `nats-server` with JetStream on a free loopback port; killed on drop. Restartable on the
-/// same port and store directory.
-struct NatsServer {
-    child: Option<Child>,
-    port: u16,
-    dir: tempfile::TempDir,
+trait Connect {
+    /// A broker connected to this server.
+    fn broker(&self) -> Broker;
 }
 
-impl NatsServer {
-    fn start() -> NatsServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut server = NatsServer { child: None, port, dir: tempfile::tempdir().unwrap() };
-        server.restart();
-        server
-    }
-
-    fn restart(&mut self) {
-        self.stop();
-        let child = Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
-            .arg(self.dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("these tests need a real `nats-server` on PATH (Debian package `nats-server`): cannot start it: {e}"));
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "nats-server did not start on port {}", self.port);
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-
+impl Connect for NatsServer {
     fn broker(&self) -> Broker {
         Broker::connect_nats(&self.url(), Duration::from_secs(5)).unwrap()
-    }
-}
-
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        self.stop();
     }
 }
 

@@ -29,11 +29,11 @@ impl NatsServer {
             process: Process::new(&NATS, free_port()),
             dir,
         };
-        server.spawn(true);
+        server.run(true);
         server
     }
 
-    fn spawn(&mut self, may_move: bool) {
+    fn run(&mut self, may_move: bool) {
         let store = self.dir.path().as_os_str().to_owned();
         let args = |port: u16| {
             let mut args: Vec<OsString> = [
@@ -101,7 +101,7 @@ impl NatsServer {
     /// Starts the server again on the same port and store, stopping it first if it runs.
     pub fn restart(&mut self) {
         self.stop();
-        self.spawn(false);
+        self.run(false);
     }
 
     /// A new client connection (for publishing and subscribing from the test).

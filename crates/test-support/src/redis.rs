@@ -37,11 +37,11 @@ impl RedisServer {
             process: Process::new(&REDIS, port),
             dir,
         };
-        server.spawn(may_move);
+        server.run(may_move);
         server
     }
 
-    fn spawn(&mut self, may_move: bool) {
+    fn run(&mut self, may_move: bool) {
         let dir = self.dir.path().as_os_str().to_owned();
         let args = |port: u16| {
             let port = port.to_string();
@@ -110,7 +110,7 @@ impl RedisServer {
     /// nothing is persisted.
     pub fn restart(&mut self) {
         self.stop();
-        self.spawn(false);
+        self.run(false);
     }
 
     /// Sends one command (as a RESP array of bulk strings) and returns the raw reply, e.g.

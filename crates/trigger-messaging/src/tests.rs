@@ -5,8 +5,9 @@ use super::*;
 use kiln_app::{Capability, LoadOptions, TriggerLimits};
 use kiln_engine::{Engine, EngineConfig, InstanceLimits};
 use kiln_messaging::{DLQ_DELIVERIES_HEADER, DLQ_REASON_HEADER, DLQ_SUBJECT_HEADER};
+use kiln_test_support::NatsServer;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 fn guest() -> PathBuf {
     let guests = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../guests");
@@ -162,41 +163,15 @@ fn a_component_without_the_export_is_refused() {
     assert!(format!("{err:#}").contains("`>` may only be the last token"), "{err:#}");
 }
 
-/// A real `nats-server` with JetStream on a free loopback port; killed on drop.
-struct NatsServer {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
+/// A real `nats-server` with JetStream (kiln-test-support).
+trait Connect {
+    /// A broker connected to this server.
+    fn broker(&self) -> Broker;
 }
 
-impl NatsServer {
-    fn start() -> NatsServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let dir = tempfile::tempdir().unwrap();
-        let child = Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("these tests need a real `nats-server` on PATH (Debian package `nats-server`): {e}"));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "nats-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        NatsServer { child, port, _dir: dir }
-    }
-
+impl Connect for NatsServer {
     fn broker(&self) -> Broker {
-        Broker::connect_nats(&format!("nats://127.0.0.1:{}", self.port), Duration::from_secs(5)).unwrap()
-    }
-}
-
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        Broker::connect_nats(&self.url(), Duration::from_secs(5)).unwrap()
     }
 }
 

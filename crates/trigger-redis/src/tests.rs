@@ -2,63 +2,34 @@ use super::*;
 use kiln_app::{LoadOptions, TriggerLimits};
 use kiln_engine::{Engine, EngineConfig, InstanceLimits};
 use kiln_manifest::Manifest;
+use kiln_test_support::RedisServer;
 use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 // ---------------------------------------------------------------------------------------------
 // Test support: a real redis-server, a guest built from WAT + the WIT in wit/, captured logs.
 
-/// A real `redis-server` on a free loopback port, killed on drop; restartable on the same port.
-struct RedisServer {
-    child: Option<Child>,
-    port: u16,
-    dir: tempfile::TempDir,
+/// A real `redis-server` (kiln-test-support), with what these tests do with it.
+trait RedisChecks {
+    /// Starts the server again, on the same port, after `stop`.
+    fn spawn(&mut self);
+    fn connection(&self) -> redis::Connection;
+    /// Waits until `channel` has `n` subscribers.
+    fn wait_subscribers(&self, channel: &str, n: i64);
+    fn publish(&self, channel: &str, payload: &[u8]) -> i64;
 }
 
-impl RedisServer {
-    fn start() -> RedisServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut server = RedisServer { child: None, port, dir: tempfile::tempdir().unwrap() };
-        server.spawn();
-        server
-    }
-
+impl RedisChecks for RedisServer {
     fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("these tests need a real `redis-server` on PATH (Debian package `redis-server`): cannot start it: {e}"));
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start on port {}", self.port);
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        self.restart();
     }
 
     fn connection(&self) -> redis::Connection {
         redis::Client::open(self.url()).unwrap().get_connection().unwrap()
     }
 
-    /// Waits until `channel` has `n` subscribers.
     fn wait_subscribers(&self, channel: &str, n: i64) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -84,12 +55,6 @@ impl NumSub for redis::Connection {
     fn and_then_numsub(mut self, channel: &str) -> i64 {
         let (_, count): (String, i64) = redis::cmd("PUBSUB").arg("NUMSUB").arg(channel).query(&mut self).unwrap();
         count
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.stop();
     }
 }
 

@@ -205,3 +205,43 @@ fn an_unreachable_redis_at_deploy_is_refused_and_changes_nothing() {
     assert_eq!(status, 400, "{body}");
     assert!(body["error"].as_str().unwrap_or_default().contains("kiln.toml:"), "{body}");
 }
+
+/// `guests/msg_pub` on `/...` as app component `pub`, with `grant` lines in its
+/// `[component.pub.tool.kiln]` table.
+fn publisher_app(grant: &str) -> Vec<u8> {
+    let manifest = kiln_e2e::serve::http_app("pub", "pub.wasm", "/...", &format!("[component.pub.tool.kiln]\n{grant}"));
+    AppArchive::new(&manifest).guest("pub.wasm", "msg_pub").build()
+}
+
+#[test]
+fn apps_message_each_other_within_their_grants() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let serve = KilnServe::start(&kiln_bin(), &dir.path().join("data"), &[]);
+    // No NATS server: the apps share the host's in-process bus.
+    serve.deploy_ok("billing", "", event_app("msg_sub", "", "[[trigger.nats]]\nsubject = \"billing.>\"\ncomponent = \"sub\"", "1"));
+    serve.deploy_ok("shop", "", publisher_app("allowed_publish_subjects = [\"billing.>\"]"));
+    serve.deploy_ok("rogue", "", publisher_app(""));
+
+    let sent = serve.app_get("shop", "/?subject=billing.invoice&payload=inv-1");
+    assert_eq!(sent.status(), 200);
+    assert!(wait_until(Duration::from_secs(10), || kv_get(&serve, "billing", "last").as_deref() == Some("inv-1")), "{}", serve.kiln.log());
+    // A request across apps: billing's reply goes back to the requester's inbox (replies need no grant).
+    let replied = serve.app_text("shop", "/?request=billing.lookup&payload=hello&timeout_ms=5000");
+    assert_eq!(replied.trim(), "HELLO");
+
+    // Outside the grant, and with no grant at all: permission-denied, and nothing reaches billing.
+    let denied = serve.app_get("shop", "/?subject=audit.log&payload=x");
+    assert_eq!(denied.status(), 500);
+    assert!(denied.text().unwrap().contains("PermissionDenied(\"publishing to `audit.log` is not granted"));
+    let denied = serve.app_get("rogue", "/?subject=billing.invoice&payload=evil");
+    assert_eq!(denied.status(), 500);
+    assert!(denied.text().unwrap().contains("PermissionDenied"));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(kv_number(&serve, "billing", "count"), 2, "only the granted message and the request arrived");
+
+    // A malformed grant is refused at its place in the manifest.
+    let (status, body) = serve.deploy("bad", "", publisher_app("allowed_publish_subjects = [\"a.>.b\"]"));
+    assert_eq!(status, 400, "{body}");
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(error.contains("kiln.toml:") && error.contains("`>` may only be the last token"), "{body}");
+}
