@@ -14,6 +14,8 @@
 #                `msg_bench`). `native-nats js-publish` publishes JS_COUNT messages (stream acks awaited,
 #                WINDOW in flight) while `native-nats js-wait` polls the consumer's ack floor;
 #                msgs/s = JS_COUNT / (start → all acked).
+#   - serve-core / serve-js: the same app deployed into `kiln serve` (over the admin API, with
+#                `max_concurrency=1000` as `kiln up` has by default) instead of run by `kiln up`.
 #   - CPU µs/message: utime+stime of the subscriber's process tree over the measured run ÷ messages.
 #
 # Prints a table and writes it to bench/results/nats-latest.md. Compare ratios from one run only.
@@ -22,6 +24,7 @@
 #   COUNT=200000  core messages per run      JS_COUNT=50000  JetStream messages per run
 #   SIZE=128      payload bytes              WINDOW=1000     outstanding requests / acks
 #   RUNS=3        runs per kind              KINDS="native-core kiln-core native-js kiln-js"
+#                 (add serve-core serve-js for platform mode)
 #   SKIP_BUILD=1  use the binaries already built   CARGO_TARGET_DIR  where the host binaries are
 set -euo pipefail
 
@@ -41,7 +44,7 @@ BENCH_WASM=$ROOT/guests/target/wasm32-wasip2/release/msg_bench.wasm
 RESULTS_DIR=$ROOT/bench/results
 
 want() { [[ " $KINDS " == *" $1 "* ]]; }
-wants_kiln() { [[ " $KINDS " == *" kiln-"* ]]; }
+wants_kiln() { [[ " $KINDS " == *" kiln-"* || " $KINDS " == *" serve-"* ]]; }
 log() { printf '>> %s\n' "$*" >&2; }
 die() { printf 'bench/nats: %s\n' "$*" >&2; exit 1; }
 
@@ -121,35 +124,70 @@ start_sub() {
         native-js)
             "${PIN_SUB[@]}" "$NATIVE_BIN" serve-js --url "$NATS_URL" --stream BENCH --durable "native$run" >"$logf" 2>&1 &
             ;;
-        kiln-core | kiln-js)
+        kiln-core | kiln-js | serve-core | serve-js)
             local app=$WORK/app-$kind-$run trigger
             mkdir -p "$app"
-            if [[ $kind == kiln-core ]]; then
+            cp "$BENCH_WASM" "$app/bench.wasm"
+            if [[ $kind == *-core ]]; then
                 trigger='subject = "bench.core"'
             else
                 trigger=$(printf 'subject = "bench.js"\ndurable = "kiln%s"' "$run")
             fi
-            printf 'spin_manifest_version = 2\n[application]\nname = "nats-bench"\n[application.trigger.nats]\nurl = "%s"\n[[trigger.nats]]\n%s\ncomponent = "bench"\n[component.bench]\nsource = "%s"\n' \
-                "$NATS_URL" "$trigger" "$BENCH_WASM" >"$app/kiln.toml"
-            KILN_CACHE_DIR=$KILN_CACHE "${PIN_SUB[@]}" "$KILN_BIN" up -f "$app" --listen "127.0.0.1:$(free_port)" \
-                --quiet --state-dir "$app/.kiln" >"$logf" 2>&1 &
+            printf 'spin_manifest_version = 2\n[application]\nname = "nats-bench"\n[application.trigger.nats]\nurl = "%s"\n[[trigger.nats]]\n%s\ncomponent = "bench"\n[component.bench]\nsource = "bench.wasm"\n' \
+                "$NATS_URL" "$trigger" >"$app/kiln.toml"
+            if [[ $kind == kiln-* ]]; then
+                KILN_CACHE_DIR=$KILN_CACHE "${PIN_SUB[@]}" "$KILN_BIN" up -f "$app" --listen "127.0.0.1:$(free_port)" \
+                    --quiet --state-dir "$app/.kiln" >"$logf" 2>&1 &
+            else
+                local admin_port
+                admin_port=$(free_port)
+                KILN_CACHE_DIR=$KILN_CACHE "${PIN_SUB[@]}" "$KILN_BIN" serve -q --data-dir "$app/data" \
+                    --listen "127.0.0.1:$(free_port)" --admin-listen "127.0.0.1:$admin_port" >"$logf" 2>&1 &
+                SUB_PID=$!
+                PIDS+=("$SUB_PID")
+                deploy_to_serve "$app" "$admin_port" "$logf"
+                SUB_LOG=$logf
+                wait_ready "$kind" "$run" "$logf"
+                return 0
+            fi
             ;;
     esac
     SUB_PID=$!
     PIDS+=("$SUB_PID")
     SUB_LOG=$logf
-    # Ready: native prints `ready`; kiln answers requests (core) or has made its consumer (JetStream).
-    local i
+    wait_ready "$kind" "$run" "$logf"
+}
+
+# deploy_to_serve APP_DIR ADMIN_PORT LOG: waits for the host's admin API, then deploys the app.
+deploy_to_serve() {
+    local app=$1 admin=http://127.0.0.1:$2 logf=$3 i
+    for ((i = 0; ; i++)); do
+        [[ $(curl -s -o /dev/null -w '%{http_code}' "$admin/healthz" || true) == 200 ]] && break
+        ((i < 600)) || { tail -n 30 "$logf" >&2; die "kiln serve did not start"; }
+        sleep 0.1
+    done
+    tar -C "$app" -czf "$app.tar.gz" kiln.toml bench.wasm
+    printf 'Authorization: Bearer %s\n' "$(cat "$app/data/admin-token")" >"$app.auth"
+    local status
+    status=$(curl -sS -o "$app.deploy" -w '%{http_code}' -X PUT -H @"$app.auth" --data-binary @"$app.tar.gz" \
+        "$admin/v1/apps/bench?max_concurrency=1000") || die "deploy: curl failed"
+    [[ $status == 201 ]] || die "deploy: HTTP $status: $(cat "$app.deploy")"
+}
+
+# wait_ready KIND RUN LOG: native prints `ready`; kiln answers requests (core) or has made its
+# consumer (JetStream).
+wait_ready() {
+    local kind=$1 run=$2 logf=$3 i
     for ((i = 0; i < 600; i++)); do
         kill -0 "$SUB_PID" 2>/dev/null || { tail -n 30 "$logf" >&2; die "$kind exited before it was ready"; }
         case $kind in
             native-*) grep -q '^ready' "$logf" && return 0 ;;
-            kiln-core)
+            kiln-core | serve-core)
                 local out
                 out=$("$NATIVE_BIN" request --url "$NATS_URL" --subject bench.core --count 1 --timeout 1 2>/dev/null || true)
                 [[ $out == *"answered=1"* ]] && return 0
                 ;;
-            kiln-js)
+            kiln-js | serve-js)
                 local out
                 out=$("$NATIVE_BIN" js-wait --url "$NATS_URL" --stream BENCH --durable "kiln$run" --count 0 --timeout 1 2>/dev/null || true)
                 [[ $out == *"found=1"* ]] && return 0
@@ -181,7 +219,7 @@ measure() {
         [[ $done_n == "$COUNT" ]] || log "$kind run $run: only $done_n of $COUNT answered"
     else
         local durable=native$run
-        [[ $kind == kiln-js ]] && durable=kiln$run
+        [[ $kind == kiln-js || $kind == serve-js ]] && durable=kiln$run
         t0=$(cpu_ticks "$pid")
         "${PIN_LOAD[@]}" "$NATIVE_BIN" js-wait --url "$NATS_URL" --stream BENCH --durable "$durable" --count "$JS_COUNT" --timeout 300 >"$WORK/wait.out" &
         local waiter=$!
@@ -246,6 +284,8 @@ REPORT=$WORK/nats-latest.md
     want kiln-core && row kiln-core "kiln NATS trigger, core (msg_bench)"
     want native-js && row native-js "native async-nats, JetStream (1 thread)"
     want kiln-js && row kiln-js "kiln NATS trigger, JetStream (msg_bench)"
+    want serve-core && row serve-core "kiln serve, NATS trigger, core (msg_bench)"
+    want serve-js && row serve-js "kiln serve, NATS trigger, JetStream (msg_bench)"
     echo
     echo "| kiln / native | msgs/s | CPU/message |"
     echo "|---|---|---|"
@@ -254,6 +294,14 @@ REPORT=$WORK/nats-latest.md
     fi
     if want native-js && want kiln-js; then
         printf '| JetStream | %s× | %s× |\n' "$(ratio "${M_RATE[kiln-js]}" "${M_RATE[native-js]}")" "$(ratio "${M_CPU[kiln-js]}" "${M_CPU[native-js]}")"
+    fi
+    if want kiln-core && want serve-core; then
+        echo
+        printf '| kiln serve / kiln up, core | %s× msgs/s | %s× CPU/message |\n|---|---|---|\n' "$(ratio "${M_RATE[serve-core]}" "${M_RATE[kiln-core]}")" "$(ratio "${M_CPU[serve-core]}" "${M_CPU[kiln-core]}")"
+    fi
+    if want kiln-js && want serve-js; then
+        echo
+        printf '| kiln serve / kiln up, JetStream | %s× msgs/s | %s× CPU/message |\n|---|---|---|\n' "$(ratio "${M_RATE[serve-js]}" "${M_RATE[kiln-js]}")" "$(ratio "${M_CPU[serve-js]}" "${M_CPU[kiln-js]}")"
     fi
     echo
     echo "<details><summary>every run</summary>"

@@ -151,13 +151,16 @@ fn details(app: &App) -> String {
     if let Some(prefix) = &app.route_prefix {
         rows.push(field("Route prefix", &format!("{prefix} (on every host name)")));
     }
-    if let Some(deployed_at) = app.deployed_at {
-        let when = UNIX_EPOCH + Duration::from_secs(deployed_at);
+    if app.deployed_at > 0 {
+        let when = UNIX_EPOCH + Duration::from_secs(app.deployed_at);
         rows.push(field("Deployed", &humantime::format_rfc3339_seconds(when).to_string()));
     }
     rows.push(field("Requests", &format!("{} ({} errors, {} in flight)", app.requests_total, app.errors_total, app.in_flight)));
+    if !app.triggers.is_empty() {
+        rows.push(field("Events", &format!("{} ({} failed)", app.events_total, app.event_errors_total)));
+    }
     rows.push(field("Limits", &limits(app)));
-    format!("{}{}", table(rows), routes_table(app))
+    format!("{}{}{}", table(rows), routes_table(app), triggers_table(app))
 }
 
 fn field(name: &str, value: &str) -> Vec<String> {
@@ -166,20 +169,26 @@ fn field(name: &str, value: &str) -> Vec<String> {
 
 fn limits(app: &App) -> String {
     let limits = &app.limits;
-    let mut parts = Vec::new();
-    if let Some(n) = limits.max_concurrency {
-        parts.push(format!("{n} at once"));
+    format!(
+        "{} at once, {} MiB memory, {} timeout, {} bytes of request body",
+        limits.max_concurrency,
+        limits.memory_limit_mib,
+        humantime::format_duration(Duration::from_millis(limits.request_timeout_ms)),
+        limits.max_request_body
+    )
+}
+
+/// The app's event triggers: a line per subscription or schedule, and the state of any that is not
+/// well.
+fn triggers_table(app: &App) -> String {
+    let mut text = String::new();
+    for trigger in &app.triggers {
+        text.push_str(&format!("Trigger {}:{}\n", trigger.kind, if trigger.state == "ok" { String::new() } else { format!(" {}", trigger.state) }));
+        for line in &trigger.subscriptions {
+            text.push_str(&format!("  {line}\n"));
+        }
     }
-    if let Some(mib) = limits.memory_limit_mib {
-        parts.push(format!("{mib} MiB memory"));
-    }
-    if let Some(ms) = limits.request_timeout_ms {
-        parts.push(format!("{} timeout", humantime::format_duration(Duration::from_millis(ms))));
-    }
-    if let Some(bytes) = limits.max_request_body {
-        parts.push(format!("{bytes} bytes of request body"));
-    }
-    if parts.is_empty() { "the host's defaults".to_string() } else { parts.join(", ") }
+    text
 }
 
 #[cfg(test)]
@@ -210,15 +219,31 @@ a      12       idle    http://a.localhost:3000/      0         0
             r#"{"name":"hello","version":3,"status":"loaded","url":"http://hello.localhost:3000/","route_prefix":"/shop",
                 "routes":[{"component":"hello","route":"/..."}],
                 "limits":{"max_concurrency":100,"memory_limit_mib":128,"request_timeout_ms":30000,"max_request_body":10485760},
-                "deployed_at":0,"requests_total":10,"errors_total":1,"in_flight":2}"#,
+                "deployed_at":86400,"requests_total":10,"errors_total":1,"in_flight":2}"#,
         ));
         for needle in [
             "Name:          hello",
             "Route prefix:  /shop",
-            "Deployed:      1970-01-01T00:00:00Z",
+            "Deployed:      1970-01-02T00:00:00Z",
             "Requests:      10 (1 errors, 2 in flight)",
             "100 at once, 128 MiB memory, 30s timeout, 10485760 bytes of request body",
             "  http://hello.localhost:3000/...  → hello",
+        ] {
+            assert!(shown.contains(needle), "{needle:?} missing from:\n{shown}");
+        }
+    }
+
+    #[test]
+    fn details_list_event_triggers_and_their_state() {
+        let shown = details(&app(
+            r#"{"name":"orders","events_total":7,"event_errors_total":2,
+                "triggers":[{"kind":"redis","subscriptions":["sub: redis channel `orders` on redis://db:6379"],"state":"redis redis://db:6379: connection lost (closed); reconnecting"},
+                            {"kind":"cron","subscriptions":["tick: cron every 1s"],"state":"ok"}]}"#,
+        ));
+        for needle in [
+            "7 (2 failed)",
+            "Trigger redis: redis redis://db:6379: connection lost (closed); reconnecting\n  sub: redis channel `orders` on redis://db:6379\n",
+            "Trigger cron:\n  tick: cron every 1s\n",
         ] {
             assert!(shown.contains(needle), "{needle:?} missing from:\n{shown}");
         }

@@ -268,45 +268,8 @@ pub(crate) fn check_app_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// An app as the admin API describes it. Every field is optional on the wire so that an older or
-/// newer server still gets its apps listed.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(default)]
-pub(crate) struct App {
-    pub(crate) name: String,
-    pub(crate) version: u64,
-    pub(crate) status: String,
-    pub(crate) url: String,
-    pub(crate) route_prefix: Option<String>,
-    pub(crate) routes: Vec<AppRoute>,
-    pub(crate) limits: Limits,
-    pub(crate) deployed_at: Option<u64>,
-    pub(crate) requests_total: u64,
-    pub(crate) errors_total: u64,
-    pub(crate) in_flight: u64,
-}
-
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(default)]
-pub(crate) struct AppRoute {
-    pub(crate) component: String,
-    pub(crate) route: String,
-}
-
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(default)]
-pub(crate) struct Limits {
-    pub(crate) max_concurrency: Option<u64>,
-    pub(crate) memory_limit_mib: Option<u64>,
-    pub(crate) request_timeout_ms: Option<u64>,
-    pub(crate) max_request_body: Option<u64>,
-}
-
-/// `GET /v1/apps`
-#[derive(Debug, Default, Deserialize)]
-pub(crate) struct AppList {
-    pub(crate) apps: Vec<App>,
-}
+/// The admin API's own types: the host serialises them, the client reads them.
+pub(crate) use kiln_platform::record::{AppInfo as App, AppList};
 
 /// A server's answer: its status and body, whatever they are.
 #[derive(Debug)]
@@ -650,7 +613,7 @@ mod tests {
             "limits":{"max_concurrency":100,"memory_limit_mib":128,"request_timeout_ms":30000,"max_request_body":10485760},
             "deployed_at":1795000000,"requests_total":10,"errors_total":1,"in_flight":0}"#;
         let app: App = serde_json::from_str(json).unwrap();
-        assert_eq!((app.name.as_str(), app.version, app.routes.len(), app.limits.memory_limit_mib), ("hello", 3, 1, Some(128)));
+        assert_eq!((app.name.as_str(), app.version, app.routes.len(), app.limits.memory_limit_mib), ("hello", 3, 1, 128));
         let sparse: App = serde_json::from_str(r#"{"name":"x","future_field":1}"#).unwrap();
         assert_eq!(sparse.name, "x");
     }

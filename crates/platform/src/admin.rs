@@ -92,7 +92,7 @@ impl Admin {
             (&Method::GET, Target::OpenApi) => Ok(with_type(Full::new(Bytes::from_static(OPENAPI.as_bytes())), "application/json")),
             (&Method::GET, Target::Dashboard) => Ok(with_type(Full::new(Bytes::from_static(DASHBOARD.as_bytes())), "text/html; charset=utf-8")),
             (&Method::GET, Target::Metrics) => Ok(with_type(Full::new(Bytes::from(self.platform.metrics().render())), kiln_observe::CONTENT_TYPE)),
-            (&Method::GET, Target::Apps) => Ok(json(StatusCode::OK, &serde_json::json!({ "apps": self.platform.list() }))),
+            (&Method::GET, Target::Apps) => Ok(json(StatusCode::OK, &crate::record::AppList { apps: self.platform.list() })),
             (&Method::GET, Target::App(name)) => self.show(name),
             (&Method::PUT, Target::App(name)) => self.deploy(name, request).await,
             (&Method::DELETE, Target::App(name)) => self.platform.remove(name).await.map(|()| empty(StatusCode::NO_CONTENT)),

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 /// What one app may use. Every app gets the host's defaults unless its deploy request says otherwise.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct AppLimits {
     /// Instances of this app running at once; more requests wait (then 503).
     pub max_concurrency: u32,

@@ -3,6 +3,13 @@
 use crate::limits::AppLimits;
 use serde::{Deserialize, Serialize};
 
+/// `GET /v1/apps`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AppList {
+    pub apps: Vec<AppInfo>,
+}
+
 /// The persistent record of a deployed app: which version is current and with which settings.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AppRecord {
@@ -15,14 +22,17 @@ pub struct AppRecord {
 }
 
 /// One route of an app, as the API lists it.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
 pub struct RouteInfo {
     pub component: String,
     pub route: String,
 }
 
-/// An app as the admin API shows it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// An app as the admin API shows it, and as its clients (`kiln apps`, `kiln deploy`) read it: every
+/// field has a default on the wire, so a client still lists the apps of an older or newer host.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct AppInfo {
     pub name: String,
     pub version: u64,
@@ -44,7 +54,8 @@ pub struct AppInfo {
 }
 
 /// One running event trigger of an app, as the API lists it.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
 pub struct TriggerInfo {
     /// `redis`, `nats` or `cron`.
     pub kind: String,

@@ -396,7 +396,7 @@ impl NatsClient {
         timeout: Duration,
     ) -> Option<NatsMsg> {
         let inbox = format!(
-            "_INBOX.test.{}.{}",
+            "_INBOX.e2e.{}.{}",
             std::process::id(),
             self.conn
                 .next_sid

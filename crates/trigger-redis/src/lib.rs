@@ -12,7 +12,7 @@
 mod plan;
 mod subscriber;
 
-pub use plan::{ServerPlan, plan, redact, render};
+pub use plan::{ServerPlan, plan, redact};
 
 use anyhow::{Context, Result};
 use kiln_app::{App, BoxFuture, RunningTrigger, Trigger, TriggerContext};

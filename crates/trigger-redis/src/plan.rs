@@ -3,7 +3,7 @@
 use anyhow::Result;
 use indexmap::IndexMap;
 use kiln_manifest::Manifest;
-use kiln_variables::{Resolver, VariablesError};
+use kiln_variables::Resolver;
 
 /// One Redis server and what to subscribe to on it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -12,12 +12,6 @@ pub struct ServerPlan {
     pub address: String,
     /// channel → the components bound to it, in manifest order.
     pub channels: IndexMap<String, Vec<String>>,
-}
-
-/// Renders `{{ variable }}` templates against the application's variables (`[variables]`), as Spin
-/// resolves the Redis trigger's `address` and `channel`: [`Resolver::render_app_template`].
-pub fn render(template: &str, variables: &Resolver) -> Result<String, VariablesError> {
-    variables.render_app_template(template)
 }
 
 /// Renders every `[[trigger.redis]]` and groups the subscriptions by server. Errors point at the
@@ -36,10 +30,10 @@ pub fn plan(manifest: &Manifest, variables: &Resolver) -> Result<Vec<ServerPlan>
                 )
                 .into());
         };
-        let address = render(address, variables).map_err(|err| {
+        let address = variables.render_app_template(address).map_err(|err| {
             manifest.error_at(span, format!("cannot resolve the Redis address of the trigger for component `{component}`: {err}"), "give the variable a value (see [variables])")
         })?;
-        let channel = render(&trigger.channel, variables).map_err(|err| {
+        let channel = variables.render_app_template(&trigger.channel).map_err(|err| {
             manifest.error_at(span, format!("cannot resolve the Redis channel of the trigger for component `{component}`: {err}"), "give the variable a value (see [variables])")
         })?;
         if let Err(err) = redis::Client::open(address.as_str()) {
