@@ -9,7 +9,7 @@ mod files;
 mod trigger;
 
 pub use capability::{AppCapability, AppContext, Capability, ComponentContext};
-pub use trigger::{AppSource, BoxFuture, EventObserver, EventOutcome, RunningTrigger, Trigger, TriggerContext, TriggerLimits};
+pub use trigger::{AppSource, BoxFuture, Draining, EventObserver, EventOutcome, RunningTrigger, Trigger, TriggerContext, TriggerLimits};
 
 use anyhow::{Context, Result};
 use indexmap::IndexMap;

@@ -68,8 +68,36 @@ pub trait RunningTrigger: Send + Sync {
         "ok".to_string()
     }
 
-    /// Stops taking events, lets in-flight ones finish up to `grace`, cuts off the rest.
-    fn shutdown(self: Box<Self>, grace: Duration) -> BoxFuture<'static, ()>;
+    /// Stops taking events (unsubscribes, stops ticking) and resolves once it has; the [`Draining`]
+    /// it gives then lets in-flight events finish up to `grace` and cuts off the rest. Two steps, so
+    /// that a replacement can subscribe as soon as this one has stopped, without waiting for its
+    /// last events.
+    fn stop(self: Box<Self>, grace: Duration) -> BoxFuture<'static, Draining>;
+
+    /// [`stop`](RunningTrigger::stop), then the drain.
+    fn shutdown(self: Box<Self>, grace: Duration) -> BoxFuture<'static, ()> {
+        let stopping = self.stop(grace);
+        Box::pin(async move { stopping.await.finish().await })
+    }
+}
+
+/// A stopped trigger's events still running: [`finish`](Draining::finish) waits for them (up to the
+/// grace period) and cuts off the rest.
+pub struct Draining(BoxFuture<'static, ()>);
+
+impl Draining {
+    pub fn new(drain: impl Future<Output = ()> + Send + 'static) -> Draining {
+        Draining(Box::pin(drain))
+    }
+
+    /// Nothing left running.
+    pub fn done() -> Draining {
+        Draining(Box::pin(async {}))
+    }
+
+    pub async fn finish(self) {
+        self.0.await
+    }
 }
 
 /// What a trigger gets from the host to start for one app (besides the app as loaded now, against

@@ -14,7 +14,7 @@ use crate::record::{AppInfo, AppRecord, RouteInfo, TriggerInfo, unix_now};
 use anyhow::{Context, Result};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use http::StatusCode;
-use kiln_app::{App, AppSource, BoxFuture, Capability, LoadOptions, RunningTrigger, Trigger, TriggerContext, TriggerLimits};
+use kiln_app::{App, AppSource, BoxFuture, Capability, Draining, LoadOptions, RunningTrigger, Trigger, TriggerContext, TriggerLimits};
 use kiln_engine::{Engine, EngineConfig, InstanceLimits, LinkFn};
 use kiln_manifest::{AppLimitsSpec, HttpRoute, Manifest};
 use kiln_observe::{AppMetrics, Metrics, Tracing};
@@ -513,18 +513,27 @@ impl Platform {
             *events = kept;
             stale
         };
+        // The old triggers stop taking events first (unsubscribed: nothing is handled twice); the
+        // new ones start at once, while the old ones' last events finish.
         let grace = version.record.limits.request_timeout();
-        for old in stale {
-            tracing::info!("app `{}`: its {} trigger changed; restarting it", entry.name, old.kind);
-            old.running.shutdown(grace).await;
-        }
+        let stopped_at = Instant::now();
+        let restarted: Vec<&'static str> = stale.iter().map(|old| old.kind).collect();
+        let draining = futures::future::join_all(stale.into_iter().map(|old| old.running.stop(grace))).await;
         let kept: Vec<&'static str> = entry.events.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|running| running.kind).collect();
         let to_start: Vec<(&'static str, String)> = plans.into_iter().filter(|(kind, _)| !kept.contains(kind)).collect();
-        if to_start.is_empty() {
-            return;
+        if !to_start.is_empty() {
+            let (platform, entry, version) = (self.clone(), entry.clone(), version.clone());
+            let _ = tokio::task::spawn_blocking(move || platform.start_events(&entry, &version, &loaded, to_start)).await;
         }
-        let (platform, entry, version) = (self.clone(), entry.clone(), version.clone());
-        let _ = tokio::task::spawn_blocking(move || platform.start_events(&entry, &version, &loaded, to_start)).await;
+        if !restarted.is_empty() {
+            tracing::info!(
+                "app `{}`: {} trigger(s) changed and were restarted, {:.1} ms between the old one stopping and the new one starting",
+                entry.name,
+                restarted.join(", "),
+                stopped_at.elapsed().as_secs_f64() * 1000.0
+            );
+        }
+        futures::future::join_all(draining.into_iter().map(Draining::finish)).await;
     }
 
     /// Stops every event trigger of the app (removal, host shutdown).

@@ -11,7 +11,7 @@ pub use schedule::{Plan, parse_cron};
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
-use kiln_app::{App, BoxFuture, EventOutcome, RunningTrigger, Trigger, TriggerContext};
+use kiln_app::{App, BoxFuture, Draining, EventOutcome, RunningTrigger, Trigger, TriggerContext};
 use kiln_engine::{ComponentPre, KilnState};
 use std::collections::HashMap;
 use kiln_manifest::Manifest;
@@ -155,20 +155,23 @@ impl RunningTrigger for Running {
         self.described.clone()
     }
 
-    /// Stops ticking, lets runs in flight finish up to the grace period, cuts off the rest.
-    fn shutdown(self: Box<Self>, grace: Duration) -> BoxFuture<'static, ()> {
+    /// Stops ticking; the drain lets runs in flight finish up to the grace period and cuts off the
+    /// rest.
+    fn stop(self: Box<Self>, grace: Duration) -> BoxFuture<'static, Draining> {
         let Running { stop, cut_off, loops, runs, count, prefix, .. } = *self;
         Box::pin(async move {
             let _ = stop.send(true);
             for task in loops {
                 let _ = task.await;
             }
-            let all = count.max(1) as u32;
-            if tokio::time::timeout(grace, runs.acquire_many(all)).await.is_err() {
-                tracing::warn!(target: "kiln::cron", "{prefix}shutdown grace period of {grace:?} elapsed; cutting off the cron runs still going");
-                let _ = cut_off.send(true);
-                let _ = tokio::time::timeout(Duration::from_secs(1), runs.acquire_many(all)).await;
-            }
+            Draining::new(async move {
+                let all = count.max(1) as u32;
+                if tokio::time::timeout(grace, runs.acquire_many(all)).await.is_err() {
+                    tracing::warn!(target: "kiln::cron", "{prefix}shutdown grace period of {grace:?} elapsed; cutting off the cron runs still going");
+                    let _ = cut_off.send(true);
+                    let _ = tokio::time::timeout(Duration::from_secs(1), runs.acquire_many(all)).await;
+                }
+            })
         })
     }
 }

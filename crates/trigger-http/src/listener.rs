@@ -3,7 +3,7 @@
 
 use crate::{HttpOptions, HttpTrigger, Server, check_routes};
 use anyhow::{Context, Result};
-use kiln_app::{App, BoxFuture, RunningTrigger, Trigger, TriggerContext};
+use kiln_app::{App, BoxFuture, Draining, RunningTrigger, Trigger, TriggerContext};
 use kiln_manifest::Manifest;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
@@ -81,11 +81,13 @@ impl RunningTrigger for Running {
         self.trigger.routes().map(|(component, route)| format!("{component}: http://{}{route}", self.addr)).collect()
     }
 
-    /// The grace period is the one the listener was made with (`kiln up --shutdown-grace`).
-    fn shutdown(self: Box<Self>, _grace: Duration) -> BoxFuture<'static, ()> {
+    /// Stops accepting and drains in one step; the grace period is the one the listener was made
+    /// with (`kiln up --shutdown-grace`).
+    fn stop(self: Box<Self>, _grace: Duration) -> BoxFuture<'static, Draining> {
         let server = self.server;
         Box::pin(async move {
             let _ = tokio::task::spawn_blocking(move || server.shutdown()).await;
+            Draining::done()
         })
     }
 }

@@ -13,7 +13,7 @@
 //! within the grace period, and never acks a message whose handler did not finish.
 
 use anyhow::{Context, Result};
-use kiln_app::{App, BoxFuture, EventOutcome, RunningTrigger, Trigger, TriggerContext};
+use kiln_app::{App, BoxFuture, Draining, EventOutcome, RunningTrigger, Trigger, TriggerContext};
 use kiln_cap_messaging::bindings::MessagingRequestReplyPre;
 use kiln_cap_messaging::{GuestMessage, MessagingApp, MessagingInstance};
 use kiln_engine::{ComponentPre, KilnState};
@@ -104,11 +104,11 @@ impl Trigger for NatsTrigger {
             }
             anyhow::Ok(sources)
         })?;
-        // Shutdown sends the grace period.
-        let (stop, stop_rx) = watch::channel(None);
+        let (stop, stop_rx) = watch::channel(false);
+        let prefix = context.log_prefix();
         let shared = Arc::new(Shared { context, permits: Arc::new(Semaphore::new(limits.max_concurrency.max(1))) });
         let loops = sources.into_iter().map(|(component, source)| runtime.spawn(serve(shared.clone(), component, source, stop_rx.clone()))).collect();
-        Ok(Box::new(Running { stop, loops, triggers, broker: broker.describe() }))
+        Ok(Box::new(Running { stop, loops, prefix, triggers, broker: broker.describe() }))
     }
 }
 
@@ -168,8 +168,10 @@ struct Shared {
 
 /// The running NATS trigger of one app.
 struct Running {
-    stop: watch::Sender<Option<Duration>>,
-    loops: Vec<tokio::task::JoinHandle<()>>,
+    stop: watch::Sender<bool>,
+    /// Each subscription's loop; it ends with the handlers it started that are still running.
+    loops: Vec<tokio::task::JoinHandle<JoinSet<()>>>,
+    prefix: String,
     triggers: Vec<TriggerInfo>,
     /// `in-process` or the NATS URL (without credentials).
     broker: String,
@@ -192,22 +194,41 @@ impl RunningTrigger for Running {
             .collect()
     }
 
-    /// Stops taking messages, lets in-flight handlers finish (up to the grace period; then they are
-    /// cut off, and their durable messages are not acked).
-    fn shutdown(self: Box<Self>, grace: Duration) -> BoxFuture<'static, ()> {
-        let Running { stop, loops, .. } = *self;
+    /// Stops taking messages (a durable consumer's buffered, unstarted messages are never acked, so
+    /// they are redelivered); the drain lets in-flight handlers finish up to the grace period, then
+    /// cuts them off, and their durable messages are not acked.
+    fn stop(self: Box<Self>, grace: Duration) -> BoxFuture<'static, Draining> {
+        let Running { stop, loops, prefix, .. } = *self;
         Box::pin(async move {
-            let _ = stop.send(Some(grace));
+            let _ = stop.send(true);
+            let mut inflight = Vec::new();
             for task in loops {
-                let _ = task.await;
+                if let Ok(handlers) = task.await {
+                    inflight.push(handlers);
+                }
             }
+            Draining::new(async move {
+                let all = async {
+                    for handlers in &mut inflight {
+                        while handlers.join_next().await.is_some() {}
+                    }
+                };
+                if tokio::time::timeout(grace, all).await.is_err() {
+                    let left: usize = inflight.iter().map(JoinSet::len).sum();
+                    tracing::warn!("{prefix}shutdown grace period of {grace:?} elapsed; cutting off {left} NATS handler(s) (their messages are not acked)");
+                    for handlers in &mut inflight {
+                        handlers.abort_all();
+                        while handlers.join_next().await.is_some() {}
+                    }
+                }
+            })
         })
     }
 }
 
-/// Takes messages from one trigger's source until shutdown, runs each on its own task, and on
-/// shutdown waits for those tasks up to the grace period.
-async fn serve(shared: Arc<Shared>, component: String, mut source: Source, mut stop: watch::Receiver<Option<Duration>>) {
+/// Takes messages from one trigger's source until stopped, runs each on its own task, and returns
+/// the tasks still running.
+async fn serve(shared: Arc<Shared>, component: String, mut source: Source, mut stop: watch::Receiver<bool>) -> JoinSet<()> {
     let mut inflight = JoinSet::new();
     let prefix = shared.context.log_prefix();
     loop {
@@ -239,15 +260,7 @@ async fn serve(shared: Arc<Shared>, component: String, mut source: Source, mut s
     }
     // Stop fetching: a durable consumer's buffered, unstarted messages are never acked (redelivered).
     drop(source);
-    if inflight.is_empty() {
-        return;
-    }
-    let grace = stop.borrow().unwrap_or_default();
-    if tokio::time::timeout(grace, async { while inflight.join_next().await.is_some() {} }).await.is_err() {
-        tracing::warn!("{prefix}[{component}] shutdown grace period of {grace:?} elapsed; cutting off {} handler(s) (their messages are not acked)", inflight.len());
-        inflight.abort_all();
-        while inflight.join_next().await.is_some() {}
-    }
+    inflight
 }
 
 async fn next_message(source: &mut Source) -> Option<(Message, Option<Delivery>)> {

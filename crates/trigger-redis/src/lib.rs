@@ -15,7 +15,7 @@ mod subscriber;
 pub use plan::{ServerPlan, plan, redact};
 
 use anyhow::{Context, Result};
-use kiln_app::{App, BoxFuture, RunningTrigger, Trigger, TriggerContext};
+use kiln_app::{App, BoxFuture, Draining, RunningTrigger, Trigger, TriggerContext};
 use kiln_engine::{ComponentPre, InstanceLimits, KilnState};
 use kiln_manifest::Manifest;
 use kiln_outbound_http::OutboundHttp;
@@ -204,9 +204,9 @@ impl RunningTrigger for Running {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 
-    /// Stops taking messages (unsubscribes), lets in-flight handlers finish up to the grace period,
-    /// cuts off the rest.
-    fn shutdown(self: Box<Self>, grace: Duration) -> BoxFuture<'static, ()> {
+    /// Stops taking messages (unsubscribes); the drain lets in-flight handlers finish up to the
+    /// grace period and cuts off the rest.
+    fn stop(self: Box<Self>, grace: Duration) -> BoxFuture<'static, Draining> {
         let Running { stop, cut_off, subscribers, shared, .. } = *self;
         Box::pin(async move {
             let _ = stop.send(true);
@@ -214,13 +214,15 @@ impl RunningTrigger for Running {
             for subscriber in subscribers {
                 let _ = tokio::time::timeout_at(deadline, subscriber).await;
             }
-            let all = shared.context.limits.max_concurrency.clamp(1, Semaphore::MAX_PERMITS) as u32;
-            if tokio::time::timeout_at(deadline, shared.permits.acquire_many(all)).await.is_err() {
-                tracing::warn!(target: "kiln::redis", "{}shutdown grace period of {grace:?} elapsed; cutting off the Redis handlers still running", shared.context.log_prefix());
-                let _ = cut_off.send(true);
-                // Cut-off handlers give their permits back as they unwind.
-                let _ = tokio::time::timeout(Duration::from_secs(1), shared.permits.acquire_many(all)).await;
-            }
+            Draining::new(async move {
+                let all = shared.context.limits.max_concurrency.clamp(1, Semaphore::MAX_PERMITS) as u32;
+                if tokio::time::timeout_at(deadline, shared.permits.acquire_many(all)).await.is_err() {
+                    tracing::warn!(target: "kiln::redis", "{}shutdown grace period of {grace:?} elapsed; cutting off the Redis handlers still running", shared.context.log_prefix());
+                    let _ = cut_off.send(true);
+                    // Cut-off handlers give their permits back as they unwind.
+                    let _ = tokio::time::timeout(Duration::from_secs(1), shared.permits.acquire_many(all)).await;
+                }
+            })
         })
     }
 }

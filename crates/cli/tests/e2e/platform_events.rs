@@ -161,6 +161,8 @@ fn event_apps_are_deployed_updated_restored_and_removed() {
     // A new version that changes the trigger restarts it on the new channel.
     serve.deploy_ok("orders", "", redis_app(&redis, "orders-v4", "4"));
     assert!(wait_until(Duration::from_secs(10), || numsub(&redis, "orders-v4") == 1 && numsub(&redis, "orders") == 0), "resubscribed");
+    // The gap without a subscription is measured and logged.
+    assert!(wait_until(Duration::from_secs(5), || serve.kiln.log().contains("app `orders`: redis trigger(s) changed and were restarted, ")), "{}", serve.kiln.log());
 
     // A restart of the host restores the subscriptions and schedules.
     let token = serve.token.clone();
