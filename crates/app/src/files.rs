@@ -11,7 +11,7 @@ use kiln_manifest::{Component, FileMount, Manifest};
 use std::path::{Path, PathBuf};
 
 /// Returns the (host directory, guest path) pairs to mount for `component`.
-pub(crate) fn stage(manifest: &Manifest, component: &Component, files_dir: &Path) -> Result<Vec<(PathBuf, String)>> {
+pub fn stage(manifest: &Manifest, component: &Component, files_dir: &Path) -> Result<Vec<(PathBuf, String)>> {
     if component.files.is_empty() {
         return Ok(Vec::new());
     }

@@ -8,6 +8,9 @@ mod capability;
 mod files;
 mod trigger;
 
+/// Stages a component's `files` and returns what to mount: (host directory, guest path) pairs.
+pub use files::stage as stage_files;
+
 pub use capability::{AppCapability, AppContext, Capability, ComponentContext};
 pub use trigger::{AppSource, BoxFuture, Draining, EventObserver, EventOutcome, RunningTrigger, Trigger, TriggerContext, TriggerLimits};
 

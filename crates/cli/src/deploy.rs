@@ -7,14 +7,17 @@ use crate::client::{AdminClient, ApiError, App, ConnectArgs, SLOW_CALL_TIMEOUT, 
 use anyhow::{Context, Result, bail};
 use kiln_manifest::Manifest;
 use reqwest::StatusCode;
-use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(clap::Args)]
 pub(crate) struct DeployArgs {
-    /// The manifest, or a directory containing kiln.toml or spin.toml [default: the current directory].
-    #[arg(short = 'f', long = "from", value_name = "PATH")]
-    file: Option<PathBuf>,
+    /// The manifest, a directory containing kiln.toml or spin.toml, or a registry reference, which the
+    /// host pulls (with its own credentials) [default: the current directory].
+    #[arg(short = 'f', long = "from", value_name = "PATH|REF")]
+    file: Option<String>,
+    /// The registry of `--from REF` speaks plain HTTP (a registry on loopback).
+    #[arg(short = 'k', long)]
+    insecure: bool,
     /// The app's name on the host, a DNS label [default: the manifest's application name, made into one].
     #[arg(long)]
     name: Option<String>,
@@ -44,7 +47,10 @@ pub(crate) struct DeployArgs {
 
 pub(crate) fn run(args: DeployArgs) -> Result<()> {
     crate::init_logging(false, false);
-    let path = kiln_manifest::find_manifest(args.file.as_deref())?;
+    if let Some(reference) = args.file.as_deref().filter(|from| crate::registry::is_reference(from)) {
+        return deploy_reference(&args, reference);
+    }
+    let path = kiln_manifest::find_manifest(args.file.as_deref().map(std::path::Path::new))?;
     let manifest = Manifest::load(&path)?;
     let name = app_name(args.name.as_deref(), &manifest.application.name)?;
     let query = query_parameters(&args)?;
@@ -60,6 +66,24 @@ pub(crate) fn run(args: DeployArgs) -> Result<()> {
     }
     eprintln!("Uploading `{name}` to {} ({} files, {})", client.host(), archive.files, size(archive.bytes.len()));
     let (app, created) = upload(&client, &name, &query, archive.bytes)?;
+    print!("{}", deployed(&app, created));
+    Ok(())
+}
+
+/// Asks the host to pull `reference` and deploy it: the same checks and zero-failed-request swap as
+/// for an uploaded archive.
+fn deploy_reference(args: &DeployArgs, reference: &str) -> Result<()> {
+    let parsed = kiln_oci::parse_reference(reference)?;
+    let repository_name = parsed.repository().rsplit('/').next().unwrap_or_default().to_string();
+    let name = app_name(args.name.as_deref(), &repository_name)?;
+    let mut query = query_parameters(args)?;
+    query.push(("reference", reference.to_string()));
+    if args.insecure {
+        query.push(("insecure", "true".to_string()));
+    }
+    let client = AdminClient::connect(&args.connect)?;
+    eprintln!("Deploying `{name}` from {reference} on {}", client.host());
+    let (app, created) = upload(&client, &name, &query, Vec::new())?;
     print!("{}", deployed(&app, created));
     Ok(())
 }

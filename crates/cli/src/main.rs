@@ -5,6 +5,7 @@ mod build;
 mod capabilities;
 mod client;
 mod deploy;
+mod registry;
 mod serve;
 mod triggers;
 mod up;
@@ -36,6 +37,8 @@ enum Command {
     Deploy(deploy::DeployArgs),
     /// List, show and remove the apps of a `kiln serve` host.
     Apps(apps::AppsArgs),
+    /// Push apps to OCI registries, pull them, and log in (Spin's artifact layout).
+    Registry(registry::RegistryArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Deploy(args) => deploy::run(args),
         Command::Apps(args) => apps::run(args),
+        Command::Registry(args) => registry::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

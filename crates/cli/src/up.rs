@@ -11,9 +11,14 @@ use std::time::{Duration, Instant};
 
 #[derive(clap::Args)]
 pub(crate) struct UpArgs {
-    /// The manifest, or a directory containing kiln.toml or spin.toml [default: the current directory].
-    #[arg(short = 'f', long = "from", value_name = "PATH")]
-    file: Option<PathBuf>,
+    /// The manifest, a directory containing kiln.toml or spin.toml, or a registry reference
+    /// (`host[:port]/repository:tag`, `…@sha256:…` to pin; pulled unless cached) [default: the
+    /// current directory].
+    #[arg(short = 'f', long = "from", value_name = "PATH|REF")]
+    file: Option<String>,
+    /// The registry of `--from REF` speaks plain HTTP (a registry on loopback).
+    #[arg(short = 'k', long)]
+    insecure: bool,
     /// Address to serve HTTP on.
     #[arg(long, default_value = "127.0.0.1:3000", env = "KILN_LISTEN")]
     listen: SocketAddr,
@@ -68,7 +73,11 @@ pub(crate) struct UpArgs {
 pub(crate) fn run(args: UpArgs) -> Result<()> {
     crate::init_logging(args.quiet, args.json_logs);
     let started = Instant::now();
-    let path = kiln_manifest::find_manifest(args.file.as_deref())?;
+    let from_registry = args.file.as_deref().is_some_and(crate::registry::is_reference);
+    let path = match args.file.as_deref() {
+        Some(from) if crate::registry::is_reference(from) => crate::registry::cached_or_pulled(from, args.insecure, args.cache_dir.as_deref())?,
+        from => kiln_manifest::find_manifest(from.map(std::path::Path::new))?,
+    };
     let manifest = Manifest::load(&path)?;
     let limits = Limits::resolve(&args, &manifest.application.limits);
     let messaging_config = match &args.runtime_config_file {
@@ -111,6 +120,9 @@ pub(crate) fn run(args: UpArgs) -> Result<()> {
     options.runtime_config = runtime_config;
     if let Some(dir) = &args.state_dir {
         options.state_dir = dir.clone();
+    } else if from_registry {
+        // The pulled app in the cache is shared and never changes: its state lives where kiln runs.
+        options.state_dir = std::env::current_dir().context("no current directory")?.join(".kiln");
     }
     for statements in &args.sqlite {
         kiln_cap_sqlite::run_statements(&options.state_dir, &options.runtime_config, statements)?;

@@ -16,7 +16,7 @@ mod state;
 
 pub use capability::{ComponentCapability, LinkFn};
 pub use component::{ComponentPre, InstanceCall, InstanceLimits, InstanceOptions, SocketPolicy, WasiTemplate};
-pub use config::EngineConfig;
+pub use config::{EngineConfig, default_cache_dir};
 pub use limits::{InstanceFailure, classify_failure};
 pub use state::KilnState;
 pub use wasmtime;

@@ -50,6 +50,10 @@ impl AppLimits {
 pub struct DeployParams {
     pub route_prefix: Option<String>,
     pub limits: AppLimitsSpec,
+    /// Deploy this registry reference instead of an uploaded archive.
+    pub reference: Option<String>,
+    /// The reference's registry speaks plain HTTP.
+    pub insecure: bool,
 }
 
 /// The most a deploy may ask for: what the host's engine was sized for.
@@ -82,9 +86,11 @@ impl DeployParams {
                 "memory_limit_mib" => limits.memory_limit_mib = Some(parse_number(&key, &value, 1, ceilings.max_memory_limit_mib as u64)? as u32),
                 "request_timeout_ms" => limits.request_timeout_ms = Some(parse_number(&key, &value, 1, 24 * 3600 * 1000)?),
                 "max_request_body" => limits.max_request_body = Some(parse_number(&key, &value, 0, u64::MAX)?),
+                "reference" => params.reference = Some(value.trim().to_string()).filter(|r| !r.is_empty()),
+                "insecure" => params.insecure = matches!(value.as_ref(), "true" | "1" | ""),
                 other => {
                     return Err(format!(
-                        "unknown parameter `{other}`; known: route_prefix, max_concurrency, memory_limit_mib, request_timeout_ms, max_request_body"
+                        "unknown parameter `{other}`; known: route_prefix, max_concurrency, memory_limit_mib, request_timeout_ms, max_request_body, reference, insecure"
                     ));
                 }
             }

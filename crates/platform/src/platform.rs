@@ -370,8 +370,15 @@ impl Platform {
             limits: self.config.default_limits,
             deployed_at: unix_now(),
         };
+        let upload = match &params.reference {
+            Some(reference) if !archive.is_empty() => {
+                return Err(ApiError::bad_request(format!("send either an archive or `reference={reference}`, not both")));
+            }
+            Some(reference) => Upload::Pulled(self.pull(reference, params.insecure).await?),
+            None => Upload::Archive(archive),
+        };
         let (platform, metrics_for_load) = (self.clone(), metrics.clone());
-        let prepared = on_blocking_thread(move || platform.prepare_version(record, &params.limits, &archive, &metrics_for_load)).await;
+        let prepared = on_blocking_thread(move || platform.prepare_version(record, &params.limits, &upload, &metrics_for_load)).await;
         let Prepared { version, loaded, plans } = match prepared {
             Ok(prepared) => prepared,
             Err(err) => {
@@ -400,9 +407,20 @@ impl Platform {
 
     /// Unpacks, checks and compiles a version, and records it as current on disk. Nothing is
     /// visible to requests yet; on any error nothing is left behind.
-    fn prepare_version(&self, record: AppRecord, requested: &AppLimitsSpec, archive_bytes: &[u8], metrics: &Arc<AppMetrics>) -> Result<Prepared, ApiError> {
+    /// Pulls `reference` into the data directory's cache (blobs verified); returns the pulled app's
+    /// directory. Registry errors are the request's (400), naming the reference.
+    async fn pull(&self, reference: &str, insecure: bool) -> Result<PathBuf, ApiError> {
+        let cache = kiln_oci::Cache::new(&self.data.cache_dir());
+        let options = kiln_oci::RegistryOptions { insecure, credentials: kiln_oci::Credentials::default_location() };
+        let pulled = kiln_oci::pull(reference, &cache, &options).await.map_err(|err| ApiError::bad_request(format!("{err:#}")))?;
+        tracing::info!("pulled {reference} ({})", pulled.digest);
+        let dir = pulled.manifest_path.parent().ok_or_else(|| ApiError::internal(anyhow::anyhow!("the pulled app has no directory")))?;
+        Ok(dir.to_path_buf())
+    }
+
+    fn prepare_version(&self, record: AppRecord, requested: &AppLimitsSpec, upload: &Upload, metrics: &Arc<AppMetrics>) -> Result<Prepared, ApiError> {
         let dir = self.data.version_dir(&record.name, record.version);
-        let result = self.unpack_and_load(&record, requested, archive_bytes, &dir, metrics);
+        let result = self.unpack_and_load(&record, requested, upload, &dir, metrics);
         match result {
             Ok(prepared) => {
                 let json = serde_json::to_vec_pretty(&prepared.version.record).map_err(|err| ApiError::internal(err.into()))?;
@@ -420,15 +438,18 @@ impl Platform {
         }
     }
 
-    fn unpack_and_load(&self, record: &AppRecord, requested: &AppLimitsSpec, archive_bytes: &[u8], dir: &Path, metrics: &Arc<AppMetrics>) -> Result<Prepared, ApiError> {
+    fn unpack_and_load(&self, record: &AppRecord, requested: &AppLimitsSpec, upload: &Upload, dir: &Path, metrics: &Arc<AppMetrics>) -> Result<Prepared, ApiError> {
         let app_dir = self.data.app_dir(&record.name);
         std::fs::create_dir_all(&app_dir).map_err(|err| ApiError::internal(err.into()))?;
         let staging = app_dir.join(format!(".staging-{}", random_hex(6)));
         std::fs::create_dir(&staging).map_err(|err| ApiError::internal(err.into()))?;
-        let unpacked = archive::unpack(archive_bytes, &staging, self.config.max_upload.saturating_mul(4));
+        let unpacked = match upload {
+            Upload::Archive(bytes) => archive::unpack(bytes, &staging, self.config.max_upload.saturating_mul(4)).map_err(archive_error),
+            Upload::Pulled(app_dir) => copy_tree(app_dir, &staging).map_err(|err| ApiError::internal(err.context("cannot copy the pulled app"))),
+        };
         if let Err(err) = unpacked {
             let _ = std::fs::remove_dir_all(&staging);
-            return Err(archive_error(err));
+            return Err(err);
         }
         let _ = std::fs::remove_dir_all(dir);
         std::fs::rename(&staging, dir).map_err(|err| ApiError::internal(err.into()))?;
@@ -806,6 +827,30 @@ impl AppTable {
         prefixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
         self.by_prefix = prefixes;
     }
+}
+
+/// What a deploy brings: an uploaded archive, or an app pulled from a registry.
+enum Upload {
+    Archive(bytes::Bytes),
+    /// The pulled app's directory in the cache (`spin.toml`, `wasm/`, `files/`).
+    Pulled(PathBuf),
+}
+
+/// Copies the tree `from` into `to` (which exists): hard links where the filesystem allows (the
+/// cache's files are never changed in place), copies otherwise.
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(from).with_context(|| format!("cannot list `{}`", from.display()))? {
+        let entry = entry?;
+        let (source, target) = (entry.path(), to.join(entry.file_name()));
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            std::fs::create_dir_all(&target)?;
+            copy_tree(&source, &target)?;
+        } else if kind.is_file() && std::fs::hard_link(&source, &target).is_err() {
+            std::fs::copy(&source, &target).with_context(|| format!("cannot copy `{}`", source.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// Runs `work` (file system, compiling) off the async workers; a panic in it becomes a 500.

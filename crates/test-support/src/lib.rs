@@ -11,7 +11,9 @@
 mod nats;
 mod process;
 mod redis;
+mod registry;
 
 pub use nats::{NatsClient, NatsMsg, NatsServer, NatsSub};
 pub use process::free_port;
 pub use redis::RedisServer;
+pub use registry::RegistryServer;

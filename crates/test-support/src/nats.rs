@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 static NATS: Binary = Binary {
     name: "nats-server",
     env: "KILN_TEST_NATS_SERVER",
+    package: "nats-server",
 };
 
 /// A throwaway `nats-server` with JetStream on (`-js`, storing in a temp dir of its own), on a free

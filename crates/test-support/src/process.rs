@@ -23,6 +23,8 @@ pub(crate) struct Binary {
     pub(crate) name: &'static str,
     /// The environment variable that names another binary to use.
     pub(crate) env: &'static str,
+    /// The Debian package that installs it.
+    pub(crate) package: &'static str,
 }
 
 impl Binary {
@@ -43,9 +45,9 @@ impl Binary {
 
     fn hint(&self) -> String {
         format!(
-            "These tests run a real `{}`. Install it (Debian/Ubuntu: `apt-get install redis-server \
-             nats-server`; nats-server goes to /usr/sbin), or set {} to the binary's path.",
-            self.name, self.env
+            "These tests run a real `{}`. Install it (Debian/Ubuntu: `apt-get install {}`; \
+             nats-server goes to /usr/sbin), or set {} to the binary's path.",
+            self.name, self.package, self.env
         )
     }
 }

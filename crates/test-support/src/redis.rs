@@ -9,6 +9,7 @@ use std::time::Duration;
 static REDIS: Binary = Binary {
     name: "redis-server",
     env: "KILN_TEST_REDIS_SERVER",
+    package: "redis-server",
 };
 
 /// A throwaway `redis-server` on a free loopback port, persisting nothing (its working directory is

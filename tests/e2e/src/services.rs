@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-pub use kiln_test_support::{NatsClient, NatsMsg, NatsServer, NatsSub, RedisServer};
+pub use kiln_test_support::{NatsClient, NatsMsg, NatsServer, NatsSub, RedisServer, RegistryServer};
 
 /// A tiny TCP echo server on a free loopback port, for outbound-socket tests: each connection gets
 /// back everything it sends, until it half-closes. Runs until dropped (the thread is detached and

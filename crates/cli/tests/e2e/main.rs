@@ -18,6 +18,7 @@ mod platform_cli;
 mod platform_events;
 mod redis_outbound;
 mod redis_trigger;
+mod registry;
 mod sockets;
 mod spin4;
 mod sqlite;

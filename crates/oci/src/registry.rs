@@ -1,0 +1,277 @@
+//! Talking to a registry (through `oci-client`): push a packed app, pull an artifact into the
+//! content-addressed cache, every blob's digest checked before it is kept.
+//!
+//! The cache (`<cache>/registry/`):
+//! - `blobs/sha256/<hex>`: layers, written to a temporary file, hashed, and renamed into place only
+//!   when the hash matches: a half-downloaded or tampered blob is never kept;
+//! - `manifests/<registry>/<repository>/<tag>.json`: the manifest digest a tag last pointed at;
+//! - `apps/<manifest hex>/`: the materialized app (`spin.toml`, `wasm/`, `files/`).
+
+use crate::auth::Credentials;
+use crate::locked::*;
+use crate::materialize::{Blobs, materialize};
+use crate::pack::{Packed, sha256_digest};
+use anyhow::{Context, Result, bail};
+use oci_client::client::{ClientConfig, ClientProtocol, Config, ImageLayer};
+use oci_client::manifest::{OciDescriptor, OciImageManifest};
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// How to reach registries.
+#[derive(Clone, Debug)]
+pub struct RegistryOptions {
+    /// Plain HTTP instead of TLS (a registry on loopback), as Spin's `--insecure`.
+    pub insecure: bool,
+    pub credentials: Credentials,
+}
+
+/// A pulled app, ready to load.
+#[derive(Clone, Debug)]
+pub struct PulledApp {
+    /// `sha256:…` of the image manifest.
+    pub digest: String,
+    /// The materialized app's `spin.toml`.
+    pub manifest_path: PathBuf,
+}
+
+/// Parses `REF` (`host[:port]/repository[:tag][@sha256:…]`), with an error saying what one looks like.
+pub fn parse_reference(reference: &str) -> Result<Reference> {
+    reference.parse::<Reference>().map_err(|err| {
+        anyhow::anyhow!("`{reference}` is not a registry reference ({err}); references look like `ghcr.io/org/app:1.0` or `127.0.0.1:5000/app@sha256:…`")
+    })
+}
+
+fn client(options: &RegistryOptions) -> Client {
+    // reqwest's rustls needs a process-wide crypto provider; install ring's unless one is set.
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+    let protocol = if options.insecure { ClientProtocol::Http } else { ClientProtocol::Https };
+    Client::new(ClientConfig { protocol, default_token_expiration_secs: 300, ..ClientConfig::default() })
+}
+
+fn auth_for(reference: &Reference, options: &RegistryOptions) -> Result<RegistryAuth> {
+    options.credentials.lookup(reference.resolve_registry().trim_end_matches('/'))
+}
+
+/// Explains a registry error: the address, and what to do for the usual causes.
+fn explain(err: oci_client::errors::OciDistributionError, reference: &Reference, what: &str) -> anyhow::Error {
+    use oci_client::errors::OciDistributionError as E;
+    let registry = reference.resolve_registry();
+    let text = err.to_string();
+    let help = match &err {
+        E::AuthenticationFailure(_) | E::UnauthorizedError { .. } => format!("the registry refused the credentials: run `kiln registry login {registry}`"),
+        E::ImageManifestNotFoundError(_) => format!("`{reference}` does not exist on {registry}"),
+        _ if text.contains("401") || text.to_ascii_lowercase().contains("unauthorized") => {
+            format!("the registry refused the credentials (401): run `kiln registry login {registry}`")
+        }
+        _ if text.contains("404") || ["manifest unknown", "name unknown", "manifest_unknown", "name_unknown"].iter().any(|t| text.to_ascii_lowercase().contains(t)) => {
+            format!("`{reference}` was not found on {registry}")
+        }
+        _ if text.contains("error sending request") || text.contains("onnect") => {
+            format!("cannot reach the registry at {registry} (is it running? for a plain-HTTP registry on loopback, pass --insecure)")
+        }
+        _ => String::new(),
+    };
+    if help.is_empty() { anyhow::anyhow!("{what} `{reference}`: {text}") } else { anyhow::anyhow!("{what} `{reference}`: {help}\n  ({text})") }
+}
+
+/// Pushes a packed app to `reference`; returns the manifest's digest.
+pub async fn push(packed: &Packed, reference: &str, options: &RegistryOptions) -> Result<String> {
+    let reference = parse_reference(reference)?;
+    let auth = auth_for(&reference, options)?;
+    let layers: Vec<ImageLayer> = packed.layers.iter().map(|layer| ImageLayer::new(layer.data.clone(), layer.media_type.to_string(), None)).collect();
+    let locked_digest = packed.layers.iter().find(|l| l.media_type == LOCKED_APP_MEDIA_TYPE).map(|l| l.digest.clone()).context("the packed app has no locked app")?;
+    let config = serde_json::json!({
+        "architecture": "wasm",
+        "os": "wasip1",
+        "config": { "Labels": { LOCKED_APP_DIGEST_LABEL: locked_digest } },
+        "rootfs": { "type": "layers", "diff_ids": [] },
+    });
+    let config = Config::new(serde_json::to_vec(&config)?, OCI_CONFIG_MEDIA_TYPE.to_string(), None);
+    let manifest = OciImageManifest::build(&layers, &config, Some(annotations(&packed.locked)));
+    let response = client(options).push(&reference, &layers, config, &auth, Some(manifest)).await.map_err(|err| explain(err, &reference, "cannot push to"))?;
+    let digest = response.manifest_url.rsplit('/').next().unwrap_or_default().to_string();
+    if !digest.starts_with("sha256:") {
+        bail!("the registry did not say the digest of the pushed manifest ({})", response.manifest_url);
+    }
+    Ok(digest)
+}
+
+/// The manifest annotations Spin writes: title, version, description, authors, created.
+fn annotations(locked: &LockedApp) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let text = |key: &str| locked.metadata.get(key).and_then(|v| v.as_str()).filter(|s| !s.is_empty()).map(str::to_string);
+    if let Some(name) = text("name") {
+        out.insert("org.opencontainers.image.title".to_string(), name);
+    }
+    if let Some(version) = text("version") {
+        out.insert("org.opencontainers.image.version".to_string(), version);
+    }
+    if let Some(description) = text("description") {
+        out.insert("org.opencontainers.image.description".to_string(), description);
+    }
+    if let Some(authors) = locked.metadata.get("authors").and_then(|a| a.as_array()).filter(|a| !a.is_empty()) {
+        let authors: Vec<&str> = authors.iter().filter_map(|a| a.as_str()).collect();
+        out.insert("org.opencontainers.image.authors".to_string(), authors.join(", "));
+    }
+    out.insert("org.opencontainers.image.created".to_string(), chrono::Utc::now().to_rfc3339());
+    out
+}
+
+/// The content-addressed cache under `<cache>/registry/`.
+#[derive(Clone, Debug)]
+pub struct Cache {
+    root: PathBuf,
+}
+
+impl Cache {
+    pub fn new(cache_dir: &Path) -> Cache {
+        Cache { root: cache_dir.join("registry") }
+    }
+
+    fn blob_path(&self, digest: &str) -> Result<PathBuf> {
+        let hex = digest.strip_prefix("sha256:").filter(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())).with_context(|| format!("`{digest}` is not a sha256 digest"))?;
+        Ok(self.root.join("blobs/sha256").join(hex))
+    }
+
+    fn app_dir(&self, manifest_digest: &str) -> Result<PathBuf> {
+        let blob = self.blob_path(manifest_digest)?;
+        let hex = blob.file_name().context("digest")?.to_owned();
+        Ok(self.root.join("apps").join(hex))
+    }
+
+    fn tag_path(&self, reference: &Reference) -> PathBuf {
+        let registry = reference.resolve_registry().replace(':', "_");
+        self.root.join("manifests").join(registry).join(reference.repository()).join(format!("{}.json", reference.tag().unwrap_or("latest")))
+    }
+
+    /// The app already pulled for `reference`, if a digest pins it or its tag was pulled before.
+    pub fn cached_app(&self, reference: &str) -> Result<Option<PulledApp>> {
+        let reference = parse_reference(reference)?;
+        let digest = match reference.digest() {
+            Some(digest) => digest.to_string(),
+            None => match std::fs::read_to_string(self.tag_path(&reference)) {
+                Ok(digest) => digest.trim().to_string(),
+                Err(_) => return Ok(None),
+            },
+        };
+        let manifest_path = self.app_dir(&digest)?.join("spin.toml");
+        Ok(manifest_path.is_file().then_some(PulledApp { digest, manifest_path }))
+    }
+
+    /// Stores `data` as the blob `digest` if it hashes to it; a mismatch is an error naming `what`.
+    fn store(&self, digest: &str, data: &[u8], what: &str) -> Result<PathBuf> {
+        let path = self.blob_path(digest)?;
+        let actual = sha256_digest(data);
+        if actual != digest {
+            bail!("{what} does not match its digest: expected {digest}, the registry sent content hashing to {actual}; nothing was kept or run");
+        }
+        write_atomically(&path, data)?;
+        Ok(path)
+    }
+}
+
+impl Blobs for Cache {
+    fn blob(&self, digest: &str) -> Result<PathBuf> {
+        let path = self.blob_path(digest)?;
+        if !path.is_file() {
+            bail!("the blob {digest} is not in the cache");
+        }
+        Ok(path)
+    }
+}
+
+fn write_atomically(path: &Path, data: &[u8]) -> Result<()> {
+    let dir = path.parent().context("no parent directory")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+    let mut temp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("cannot write in `{}`", dir.display()))?;
+    std::io::Write::write_all(&mut temp, data)?;
+    temp.persist(path).with_context(|| format!("cannot write `{}`", path.display()))?;
+    Ok(())
+}
+
+/// Pulls `reference` into `cache` (blobs already there are not fetched again) and materializes it.
+pub async fn pull(reference: &str, cache: &Cache, options: &RegistryOptions) -> Result<PulledApp> {
+    let reference = parse_reference(reference)?;
+    let auth = auth_for(&reference, options)?;
+    let client = client(options);
+    let (manifest, digest) = client.pull_image_manifest(&reference, &auth).await.map_err(|err| explain(err, &reference, "cannot pull"))?;
+    if let Some(pinned) = reference.digest()
+        && pinned != digest
+    {
+        bail!("the registry answered `{reference}` with a manifest whose digest is {digest}");
+    }
+    let locked_layer = manifest.layers.iter().rev().find(|layer| layer.media_type == LOCKED_APP_MEDIA_TYPE);
+    let locked_bytes = match locked_layer {
+        Some(layer) => fetch(&client, &reference, cache, layer, "the locked app layer").await?,
+        // Older Spin artifacts carried the locked app as the config blob.
+        None => {
+            let config = fetch(&client, &reference, cache, &manifest.config, "the config blob").await?;
+            if !serde_json::from_slice::<serde_json::Value>(&config).is_ok_and(|v| v.get("spin_lock_version").is_some()) {
+                bail!("`{reference}` is not a Spin or Kiln app: it has no `{LOCKED_APP_MEDIA_TYPE}` layer and its config is not a locked app");
+            }
+            config
+        }
+    };
+    let locked: LockedApp = serde_json::from_slice(&locked_bytes).with_context(|| format!("`{reference}`: its locked app is not valid"))?;
+    for (index, layer) in manifest.layers.iter().enumerate() {
+        match layer.media_type.as_str() {
+            LOCKED_APP_MEDIA_TYPE => {}
+            WASM_LAYER_MEDIA_TYPE | PLAIN_WASM_MEDIA_TYPE | DATA_LAYER_MEDIA_TYPE => {
+                if cache.blob(&layer.digest).is_err() {
+                    fetch(&client, &reference, cache, layer, &format!("layer {index} ({}, {})", layer.media_type, layer.digest)).await?;
+                }
+            }
+            ARCHIVE_LAYER_MEDIA_TYPE => {
+                let archive = fetch(&client, &reference, cache, layer, &format!("layer {index} ({}, {})", layer.media_type, layer.digest)).await?;
+                unpack_archive_layer(&archive, cache).with_context(|| format!("layer {index} ({})", layer.digest))?;
+            }
+            other => bail!("`{reference}`: layer {index} has media type `{other}`, which a Spin or Kiln app does not use"),
+        }
+    }
+    let dir = cache.app_dir(&digest)?;
+    let manifest_path = match dir.join("spin.toml") {
+        path if path.is_file() => path,
+        _ => materialize(&locked, cache, &dir).with_context(|| format!("`{reference}`"))?,
+    };
+    if reference.digest().is_none() {
+        write_atomically(&cache.tag_path(&reference), digest.as_bytes())?;
+    }
+    Ok(PulledApp { digest, manifest_path })
+}
+
+async fn fetch(client: &Client, reference: &Reference, cache: &Cache, layer: &OciDescriptor, what: &str) -> Result<Vec<u8>> {
+    let mut data = Vec::with_capacity(usize::try_from(layer.size).unwrap_or(0));
+    client.pull_blob(reference, layer, &mut data).await.map_err(|err| {
+        let text = err.to_string();
+        if text.to_ascii_lowercase().contains("digest") {
+            anyhow::anyhow!("{what} does not match its digest {}: the registry sent something else; nothing was kept or run ({text})", layer.digest)
+        } else {
+            explain(err, reference, &format!("cannot fetch {what} of"))
+        }
+    })?;
+    cache.store(&layer.digest, &data, what)?;
+    Ok(data)
+}
+
+/// A Spin archive layer: every file in it becomes a blob of its own, by its content's digest.
+fn unpack_archive_layer(archive: &[u8], cache: &Cache) -> Result<()> {
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(archive));
+    for entry in tar.entries().context("not a gzip-compressed tar")? {
+        let mut entry = entry?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data)?;
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(&data)));
+        if cache.blob(&digest).is_err() {
+            cache.store(&digest, &data, "a file of the archive layer")?;
+        }
+    }
+    Ok(())
+}
