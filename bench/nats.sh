@@ -131,7 +131,7 @@ start_sub() {
             if [[ $kind == *-core ]]; then
                 trigger='subject = "bench.core"'
             else
-                trigger=$(printf 'subject = "bench.js"\ndurable = "kiln%s"' "$run")
+                trigger=$(printf 'subject = "bench.js"\ndurable = "%s%s"' "${kind%%-*}" "$run")
             fi
             printf 'spin_manifest_version = 2\n[application]\nname = "nats-bench"\n[application.trigger.nats]\nurl = "%s"\n[[trigger.nats]]\n%s\ncomponent = "bench"\n[component.bench]\nsource = "bench.wasm"\n' \
                 "$NATS_URL" "$trigger" >"$app/kiln.toml"
@@ -189,7 +189,7 @@ wait_ready() {
                 ;;
             kiln-js | serve-js)
                 local out
-                out=$("$NATIVE_BIN" js-wait --url "$NATS_URL" --stream BENCH --durable "kiln$run" --count 0 --timeout 1 2>/dev/null || true)
+                out=$("$NATIVE_BIN" js-wait --url "$NATS_URL" --stream BENCH --durable "${kind%%-*}$run" --count 0 --timeout 1 2>/dev/null || true)
                 [[ $out == *"found=1"* ]] && return 0
                 ;;
         esac
@@ -219,7 +219,7 @@ measure() {
         [[ $done_n == "$COUNT" ]] || log "$kind run $run: only $done_n of $COUNT answered"
     else
         local durable=native$run
-        [[ $kind == kiln-js || $kind == serve-js ]] && durable=kiln$run
+        [[ $kind == kiln-js || $kind == serve-js ]] && durable=${kind%%-*}$run
         t0=$(cpu_ticks "$pid")
         "${PIN_LOAD[@]}" "$NATIVE_BIN" js-wait --url "$NATS_URL" --stream BENCH --durable "$durable" --count "$JS_COUNT" --timeout 300 >"$WORK/wait.out" &
         local waiter=$!

@@ -3,7 +3,6 @@
 use crate::component::{AppShared, ComponentMetrics, ObservedComponent};
 use crate::families::{AppLabels, ComponentLabels, EventLabels, Families, TriggerLabels};
 use kiln_app::{EventObserver, EventOutcome};
-use std::collections::HashSet;
 use std::sync::atomic::AtomicU64;
 use crate::traces::{SpanSource, Tracing};
 use kiln_trigger_http::{ComponentObserver, HttpObserver};
@@ -92,8 +91,9 @@ struct AppState {
     /// Made when a trigger asks for them, kept so that a new version reuses them and so that removal
     /// knows every series.
     components: Mutex<HashMap<Arc<str>, Arc<ComponentMetrics>>>,
-    /// Every event series made, so that removal knows them.
-    event_series: Mutex<HashSet<EventLabels>>,
+    /// Every event series made, by (trigger, component, outcome): removal knows them, and an event
+    /// finds its counter and histogram without allocating labels.
+    event_series: Mutex<HashMap<(&'static str, Arc<str>, &'static str), (Counter, Histogram)>>,
     events: AtomicU64,
     event_errors: AtomicU64,
 }
@@ -138,9 +138,10 @@ impl AppState {
             component.remove_series();
         }
         let events = self.event_series.lock().unwrap_or_else(PoisonError::into_inner);
-        for labels in events.iter() {
-            self.families.events.remove(labels);
-            self.families.event_duration.remove(&TriggerLabels { app: labels.app.clone(), trigger: labels.trigger });
+        for (trigger, component, outcome) in events.keys() {
+            let app = self.labels.app.clone();
+            self.families.events.remove(&EventLabels { app: app.clone(), trigger, component: component.clone(), outcome });
+            self.families.event_duration.remove(&TriggerLabels { app, trigger });
         }
     }
 
@@ -153,15 +154,26 @@ impl AppState {
             EventOutcome::Ok => "ok",
             EventOutcome::Failed => "error",
         };
-        let labels = EventLabels { app: self.labels.app.clone(), trigger, component: Arc::from(component), outcome };
         // Checked under the lock `remove_series` takes after setting the flag, as for components.
         let mut series = self.event_series.lock().unwrap_or_else(PoisonError::into_inner);
         if self.shared.removed.load(Ordering::SeqCst) {
             return;
         }
-        self.families.events.get_or_create(&labels).inc();
-        self.families.event_duration.get_or_create(&TriggerLabels { app: labels.app.clone(), trigger }).observe(elapsed.as_secs_f64());
-        series.insert(labels);
+        let found = series.iter().find(|((t, c, o), _)| *t == trigger && **c == *component && *o == outcome).map(|(_, handles)| handles.clone());
+        let (counter, histogram) = found.unwrap_or_else(|| {
+            let component: Arc<str> = Arc::from(component);
+            let app = self.labels.app.clone();
+            let labels = EventLabels { app: app.clone(), trigger, component: component.clone(), outcome };
+            let handles = (
+                self.families.events.get_or_create_owned(&labels),
+                self.families.event_duration.get_or_create_owned(&TriggerLabels { app, trigger }),
+            );
+            series.insert((trigger, component, outcome), handles.clone());
+            handles
+        });
+        drop(series);
+        counter.inc();
+        histogram.observe(elapsed.as_secs_f64());
     }
 }
 
