@@ -138,12 +138,12 @@ fn load_component(
         ComponentSource::Local(path) => path.clone(),
         ComponentSource::Remote { url, .. } => {
             return Err(manifest
-                .error_at(&component.source_span, format!("component `{id}`: remote source `{url}` is not supported yet"), "download the .wasm file and point `source` at the local path")
+                .error_at(&component.source_span, format!("component `{id}`: remote source `{url}` was not fetched"), "kiln up and kiln deploy fetch remote sources; or download the .wasm file and point `source` at it")
                 .into());
         }
         ComponentSource::Registry { package, .. } => {
             return Err(manifest
-                .error_at(&component.source_span, format!("component `{id}`: registry source `{package}` is not supported yet"), "fetch the component and point `source` at the local .wasm file")
+                .error_at(&component.source_span, format!("component `{id}`: registry source `{package}` was not fetched"), "kiln up and kiln deploy fetch registry sources; or fetch the component and point `source` at the local .wasm file")
                 .into());
         }
     };

@@ -51,7 +51,8 @@ pub(crate) fn run(args: DeployArgs) -> Result<()> {
         return deploy_reference(&args, reference);
     }
     let path = kiln_manifest::find_manifest(args.file.as_deref().map(std::path::Path::new))?;
-    let manifest = Manifest::load(&path)?;
+    let mut manifest = Manifest::load(&path)?;
+    crate::registry::resolve_sources(&mut manifest, args.insecure, None)?;
     let name = app_name(args.name.as_deref(), &manifest.application.name)?;
     let query = query_parameters(&args)?;
     // Resolved before building or packing, so a missing token is reported at once.

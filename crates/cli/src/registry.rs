@@ -82,7 +82,8 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 fn push(args: PushArgs) -> Result<()> {
     let path = kiln_manifest::find_manifest(args.file.as_deref())?;
-    let manifest = Manifest::load(&path)?;
+    let mut manifest = Manifest::load(&path)?;
+    resolve_sources(&mut manifest, args.insecure, None)?;
     let packed = kiln_oci::pack(&manifest)?;
     let bytes: usize = packed.layers.iter().map(|layer| layer.data.len()).sum();
     eprintln!("Pushing `{}` to {} ({} layers, {} bytes)", manifest.application.name, args.reference, packed.layers.len(), bytes);
@@ -106,6 +107,17 @@ pub(crate) fn cached_or_pulled(reference: &str, insecure: bool, cache_dir: Optio
         return Ok(cached.manifest_path);
     }
     Ok(pull(reference, insecure, cache_dir)?.manifest_path)
+}
+
+/// Fetches every `{ url, digest }` and `{ registry, package, version }` component source of
+/// `manifest` into the cache and points the component at the file.
+pub(crate) fn resolve_sources(manifest: &mut Manifest, insecure: bool, cache_dir: Option<&Path>) -> Result<()> {
+    let remote = manifest.components.values().any(|c| !matches!(c.source, kiln_manifest::ComponentSource::Local(_)));
+    if !remote {
+        return Ok(());
+    }
+    let cache = Cache::new(&cache_root(cache_dir)?);
+    runtime()?.block_on(kiln_oci::resolve_sources(manifest, &cache, &options(insecure)))
 }
 
 fn cache_root(cache_dir: Option<&Path>) -> Result<PathBuf> {

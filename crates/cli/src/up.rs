@@ -78,7 +78,8 @@ pub(crate) fn run(args: UpArgs) -> Result<()> {
         Some(from) if crate::registry::is_reference(from) => crate::registry::cached_or_pulled(from, args.insecure, args.cache_dir.as_deref())?,
         from => kiln_manifest::find_manifest(from.map(std::path::Path::new))?,
     };
-    let manifest = Manifest::load(&path)?;
+    let mut manifest = Manifest::load(&path)?;
+    crate::registry::resolve_sources(&mut manifest, args.insecure, args.cache_dir.as_deref())?;
     let limits = Limits::resolve(&args, &manifest.application.limits);
     let messaging_config = match &args.runtime_config_file {
         Some(path) => kiln_messaging::MessagingRuntimeConfig::load(path)?,

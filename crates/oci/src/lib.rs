@@ -14,7 +14,9 @@ pub mod locked;
 pub mod materialize;
 pub mod pack;
 pub mod registry;
+pub mod sources;
 
 pub use auth::Credentials;
 pub use pack::{Packed, pack};
 pub use registry::{Cache, PulledApp, RegistryOptions, parse_reference, pull, push};
+pub use sources::resolve_sources;

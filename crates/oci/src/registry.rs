@@ -44,11 +44,15 @@ pub fn parse_reference(reference: &str) -> Result<Reference> {
     })
 }
 
-fn client(options: &RegistryOptions) -> Client {
-    // reqwest's rustls needs a process-wide crypto provider; install ring's unless one is set.
+/// reqwest's rustls needs a process-wide crypto provider; installs ring's unless one is set.
+pub(crate) fn install_crypto_provider() {
     if rustls::crypto::CryptoProvider::get_default().is_none() {
         let _ = rustls::crypto::ring::default_provider().install_default();
     }
+}
+
+fn client(options: &RegistryOptions) -> Client {
+    install_crypto_provider();
     let protocol = if options.insecure { ClientProtocol::Http } else { ClientProtocol::Https };
     Client::new(ClientConfig { protocol, default_token_expiration_secs: 300, ..ClientConfig::default() })
 }
@@ -163,12 +167,22 @@ impl Cache {
         Ok(manifest_path.is_file().then_some(PulledApp { digest, manifest_path }))
     }
 
+    /// The cached blob `digest`, if it is there.
+    pub fn blob_file(&self, digest: &str) -> Result<PathBuf> {
+        Blobs::blob(self, digest)
+    }
+
+    /// Stores `data` as the blob `digest` if it hashes to it; a mismatch is an error naming `what`.
+    pub fn store_verified(&self, digest: &str, data: &[u8], what: &str) -> Result<PathBuf> {
+        self.store(digest, data, what)
+    }
+
     /// Stores `data` as the blob `digest` if it hashes to it; a mismatch is an error naming `what`.
     fn store(&self, digest: &str, data: &[u8], what: &str) -> Result<PathBuf> {
         let path = self.blob_path(digest)?;
         let actual = sha256_digest(data);
         if actual != digest {
-            bail!("{what} does not match its digest: expected {digest}, the registry sent content hashing to {actual}; nothing was kept or run");
+            bail!("{what} does not match its digest: expected {digest}, got content hashing to {actual}; nothing was kept or run");
         }
         write_atomically(&path, data)?;
         Ok(path)
@@ -242,6 +256,23 @@ pub async fn pull(reference: &str, cache: &Cache, options: &RegistryOptions) -> 
         write_atomically(&cache.tag_path(&reference), digest.as_bytes())?;
     }
     Ok(PulledApp { digest, manifest_path })
+}
+
+/// Pulls the layers of `reference` whose media type is one of `media_types` into the cache; returns
+/// their files, in manifest order.
+pub(crate) async fn pull_layers(reference: &str, cache: &Cache, options: &RegistryOptions, media_types: &[&str]) -> Result<Vec<PathBuf>> {
+    let reference = parse_reference(reference)?;
+    let auth = auth_for(&reference, options)?;
+    let client = client(options);
+    let (manifest, _) = client.pull_image_manifest(&reference, &auth).await.map_err(|err| explain(err, &reference, "cannot pull"))?;
+    let mut files = Vec::new();
+    for (index, layer) in manifest.layers.iter().enumerate().filter(|(_, layer)| media_types.contains(&layer.media_type.as_str())) {
+        if cache.blob(&layer.digest).is_err() {
+            fetch(&client, &reference, cache, layer, &format!("layer {index} ({}, {})", layer.media_type, layer.digest)).await?;
+        }
+        files.push(cache.blob(&layer.digest)?);
+    }
+    Ok(files)
 }
 
 async fn fetch(client: &Client, reference: &Reference, cache: &Cache, layer: &OciDescriptor, what: &str) -> Result<Vec<u8>> {

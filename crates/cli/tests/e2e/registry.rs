@@ -193,3 +193,40 @@ fn credentials_are_required_stored_privately_and_used() {
     let (ok, out) = kiln(&["registry", "pull", &reference, "--insecure"], config.path(), "");
     assert!(ok, "{out}");
 }
+
+#[test]
+fn component_sources_from_a_url_and_from_a_registry_package() {
+    let registry = RegistryServer::start();
+    let config = tempfile::tempdir().unwrap();
+    // A one-component app in the registry is a package with one Wasm layer.
+    let package = kiln_e2e::kiln::app_dir(
+        &format!("spin_manifest_version = 2\n[application]\nname = \"echo\"\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"echo\"\n[component.echo]\nsource = \"{}\"\n", kiln_e2e::guest("echo_request").display()),
+        &[],
+    );
+    push(&format!("{}/kiln/echo:1.0.0", registry.host()), package.path(), config.path());
+    let manifest = registry_get(&registry, "kiln/echo/manifests/1.0.0");
+    let wasm = manifest["layers"][0]["digest"].as_str().unwrap().to_string();
+    let app_manifest = |digest: &str| {
+        format!(
+            "spin_manifest_version = 2\n[application]\nname = \"sources\"\n\
+             [[trigger.http]]\nroute = \"/url/...\"\ncomponent = \"by-url\"\n\
+             [[trigger.http]]\nroute = \"/package/...\"\ncomponent = \"by-package\"\n\
+             [component.by-url]\nsource = {{ url = \"http://{host}/v2/kiln/echo/blobs/{wasm}\", digest = \"{digest}\" }}\n\
+             [component.by-package]\nsource = {{ registry = \"{host}\", package = \"kiln:echo\", version = \"1.0.0\" }}\n",
+            host = registry.host()
+        )
+    };
+    let app = kiln_e2e::kiln::app_dir(&app_manifest(&wasm), &[]);
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().to_str().unwrap();
+    let kiln_up = Kiln::up(&kiln_bin(), &app.path().join("kiln.toml"), &["--insecure", "--cache-dir", cache_dir]);
+    assert_eq!(kiln_up.get("/url/x").status(), 200);
+    assert_eq!(kiln_up.get("/package/x").status(), 200);
+    drop(kiln_up);
+
+    // A digest that does not match what the URL serves: refused at the source's line.
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let app = kiln_e2e::kiln::app_dir(&app_manifest(&wrong), &[]);
+    let (ok, out) = kiln(&["up", "-f", app.path().to_str().unwrap(), "--insecure", "--cache-dir", cache_dir], config.path(), "");
+    assert!(!ok && out.contains("kiln.toml:") && out.contains("match its digest"), "{out}");
+}
