@@ -43,6 +43,7 @@ enum Command {
 
 fn main() -> ExitCode {
     disable_library_backtraces();
+    install_tls_provider();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Up(args) => up::run(args),
@@ -72,6 +73,12 @@ fn disable_library_backtraces() {
         // SAFETY: called first thing in main, before any thread exists.
         unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
     }
+}
+
+/// Every TLS client of the process (registries, OTLP, `rediss://`) uses rustls with ring: one
+/// process-wide provider, installed before any of them is built.
+fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 pub(crate) fn init_logging(quiet: bool, json: bool) {

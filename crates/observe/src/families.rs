@@ -82,6 +82,7 @@ pub(crate) struct Families {
     pub cold_loads: Family<AppLabels, Counter>,
     pub cold_load_duration: HistogramFamily<AppLabels>,
     pub events: Family<EventLabels, Counter>,
+    pub trigger_up: Family<TriggerLabels, Gauge>,
     pub event_duration: HistogramFamily<TriggerLabels>,
     pub apps: Gauge,
 }
@@ -98,6 +99,7 @@ impl Families {
             cold_loads: Family::default(),
             cold_load_duration: Family::new_with_constructor(|| Histogram::new(COLD_LOAD_BUCKETS)),
             events: Family::default(),
+            trigger_up: Family::default(),
             event_duration: Family::new_with_constructor(|| Histogram::new(REQUEST_BUCKETS)),
             apps: Gauge::default(),
         };
@@ -136,6 +138,11 @@ impl Families {
             self.cold_load_duration.clone(),
         );
         registry.register("kiln_events", "Events (Redis and NATS messages, cron ticks) handled per app, trigger, component and outcome", self.events.clone());
+        registry.register(
+            "kiln_trigger_up",
+            "1 while an app's event trigger is subscribed (or scheduled), 0 while it is reconnecting",
+            self.trigger_up.clone(),
+        );
         registry.register_with_unit(
             "kiln_event_duration",
             "Time to handle one event, including loading an idle app",

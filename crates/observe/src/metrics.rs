@@ -96,6 +96,8 @@ struct AppState {
     event_series: Mutex<HashMap<(&'static str, Arc<str>, &'static str), (Counter, Histogram)>>,
     events: AtomicU64,
     event_errors: AtomicU64,
+    /// The trigger kinds whose `kiln_trigger_up` series exist.
+    trigger_kinds: Mutex<Vec<&'static str>>,
 }
 
 impl AppState {
@@ -110,6 +112,7 @@ impl AppState {
             event_series: Mutex::default(),
             events: AtomicU64::new(0),
             event_errors: AtomicU64::new(0),
+            trigger_kinds: Mutex::default(),
             labels,
         }
     }
@@ -136,6 +139,9 @@ impl AppState {
         let components = self.components.lock().unwrap_or_else(PoisonError::into_inner);
         for component in components.values() {
             component.remove_series();
+        }
+        for trigger in self.trigger_kinds.lock().unwrap_or_else(PoisonError::into_inner).drain(..) {
+            self.families.trigger_up.remove(&TriggerLabels { app: self.labels.app.clone(), trigger });
         }
         let events = self.event_series.lock().unwrap_or_else(PoisonError::into_inner);
         for (trigger, component, outcome) in events.keys() {
@@ -196,6 +202,18 @@ impl AppMetrics {
     pub fn totals(&self) -> (u64, u64) {
         let shared = &self.state.shared;
         (shared.requests.load(Ordering::Relaxed), shared.errors_5xx.load(Ordering::Relaxed))
+    }
+
+    /// Sets `kiln_trigger_up` for the app's `trigger` kind: whether it is subscribed now.
+    pub fn trigger_state(&self, trigger: &'static str, up: bool) {
+        let mut kinds = self.state.trigger_kinds.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.state.shared.removed.load(Ordering::SeqCst) {
+            return;
+        }
+        if !kinds.contains(&trigger) {
+            kinds.push(trigger);
+        }
+        self.state.families.trigger_up.get_or_create(&TriggerLabels { app: self.state.labels.app.clone(), trigger }).set(i64::from(up));
     }
 
     /// `(events, failed)`: events handled since the app was first deployed, and how many failed.

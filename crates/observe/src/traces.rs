@@ -35,6 +35,11 @@ impl Tracing {
     /// (`OTEL_EXPORTER_OTLP_TRACES_HEADERS`, `_TIMEOUT`) and batch processor's (`OTEL_BSP_*`)
     /// variables apply too.
     pub fn otlp(endpoint: &str, service_name: &str) -> Result<Tracing> {
+        // The exporter's HTTP client uses rustls, which needs a process-wide crypto provider (the
+        // workspace builds reqwest without a default one): ring's, unless one is installed.
+        if rustls::crypto::CryptoProvider::get_default().is_none() {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
         let url = traces_url(endpoint)?;
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()

@@ -91,7 +91,10 @@ impl Admin {
             (&Method::GET, Target::Health) => Ok(with_type(Full::new(Bytes::from_static(b"OK\n")), "text/plain")),
             (&Method::GET, Target::OpenApi) => Ok(with_type(Full::new(Bytes::from_static(OPENAPI.as_bytes())), "application/json")),
             (&Method::GET, Target::Dashboard) => Ok(with_type(Full::new(Bytes::from_static(DASHBOARD.as_bytes())), "text/html; charset=utf-8")),
-            (&Method::GET, Target::Metrics) => Ok(with_type(Full::new(Bytes::from(self.platform.metrics().render())), kiln_observe::CONTENT_TYPE)),
+            (&Method::GET, Target::Metrics) => {
+                self.platform.refresh_trigger_metrics();
+                Ok(with_type(Full::new(Bytes::from(self.platform.metrics().render())), kiln_observe::CONTENT_TYPE))
+            }
             (&Method::GET, Target::Apps) => Ok(json(StatusCode::OK, &crate::record::AppList { apps: self.platform.list() })),
             (&Method::GET, Target::App(name)) => self.show(name),
             (&Method::PUT, Target::App(name)) => self.deploy(name, request).await,

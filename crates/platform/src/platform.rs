@@ -563,6 +563,16 @@ impl Platform {
         futures::future::join_all(events.into_iter().map(|running| running.running.shutdown(grace))).await;
     }
 
+    /// Sets each app's `kiln_trigger_up` from its triggers' state (before `/metrics` is rendered).
+    pub fn refresh_trigger_metrics(&self) {
+        let entries: Vec<Arc<AppEntry>> = self.apps.read().unwrap_or_else(|p| p.into_inner()).by_name.values().cloned().collect();
+        for entry in entries {
+            for running in entry.events.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+                entry.metrics.trigger_state(running.kind, running.running.state() == "ok");
+            }
+        }
+    }
+
     /// Stops every app's event triggers, in-flight events finishing within `grace` (host shutdown).
     pub async fn shutdown_events(&self, grace: Duration) {
         let entries: Vec<Arc<AppEntry>> = self.apps.read().unwrap_or_else(|p| p.into_inner()).by_name.values().cloned().collect();

@@ -116,6 +116,7 @@ fn event_apps_are_deployed_updated_restored_and_removed() {
     assert_eq!(orders["events_total"], 1, "{orders}");
     let metrics = kiln_e2e::kiln::client().get(serve.admin_url("/metrics")).bearer_auth(&serve.token).send().unwrap().text().unwrap();
     assert!(metrics.contains(r#"kiln_events_total{app="jobs",trigger="nats",component="sub",outcome="ok"} 1"#), "{metrics}");
+    assert!(metrics.contains(r#"kiln_trigger_up{app="orders",trigger="redis"} 1"#), "{metrics}");
 
     // Scale to zero: idle event apps hold no loaded version, only their subscriptions, and the next
     // event loads them again.
