@@ -12,8 +12,10 @@ mod nats;
 mod process;
 mod redis;
 mod registry;
+mod trigger;
 
 pub use nats::{NatsClient, NatsMsg, NatsServer, NatsSub};
 pub use process::free_port;
 pub use redis::RedisServer;
 pub use registry::RegistryServer;
+pub use trigger::StartedTrigger;

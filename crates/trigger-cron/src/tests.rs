@@ -1,7 +1,7 @@
 use super::*;
 use chrono::TimeZone;
-use kiln_app::{LoadOptions, TriggerLimits};
-use kiln_engine::{Engine, EngineConfig, InstanceLimits};
+use kiln_app::LoadOptions;
+use kiln_engine::{Engine, EngineConfig};
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Mutex, OnceLock};
@@ -179,26 +179,8 @@ fn options() -> Options {
     Options { deadline: Duration::from_millis(2500), memory_limit: 16 << 20, grace: Duration::from_secs(5) }
 }
 
-/// The trigger started on its own event runtime, as `kiln up` starts it.
-struct Started {
-    trigger: Box<dyn RunningTrigger>,
-    runtime: tokio::runtime::Runtime,
-    grace: Duration,
-}
-
-impl Started {
-    fn shutdown(self) {
-        self.runtime.block_on(self.trigger.shutdown(self.grace));
-    }
-}
-
-fn start(app: App, options: Options) -> Result<Started> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let limits = TriggerLimits { instance: InstanceLimits { deadline: options.deadline, memory_limit: options.memory_limit }, max_concurrency: 100 };
-    let app = Arc::new(app);
-    let context = TriggerContext::resident(app.clone(), limits, runtime.handle().clone());
-    let trigger = CronTrigger.start(&app, context)?;
-    Ok(Started { trigger, runtime, grace: options.grace })
+fn start(app: App, options: Options) -> Result<kiln_test_support::StartedTrigger> {
+    kiln_test_support::StartedTrigger::start(&CronTrigger, Arc::new(app), options.deadline, options.memory_limit, 100, options.grace)
 }
 
 #[test]
@@ -217,7 +199,7 @@ fn ticks_run_components_and_overlapping_ticks_are_skipped() {
         &[("ok-every-second", cron_guest(OK_BODY)), ("fails", cron_guest(FAIL_BODY)), ("endless", cron_guest(LOOP_BODY))],
     );
     let running = start(app.unwrap(), options()).unwrap();
-    assert_eq!(running.trigger.describe().len(), 3);
+    assert_eq!(running.running.describe().len(), 3);
     std::thread::sleep(Duration::from_millis(4600));
     running.shutdown();
 

@@ -2,8 +2,8 @@
 //! real `nats-server`.
 
 use super::*;
-use kiln_app::{Capability, LoadOptions, TriggerLimits};
-use kiln_engine::{Engine, EngineConfig, InstanceLimits};
+use kiln_app::{Capability, LoadOptions};
+use kiln_engine::{Engine, EngineConfig};
 use kiln_messaging::{DLQ_DELIVERIES_HEADER, DLQ_REASON_HEADER, DLQ_SUBJECT_HEADER};
 use kiln_test_support::NatsServer;
 use std::path::PathBuf;
@@ -47,26 +47,10 @@ fn load(triggers: &str, broker: Broker) -> TestApp {
     TestApp { app, broker, _dir: dir }
 }
 
-/// The trigger started on its own event runtime, as `kiln up` starts it.
-struct Started {
-    trigger: Box<dyn RunningTrigger>,
-    runtime: tokio::runtime::Runtime,
-}
-
-impl Started {
-    fn shutdown(self) {
-        self.runtime.block_on(self.trigger.shutdown(Duration::from_secs(5)));
-    }
-}
-
 /// Starts the app's NATS triggers with a per-instance `deadline`, 3 deliveries and fast redelivery.
-fn start(t: &TestApp, deadline: Duration) -> Result<Started> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let limits = TriggerLimits { instance: InstanceLimits { deadline, memory_limit: 128 << 20 }, max_concurrency: 100 };
+fn start(t: &TestApp, deadline: Duration) -> Result<kiln_test_support::StartedTrigger> {
     let trigger = NatsTrigger { redelivery: Redelivery { max_deliver: 3, delay: Duration::from_millis(20) } };
-    let context = TriggerContext::resident(t.app.clone(), limits, runtime.handle().clone());
-    let running = trigger.start(&t.app, context)?;
-    Ok(Started { trigger: running, runtime })
+    kiln_test_support::StartedTrigger::start(&trigger, t.app.clone(), deadline, 128 << 20, 100, Duration::from_secs(5))
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -79,7 +63,7 @@ async fn recv(sub: &mut Subscription, within: Duration) -> Option<Message> {
 
 fn exercise_plain(t: &TestApp) {
     let running = start(t, Duration::from_secs(5)).unwrap();
-    assert_eq!(running.trigger.describe().len(), 1);
+    assert_eq!(running.running.describe().len(), 1);
     let broker = t.broker.clone();
     runtime().block_on(async {
         // Request/reply through the trigger: msg_sub replies upper-cased via request-reply.reply.

@@ -1,6 +1,6 @@
 use super::*;
-use kiln_app::{LoadOptions, TriggerLimits};
-use kiln_engine::{Engine, EngineConfig, InstanceLimits};
+use kiln_app::LoadOptions;
+use kiln_engine::{Engine, EngineConfig};
 use kiln_manifest::Manifest;
 use kiln_test_support::RedisServer;
 use std::io::Write;
@@ -187,29 +187,8 @@ fn options() -> Options {
     Options { deadline: Duration::from_millis(1500), memory_limit: 16 << 20, max_concurrency: 10, grace: Duration::from_secs(5) }
 }
 
-/// The trigger started on its own event runtime, as `kiln up` starts it.
-struct Started {
-    trigger: Box<dyn RunningTrigger>,
-    runtime: tokio::runtime::Runtime,
-    grace: Duration,
-}
-
-impl Started {
-    fn shutdown(self) {
-        self.runtime.block_on(self.trigger.shutdown(self.grace));
-    }
-}
-
-fn start(app: App, options: Options) -> Result<Started> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let limits = TriggerLimits {
-        instance: InstanceLimits { deadline: options.deadline, memory_limit: options.memory_limit },
-        max_concurrency: options.max_concurrency,
-    };
-    let app = Arc::new(app);
-    let context = TriggerContext::resident(app.clone(), limits, runtime.handle().clone());
-    let trigger = RedisTrigger.start(&app, context)?;
-    Ok(Started { trigger, runtime, grace: options.grace })
+fn start(app: App, options: Options) -> Result<kiln_test_support::StartedTrigger> {
+    kiln_test_support::StartedTrigger::start(&RedisTrigger, Arc::new(app), options.deadline, options.memory_limit, options.max_concurrency, options.grace)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -295,7 +274,7 @@ fn messages_run_the_component_and_failures_are_logged() {
     );
     let (_dir, app) = load_app(&text, &[("handler", redis_guest())], vec![]);
     let running = start(app.unwrap(), options()).unwrap();
-    assert_eq!(running.trigger.describe(), vec![format!("handler: redis channel `msgs-a` on {}", redis.url())]);
+    assert_eq!(running.running.describe(), vec![format!("handler: redis channel `msgs-a` on {}", redis.url())]);
     redis.wait_subscribers("msgs-a", 1);
 
     assert_eq!(redis.publish("msgs-a", b"hello"), 1);
