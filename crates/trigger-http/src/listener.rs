@@ -40,8 +40,10 @@ impl Trigger for HttpListener {
         "http"
     }
 
-    fn is_used_by(&self, manifest: &Manifest) -> bool {
-        !manifest.http_triggers.is_empty()
+    /// Always: the listener runs for an app without HTTP routes too, so `/.well-known/spin/health`
+    /// answers for event-only apps.
+    fn is_used_by(&self, _manifest: &Manifest) -> bool {
+        true
     }
 
     fn check(&self, manifest: &Manifest) -> Result<()> {

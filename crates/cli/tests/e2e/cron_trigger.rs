@@ -155,3 +155,16 @@ fn a_component_without_the_cron_export_fails_at_start() {
     assert!(output.contains("handle-cron-event"), "{output}");
     assert!(output.contains("`kv`"), "{output}");
 }
+
+#[test]
+fn an_app_without_http_routes_still_answers_its_health_check() {
+    let manifest = format!(
+        "spin_manifest_version = 2\n[application]\nname = \"ticks-only\"\n[[trigger.cron]]\ninterval = \"1s\"\ncomponent = \"tick\"\n[component.tick]\nsource = \"{}\"\nkey_value_stores = [\"default\"]\n",
+        kiln_e2e::guest("cron_tick").display()
+    );
+    let dir = kiln_e2e::kiln::app_dir(&manifest, &[]);
+    // `Kiln::up` waits for /.well-known/spin/health.
+    let kiln = kiln_e2e::kiln::Kiln::up(&crate::kiln_bin(), &dir.path().join("kiln.toml"), &[]);
+    assert!(kiln.wait_for_log("cron_tick run at", Duration::from_secs(10)), "{}", kiln.log());
+    assert_eq!(kiln.get("/anything").status(), 404);
+}
