@@ -190,7 +190,7 @@ fn event_apps_are_deployed_updated_restored_and_removed() {
 }
 
 #[test]
-fn an_unreachable_redis_at_deploy_is_refused_and_changes_nothing() {
+fn an_unreachable_redis_or_nats_at_deploy_is_refused_and_changes_nothing() {
     let mut redis = RedisServer::start();
     redis.stop();
     let dir = tempfile::tempdir().expect("temp dir");
@@ -199,6 +199,14 @@ fn an_unreachable_redis_at_deploy_is_refused_and_changes_nothing() {
     assert_eq!(status, 400, "{body}");
     assert!(body["error"].as_str().unwrap_or_default().contains("cannot reach"), "{body}");
     let (status, _) = serve.admin("GET", "/v1/apps/orders");
+    assert_eq!(status, 404, "nothing was deployed");
+
+    // So is an unreachable NATS server.
+    let archive = event_app("msg_sub", "[application.trigger.nats]\nurl = \"nats://127.0.0.1:1\"", "[[trigger.nats]]\nsubject = \"jobs.*\"\ncomponent = \"sub\"", "1");
+    let (status, body) = serve.deploy("jobs", "", archive);
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"].as_str().unwrap_or_default().contains("127.0.0.1:1"), "{body}");
+    let (status, _) = serve.admin("GET", "/v1/apps/jobs");
     assert_eq!(status, 404, "nothing was deployed");
 
     // A component without the export is refused at its place in the manifest.
