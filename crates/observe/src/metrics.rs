@@ -81,6 +81,9 @@ impl Metrics {
     }
 }
 
+/// (trigger, component, outcome) of an event series.
+type EventKey = (&'static str, Arc<str>, &'static str);
+
 /// One app's state in the registry, shared by every version of the app.
 struct AppState {
     labels: AppLabels,
@@ -93,7 +96,7 @@ struct AppState {
     components: Mutex<HashMap<Arc<str>, Arc<ComponentMetrics>>>,
     /// Every event series made, by (trigger, component, outcome): removal knows them, and an event
     /// finds its counter and histogram without allocating labels.
-    event_series: Mutex<HashMap<(&'static str, Arc<str>, &'static str), (Counter, Histogram)>>,
+    event_series: Mutex<HashMap<EventKey, (Counter, Histogram)>>,
     events: AtomicU64,
     event_errors: AtomicU64,
     /// The trigger kinds whose `kiln_trigger_up` series exist.

@@ -282,7 +282,7 @@ pub async fn pull(reference: &str, cache: &Cache, options: &RegistryOptions) -> 
         _ => materialize(&locked, cache, &dir).with_context(|| format!("`{reference}`"))?,
     };
     if reference.digest().is_none() {
-        let path = cache.tag_path(&reference.resolve_registry(), reference.repository(), reference.tag());
+        let path = cache.tag_path(reference.resolve_registry(), reference.repository(), reference.tag());
         write_atomically(&path, digest.as_bytes())?;
     }
     Ok(PulledApp { digest, manifest_path })

@@ -77,7 +77,7 @@ fn kv_number(serve: &KilnServe, app: &str, key: &str) -> u64 {
 fn numsub(redis: &RedisServer, channel: &str) -> u64 {
     let reply = redis.command(&["PUBSUB", "NUMSUB", channel]).expect("PUBSUB NUMSUB");
     // `*2 $len channel :N`: the last integer reply.
-    reply.lines().filter_map(|line| line.strip_prefix(':')).last().and_then(|n| n.trim().parse().ok()).unwrap_or(0)
+    reply.lines().filter_map(|line| line.strip_prefix(':')).next_back().and_then(|n| n.trim().parse().ok()).unwrap_or(0)
 }
 
 fn app_info(serve: &KilnServe, name: &str) -> Value {
