@@ -53,6 +53,10 @@ pub(crate) struct ServeArgs {
     /// Send a trace span per request over OTLP/HTTP to this endpoint (e.g. http://127.0.0.1:4318).
     #[arg(long, value_name = "URL", env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     otlp_endpoint: Option<String>,
+    /// A Redis server shared with other `kiln serve` hosts: an app deployed by reference on any of
+    /// them is served by all (`redis://host:6379`).
+    #[arg(long, value_name = "URL", env = "KILN_CLUSTER_REDIS")]
+    cluster_redis: Option<String>,
     /// On SIGINT/SIGTERM, how long in-flight requests may take to finish.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     shutdown_grace: Duration,
@@ -146,6 +150,7 @@ fn platform_config(args: &ServeArgs) -> Result<PlatformConfig> {
         idle_timeout: args.idle_timeout,
         max_upload: args.max_upload,
         engine,
+        cluster_redis: args.cluster_redis.clone(),
     })
 }
 

@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod archive;
+pub mod cluster;
 pub mod data_dir;
 pub mod front;
 pub mod limits;

@@ -10,6 +10,7 @@
 use crate::archive::{self, ArchiveError};
 use crate::data_dir::{DataDir, random_hex, sync_dir, write_atomically};
 use crate::limits::{AppLimits, DeployParams, LimitCeilings, valid_app_name};
+use crate::cluster::{Cluster, Desired};
 use crate::record::{AppInfo, AppRecord, RouteInfo, TriggerInfo, unix_now};
 use anyhow::{Context, Result};
 use arc_swap::{ArcSwap, ArcSwapOption};
@@ -45,6 +46,8 @@ pub struct PlatformConfig {
     pub max_upload: u64,
     /// The engine: pool size, memory ceiling (the cache directory is the data directory's).
     pub engine: EngineConfig,
+    /// `redis://…` shared with other hosts: apps deployed by reference are served by all of them.
+    pub cluster_redis: Option<String>,
 }
 
 /// An error for the API: a status and a one-line message.
@@ -89,6 +92,7 @@ pub struct Platform {
     metrics: Arc<Metrics>,
     tracing: Option<Tracing>,
     started: Instant,
+    cluster: Option<Cluster>,
 }
 
 #[derive(Default)]
@@ -197,6 +201,7 @@ impl Platform {
         engine_config.cache_dir = Some(data.cache_dir());
         engine_config.concurrency = false;
         let engine = Engine::new(engine_config, &links)?;
+        let cluster = config.cluster_redis.as_deref().map(Cluster::new).transpose()?;
         let platform = Arc::new(Platform {
             config,
             data,
@@ -211,8 +216,12 @@ impl Platform {
             metrics,
             tracing,
             started: Instant::now(),
+            cluster,
         });
         platform.restore();
+        if let Some(cluster) = &platform.cluster {
+            platform.events.spawn(crate::cluster::run(Arc::downgrade(&platform), cluster.clone()));
+        }
         Ok(platform)
     }
 
@@ -345,8 +354,40 @@ impl Platform {
     // ---- deploy, update, remove --------------------------------------------------------------
 
     /// Deploys `archive` as app `name` (a new app, or a new version of one). Returns once the new
-    /// version is what new requests get; `true` when the app is new.
+    /// version is what new requests get; `true` when the app is new. On a host of a cluster, a
+    /// deploy by reference is also recorded in the cluster's shared state, so every host serves it.
     pub async fn deploy(self: &Arc<Self>, name: &str, query: Option<&str>, archive: bytes::Bytes) -> Result<(AppInfo, bool), ApiError> {
+        let by_reference = DeployParams::parse(query, self.config.ceilings).is_ok_and(|params| params.reference.is_some());
+        let desired = match &self.cluster {
+            Some(_) if by_reference => Some(Desired::new(query.unwrap_or_default())),
+            _ => None,
+        };
+        let deployed = self.deploy_as(name, query, archive, desired.clone()).await?;
+        if let (Some(cluster), Some(desired)) = (&self.cluster, &desired) {
+            cluster.publish_deployed(name, desired).await.map_err(|err| {
+                ApiError::new(StatusCode::BAD_GATEWAY, format!("`{name}` is deployed on this host, but the cluster's Redis did not take it: {err:#}"))
+            })?;
+        }
+        Ok(deployed)
+    }
+
+    /// Deploys what the cluster wants for `name` on this host, without announcing it again.
+    pub(crate) async fn deploy_desired(self: &Arc<Self>, name: &str, desired: &Desired) -> Result<(), ApiError> {
+        self.deploy_as(name, Some(&desired.query), bytes::Bytes::new(), Some(desired.clone())).await.map(|_| ())
+    }
+
+    /// What the cluster asked for when `name` was deployed through it, if it was.
+    pub(crate) fn desired_of(&self, name: &str) -> Option<Desired> {
+        self.entry(name).and_then(|entry| entry.current.load().record.desired.clone())
+    }
+
+    /// The apps this host serves because the cluster asked for them.
+    pub(crate) fn cluster_apps(&self) -> Vec<String> {
+        let apps = self.apps.read().unwrap_or_else(|p| p.into_inner());
+        apps.by_name.values().filter(|entry| entry.current.load().record.desired.is_some()).map(|entry| entry.name.clone()).collect()
+    }
+
+    async fn deploy_as(self: &Arc<Self>, name: &str, query: Option<&str>, archive: bytes::Bytes, desired: Option<Desired>) -> Result<(AppInfo, bool), ApiError> {
         if !valid_app_name(name) {
             return Err(ApiError::bad_request(format!(
                 "`{name}` is not a valid app name: use 1-63 lowercase letters, digits and `-`, not starting or ending with `-` (it becomes `{name}.{}`)",
@@ -369,6 +410,7 @@ impl Platform {
             // Set from the manifest and the request once the archive is unpacked.
             limits: self.config.default_limits,
             deployed_at: unix_now(),
+            desired,
         };
         let upload = match &params.reference {
             Some(reference) if !archive.is_empty() => {
@@ -605,8 +647,21 @@ impl Platform {
     }
 
     /// Removes app `name`: new requests get 404 at once, running ones finish (up to the app's
-    /// deadline), then its files and state are deleted.
+    /// deadline), then its files and state are deleted. An app deployed through the cluster is
+    /// removed from the cluster's shared state too, so every host removes it.
     pub async fn remove(self: &Arc<Self>, name: &str) -> Result<(), ApiError> {
+        let through_cluster = self.desired_of(name).is_some();
+        self.remove_local(name).await?;
+        if let (Some(cluster), true) = (&self.cluster, through_cluster) {
+            cluster.publish_removed(name).await.map_err(|err| {
+                ApiError::new(StatusCode::BAD_GATEWAY, format!("`{name}` is removed from this host, but the cluster's Redis did not take it: {err:#}"))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Removes app `name` from this host only.
+    pub(crate) async fn remove_local(self: &Arc<Self>, name: &str) -> Result<(), ApiError> {
         let _change = self.changes.lock().await;
         let entry = {
             let mut apps = self.apps.write().unwrap_or_else(|poisoned| poisoned.into_inner());

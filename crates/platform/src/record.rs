@@ -19,6 +19,9 @@ pub struct AppRecord {
     pub limits: AppLimits,
     /// Unix seconds.
     pub deployed_at: u64,
+    /// Deployed through the cluster's shared state (by reference): what the cluster asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired: Option<crate::cluster::Desired>,
 }
 
 /// One route of an app, as the API lists it.

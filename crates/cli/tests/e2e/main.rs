@@ -2,6 +2,7 @@
 //! guests come from `guests/` and `examples/`, built from source once per run by the `kiln-e2e`
 //! crate's build script. Tests run in parallel (one thread each).
 
+mod cluster;
 mod cron_trigger;
 mod dashboard;
 mod engine;

@@ -13,11 +13,11 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// More than 128 bytes: a layer of its own.
-const BIG: &str = "a static file large enough to be a layer of its own in the artifact, rather than inlined in the locked app; it is repeated twice under two names.";
+pub(crate) const BIG: &str = "a static file large enough to be a layer of its own in the artifact, rather than inlined in the locked app; it is repeated twice under two names.";
 
 /// The app: `files` (reads its files) on `/files/...` with three static files (two identical, one
 /// small enough to be inlined), and `echo` on `/echo/...`.
-fn demo_app() -> tempfile::TempDir {
+pub(crate) fn demo_app() -> tempfile::TempDir {
     let manifest = format!(
         r#"spin_manifest_version = 2
 [application]
@@ -48,7 +48,7 @@ environment = {{ GREETING = "hello" }}
 }
 
 /// `kiln <args>` with `XDG_CONFIG_HOME` (credentials) in `config`, `stdin` fed; (success, output).
-fn kiln(args: &[&str], config: &Path, stdin: &str) -> (bool, String) {
+pub(crate) fn kiln(args: &[&str], config: &Path, stdin: &str) -> (bool, String) {
     let mut child = Command::new(kiln_bin())
         .args(args)
         .env("XDG_CONFIG_HOME", config)
@@ -65,7 +65,7 @@ fn kiln(args: &[&str], config: &Path, stdin: &str) -> (bool, String) {
     (output.status.success(), text)
 }
 
-fn push(reference: &str, app: &Path, config: &Path) -> String {
+pub(crate) fn push(reference: &str, app: &Path, config: &Path) -> String {
     let (ok, out) = kiln(&["registry", "push", reference, "-f", app.to_str().unwrap(), "--insecure"], config, "");
     assert!(ok, "push failed: {out}");
     let digest = out.split('@').nth(1).and_then(|rest| rest.split_whitespace().next()).unwrap_or_else(|| panic!("no digest in: {out}"));
