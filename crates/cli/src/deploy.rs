@@ -43,6 +43,10 @@ pub(crate) struct DeployArgs {
     /// Run the components' build commands before packing.
     #[arg(long)]
     build: bool,
+    /// The app's runtime config on the host (Redis key-value stores, `static` or `dotenv` variables):
+    /// packed as `runtime-config.toml`, or sent with `--from REF`.
+    #[arg(long, value_name = "FILE")]
+    runtime_config_file: Option<std::path::PathBuf>,
 }
 
 pub(crate) fn run(args: DeployArgs) -> Result<()> {
@@ -61,7 +65,7 @@ pub(crate) fn run(args: DeployArgs) -> Result<()> {
         crate::build::build_all(&manifest)?;
     }
     manifest.check_sources()?;
-    let archive = archive::pack(&manifest)?;
+    let archive = archive::pack(&manifest, args.runtime_config_file.as_deref())?;
     for warning in &archive.warnings {
         eprintln!("warning: {warning}");
     }
@@ -82,9 +86,13 @@ fn deploy_reference(args: &DeployArgs, reference: &str) -> Result<()> {
     if args.insecure {
         query.push(("insecure", "true".to_string()));
     }
+    let runtime_config = match &args.runtime_config_file {
+        Some(path) => std::fs::read(path).with_context(|| format!("cannot read --runtime-config-file `{}`", path.display()))?,
+        None => Vec::new(),
+    };
     let client = AdminClient::connect(&args.connect)?;
     eprintln!("Deploying `{name}` from {reference} on {}", client.host());
-    let (app, created) = upload(&client, &name, &query, Vec::new())?;
+    let (app, created) = upload(&client, &name, &query, runtime_config)?;
     print!("{}", deployed(&app, created));
     Ok(())
 }

@@ -26,6 +26,9 @@ pub const RESYNC: Duration = Duration::from_secs(30);
 pub struct Desired {
     /// The deploy's query string (reference, insecure, route prefix and limits).
     pub query: String,
+    /// The runtime config sent with the deploy, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_config: Option<String>,
     /// New at every deploy: a tag that moved to a new digest is deployed again.
     pub revision: String,
 }
@@ -69,9 +72,10 @@ impl Cluster {
 }
 
 impl Desired {
-    /// A new desired state for a deploy with `query`, with a revision of its own.
-    pub fn new(query: &str) -> Desired {
-        Desired { query: query.to_string(), revision: revision() }
+    /// A new desired state for a deploy with `query` (and `runtime_config`), with a revision of its
+    /// own.
+    pub fn new(query: &str, runtime_config: Option<String>) -> Desired {
+        Desired { query: query.to_string(), runtime_config, revision: revision() }
     }
 }
 

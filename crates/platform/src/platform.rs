@@ -359,7 +359,10 @@ impl Platform {
     pub async fn deploy(self: &Arc<Self>, name: &str, query: Option<&str>, archive: bytes::Bytes) -> Result<(AppInfo, bool), ApiError> {
         let by_reference = DeployParams::parse(query, self.config.ceilings).is_ok_and(|params| params.reference.is_some());
         let desired = match &self.cluster {
-            Some(_) if by_reference => Some(Desired::new(query.unwrap_or_default())),
+            Some(_) if by_reference => {
+                let runtime_config = (!archive.is_empty()).then(|| String::from_utf8_lossy(&archive).into_owned());
+                Some(Desired::new(query.unwrap_or_default(), runtime_config))
+            }
             _ => None,
         };
         let deployed = self.deploy_as(name, query, archive, desired.clone()).await?;
@@ -373,7 +376,8 @@ impl Platform {
 
     /// Deploys what the cluster wants for `name` on this host, without announcing it again.
     pub(crate) async fn deploy_desired(self: &Arc<Self>, name: &str, desired: &Desired) -> Result<(), ApiError> {
-        self.deploy_as(name, Some(&desired.query), bytes::Bytes::new(), Some(desired.clone())).await.map(|_| ())
+        let body = bytes::Bytes::from(desired.runtime_config.clone().unwrap_or_default());
+        self.deploy_as(name, Some(&desired.query), body, Some(desired.clone())).await.map(|_| ())
     }
 
     /// What the cluster asked for when `name` was deployed through it, if it was.
@@ -413,10 +417,16 @@ impl Platform {
             desired,
         };
         let upload = match &params.reference {
-            Some(reference) if !archive.is_empty() => {
-                return Err(ApiError::bad_request(format!("send either an archive or `reference={reference}`, not both")));
+            Some(reference) => {
+                // With a reference, the body is the app's runtime config (or empty).
+                let runtime_config = match archive.is_empty() {
+                    true => None,
+                    false => Some(String::from_utf8(archive.to_vec()).map_err(|_| {
+                        ApiError::bad_request(format!("with `reference={reference}` the body is the app's runtime-config.toml, which must be UTF-8 text"))
+                    })?),
+                };
+                Upload::Pulled { dir: self.pull(reference, params.insecure).await?, runtime_config }
             }
-            Some(reference) => Upload::Pulled(self.pull(reference, params.insecure).await?),
             None => Upload::Archive(archive),
         };
         let (platform, metrics_for_load) = (self.clone(), metrics.clone());
@@ -487,7 +497,12 @@ impl Platform {
         std::fs::create_dir(&staging).map_err(|err| ApiError::internal(err.into()))?;
         let unpacked = match upload {
             Upload::Archive(bytes) => archive::unpack(bytes, &staging, self.config.max_upload.saturating_mul(4)).map_err(archive_error),
-            Upload::Pulled(app_dir) => copy_tree(app_dir, &staging).map_err(|err| ApiError::internal(err.context("cannot copy the pulled app"))),
+            Upload::Pulled { dir: app_dir, runtime_config } => copy_tree(app_dir, &staging)
+                .and_then(|()| match runtime_config {
+                    Some(text) => std::fs::write(staging.join("runtime-config.toml"), text).map_err(anyhow::Error::from),
+                    None => Ok(()),
+                })
+                .map_err(|err| ApiError::internal(err.context("cannot copy the pulled app"))),
         };
         if let Err(err) = unpacked {
             let _ = std::fs::remove_dir_all(&staging);
@@ -897,8 +912,9 @@ impl AppTable {
 /// What a deploy brings: an uploaded archive, or an app pulled from a registry.
 enum Upload {
     Archive(bytes::Bytes),
-    /// The pulled app's directory in the cache (`spin.toml`, `wasm/`, `files/`).
-    Pulled(PathBuf),
+    /// The pulled app's directory in the cache (`spin.toml`, `wasm/`, `files/`), and the runtime
+    /// config the deploy sent with it.
+    Pulled { dir: PathBuf, runtime_config: Option<String> },
 }
 
 /// Copies the tree `from` into `to` (which exists): hard links where the filesystem allows (the

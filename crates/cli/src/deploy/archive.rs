@@ -47,9 +47,16 @@ enum Entry {
 const MOVED_SOURCES_DIR: &str = "kiln-sources";
 
 /// Selects and packs everything `manifest`'s app needs.
-pub(crate) fn pack(manifest: &Manifest) -> Result<Archive> {
+/// Packs the app; `runtime_config` (a file) goes in as `runtime-config.toml` at the archive root.
+pub(crate) fn pack(manifest: &Manifest, runtime_config: Option<&Path>) -> Result<Archive> {
     let mut selection = Selection::default();
     selection.add_manifest(manifest)?;
+    if let Some(path) = runtime_config {
+        if !path.is_file() {
+            anyhow::bail!("--runtime-config-file `{}` does not exist", path.display());
+        }
+        selection.add_file("runtime-config.toml".to_string(), path.to_path_buf());
+    }
     for component in manifest.components.values() {
         selection.add_source(manifest, component)?;
         selection.add_files(manifest, component)?;
@@ -375,7 +382,7 @@ mod tests {
     #[test]
     fn manifest_and_source_at_their_relative_paths() {
         let (_root, manifest) = app(&manifest("source = \"build/out/c.wasm\""), &[("build/out/c.wasm", "wasm")]);
-        let archive = pack(&manifest).unwrap();
+        let archive = pack(&manifest, None).unwrap();
         assert_eq!(paths(&archive.bytes), ["build", "build/out", "build/out/c.wasm", "kiln.toml"]);
         assert_eq!(archive.files, 2);
         let all = entries(&archive.bytes);
@@ -389,14 +396,14 @@ mod tests {
         std::fs::write(root.path().join("c.wasm"), "w").unwrap();
         std::fs::write(root.path().join("spin.toml"), manifest("source = \"c.wasm\"")).unwrap();
         let manifest = Manifest::load(&root.path().join("spin.toml")).unwrap();
-        assert_eq!(paths(&pack(&manifest).unwrap().bytes), ["c.wasm", "spin.toml"]);
+        assert_eq!(paths(&pack(&manifest, None).unwrap().bytes), ["c.wasm", "spin.toml"]);
     }
 
     #[test]
     fn a_source_outside_the_directory_is_moved_in_and_the_manifest_rewritten() {
         let (root, manifest) = app(&format!("# keep me\n{}", manifest("source = \"../c.wasm\"")), &[]);
         std::fs::write(root.path().join("c.wasm"), "w").unwrap();
-        let packed = entries(&pack(&manifest).unwrap().bytes);
+        let packed = entries(&pack(&manifest, None).unwrap().bytes);
         let moved = packed.iter().find(|entry| entry.0 == "kiln-sources/c.wasm").expect("the source is packed");
         assert_eq!(moved.4, "w");
         let uploaded = &packed.iter().find(|entry| entry.0 == "kiln.toml").expect("manifest").4;
@@ -408,9 +415,9 @@ mod tests {
     fn remote_and_registry_sources_are_refused() {
         let digest = "sha256:".to_string() + &"a".repeat(64);
         let (_root, remote) = app(&manifest(&format!("source = {{ url = \"https://x.example/c.wasm\", digest = \"{digest}\" }}")), &[]);
-        assert!(pack(&remote).unwrap_err().to_string().contains("is a URL (https://x.example/c.wasm)"));
+        assert!(pack(&remote, None).unwrap_err().to_string().contains("is a URL (https://x.example/c.wasm)"));
         let (_root, registry) = app(&manifest("source = { package = \"ns:c\", version = \"1.0.0\" }"), &[]);
-        assert!(pack(&registry).unwrap_err().to_string().contains("registry package ns:c@1.0.0"));
+        assert!(pack(&registry, None).unwrap_err().to_string().contains("registry package ns:c@1.0.0"));
     }
 
     #[test]
@@ -418,7 +425,7 @@ mod tests {
         let files = [("c.wasm", "w"), ("static/a.html", "a"), ("static/b.txt", "b"), ("static/deep/c.html", "c"), ("static/secret.html", "s")];
         let component = "source = \"c.wasm\"\nfiles = [\"static/**/*.html\"]\nexclude_files = [\"static/secret.html\"]";
         let (_root, manifest) = app(&manifest(component), &files);
-        let archive = pack(&manifest).unwrap();
+        let archive = pack(&manifest, None).unwrap();
         assert_eq!(paths(&archive.bytes), ["c.wasm", "kiln.toml", "static", "static/a.html", "static/deep", "static/deep/c.html"]);
         assert!(archive.warnings.is_empty(), "{:?}", archive.warnings);
     }
@@ -429,7 +436,7 @@ mod tests {
         let component = "source = \"c.wasm\"\nfiles = [{ source = \"assets\", destination = \"/\" }, { source = \"other.txt\", destination = \"/o.txt\" }]";
         let (root, manifest) = app(&manifest(component), &files);
         std::fs::create_dir(root.path().join("app/assets/empty")).unwrap();
-        let archive = pack(&manifest).unwrap();
+        let archive = pack(&manifest, None).unwrap();
         let expected = ["assets", "assets/empty", "assets/img", "assets/img/y.png", "assets/x.css", "c.wasm", "kiln.toml", "other.txt"];
         assert_eq!(paths(&archive.bytes), expected);
         assert_eq!(archive.files, 5);
@@ -438,7 +445,7 @@ mod tests {
     #[test]
     fn a_missing_mapped_source_is_an_error() {
         let (_root, manifest) = app(&manifest("source = \"c.wasm\"\nfiles = [{ source = \"nope\", destination = \"/\" }]"), &[("c.wasm", "w")]);
-        let err = pack(&manifest).unwrap_err().to_string();
+        let err = pack(&manifest, None).unwrap_err().to_string();
         assert!(err.contains("files source `nope` does not exist"), "{err}");
     }
 
@@ -449,7 +456,7 @@ mod tests {
         let dir = root.path().join("app");
         std::os::unix::fs::symlink("/etc/passwd", dir.join("link.txt")).unwrap();
         std::os::unix::fs::symlink("/etc", dir.join("d/escape")).unwrap();
-        let archive = pack(&manifest).unwrap();
+        let archive = pack(&manifest, None).unwrap();
         assert_eq!(paths(&archive.bytes), ["c.wasm", "d", "d/f", "kiln.toml", "real.txt"]);
         assert_eq!(archive.warnings.len(), 2, "{:?}", archive.warnings);
         assert!(archive.warnings.iter().any(|w| w.contains("link.txt")));
@@ -461,7 +468,7 @@ mod tests {
         let files = [("c.wasm", "w"), (".kiln/key_value/default.db", "db"), (".kiln/files/c/x", "x"), (".env", "e")];
         let component = "source = \"c.wasm\"\nfiles = [\"**/*\", { source = \".\", destination = \"/all\" }]";
         let (_root, manifest) = app(&manifest(component), &files);
-        let archive = pack(&manifest).unwrap();
+        let archive = pack(&manifest, None).unwrap();
         assert_eq!(paths(&archive.bytes), [".env", "c.wasm", "kiln.toml"]);
         assert_eq!(archive.warnings.len(), 1, "{:?}", archive.warnings);
         assert!(archive.warnings[0].contains(".kiln/"));
@@ -470,7 +477,7 @@ mod tests {
     #[test]
     fn a_glob_selecting_nothing_is_a_warning() {
         let (_root, manifest) = app(&manifest("source = \"c.wasm\"\nfiles = [\"nothing/*\"]"), &[("c.wasm", "w")]);
-        let archive = pack(&manifest).unwrap();
+        let archive = pack(&manifest, None).unwrap();
         assert_eq!(archive.warnings, ["component `c`: files pattern `nothing/*` selects no file"]);
     }
 
@@ -478,13 +485,13 @@ mod tests {
     fn entries_are_deterministic_and_normalized() {
         let files = [("c.wasm", "w"), ("s/a", "a")];
         let (_root, manifest) = app(&manifest("source = \"c.wasm\"\nfiles = [\"s/*\"]"), &files);
-        let first = pack(&manifest).unwrap().bytes;
+        let first = pack(&manifest, None).unwrap().bytes;
         // Touch a file's time and permissions: neither may show in the archive.
         let dir = &manifest.dir;
         std::fs::set_permissions(dir.join("s/a"), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(1100));
         std::fs::write(dir.join("c.wasm"), "w").unwrap();
-        assert_eq!(pack(&manifest).unwrap().bytes, first);
+        assert_eq!(pack(&manifest, None).unwrap().bytes, first);
         for (path, kind, mode, mtime, _) in entries(&first) {
             assert_eq!(mtime, 0, "{path}");
             match kind {
@@ -498,14 +505,14 @@ mod tests {
     fn long_paths_survive() {
         let long = format!("{}/{}.txt", "d".repeat(80), "f".repeat(80));
         let (_root, manifest) = app(&manifest("source = \"c.wasm\"\nfiles = [\"d*/*.txt\"]"), &[("c.wasm", "w"), (&long, "x")]);
-        assert!(paths(&pack(&manifest).unwrap().bytes).contains(&long));
+        assert!(paths(&pack(&manifest, None).unwrap().bytes).contains(&long));
     }
 
     #[test]
     fn a_file_selected_twice_is_stored_once() {
         let component = "source = \"c.wasm\"\nfiles = [\"*.wasm\", \"**/*\"]";
         let (_root, manifest) = app(&manifest(component), &[("c.wasm", "w")]);
-        assert_eq!(paths(&pack(&manifest).unwrap().bytes), ["c.wasm", "kiln.toml"]);
+        assert_eq!(paths(&pack(&manifest, None).unwrap().bytes), ["c.wasm", "kiln.toml"]);
     }
 
     #[test]

@@ -52,6 +52,24 @@ fn hosts_sharing_redis_serve_the_apps_deployed_by_reference() {
     std::thread::sleep(Duration::from_millis(500));
     assert!(gone(&b, "local"), "an archive deploy is not shared");
 
+    // State shared through the runtime config sent with the reference: a key set on one host is
+    // read on another.
+    let kv_app = kiln_e2e::kiln::app_dir(
+        &format!(
+            "spin_manifest_version = 2\n[application]\nname = \"kv\"\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"kv\"\n[component.kv]\nsource = \"{}\"\nkey_value_stores = [\"default\"]\n",
+            kiln_e2e::guest("spin_kv").display()
+        ),
+        &[("runtime-config.toml", &format!("[key_value_store.default]\ntype = \"redis\"\nurl = \"{}\"\n", redis.url()))],
+    );
+    let kv_reference = format!("{}/apps/kv:v1", registry.host());
+    push(&kv_reference, kv_app.path(), config.path());
+    let runtime_config = kv_app.path().join("runtime-config.toml");
+    let (ok, out) = kiln(&["deploy", "--from", &kv_reference, "--insecure", "--runtime-config-file", runtime_config.to_str().unwrap(), "--host", &admin, "--token", &a.token], config.path(), "");
+    assert!(ok, "{out}\n{}", a.kiln.log());
+    assert!(wait_until(Duration::from_secs(10), || c.app_get("kv", "/?op=exists&key=x").status() == 200), "{}", c.kiln.log());
+    assert_eq!(a.app_text("kv", "/?op=set&key=shared&value=from-a"), "ok");
+    assert_eq!(c.app_text("kv", "/?op=get&key=shared"), "from-a");
+
     // Removed on b: gone everywhere.
     let (status, body) = b.admin("DELETE", "/v1/apps/demo");
     assert_eq!(status, 204, "{body}");
