@@ -76,3 +76,77 @@ fn hosts_sharing_redis_serve_the_apps_deployed_by_reference() {
     assert!(wait_until(Duration::from_secs(10), || gone(&a, "demo") && gone(&c, "demo") && gone(&d, "demo")), "{}", a.kiln.log());
     assert!(!gone(&a, "local"), "the host's own archive app stays");
 }
+
+/// Round-robin over the hosts still answering, as a load balancer with health checks would: a
+/// request that cannot connect goes to the next host.
+fn set_through_any(hosts: &[&KilnServe], start: usize, key: &str) -> Result<(), String> {
+    let mut last = String::new();
+    for offset in 0..hosts.len() {
+        let host = hosts[(start + offset) % hosts.len()];
+        match kiln_e2e::kiln::client().get(host.kiln.url(&format!("/?op=set&key={key}&value={key}"))).header("host", "kv.localhost").send() {
+            Ok(response) if response.status() == 200 => return Ok(()),
+            Ok(response) => return Err(format!("{}: {}", response.status(), response.text().unwrap_or_default())),
+            Err(err) if err.is_connect() => last = err.to_string(),
+            Err(err) => return Err(err.to_string()),
+        }
+    }
+    Err(format!("no host answered: {last}"))
+}
+
+#[test]
+fn a_host_killed_under_concurrent_writes_loses_no_acknowledged_write() {
+    let redis = RedisServer::start();
+    let registry = RegistryServer::start();
+    let config = tempfile::tempdir().unwrap();
+    let kv_app = kiln_e2e::kiln::app_dir(
+        &format!(
+            "spin_manifest_version = 2\n[application]\nname = \"kv\"\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"kv\"\n[component.kv]\nsource = \"{}\"\nkey_value_stores = [\"default\"]\n",
+            kiln_e2e::guest("spin_kv").display()
+        ),
+        &[("runtime-config.toml", &format!("[key_value_store.default]\ntype = \"redis\"\nurl = \"{}\"\n", redis.url()))],
+    );
+    let reference = format!("{}/apps/kv:v1", registry.host());
+    push(&reference, kv_app.path(), config.path());
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c) = (host(&redis, &dir, "a"), host(&redis, &dir, "b"), host(&redis, &dir, "c"));
+    let admin = format!("http://{}", a.admin);
+    let runtime_config = kv_app.path().join("runtime-config.toml");
+    let (ok, out) = kiln(&["deploy", "--from", &reference, "--insecure", "--runtime-config-file", runtime_config.to_str().unwrap(), "--host", &admin, "--token", &a.token], config.path(), "");
+    assert!(ok, "{out}");
+    assert!(wait_until(Duration::from_secs(10), || [&a, &b, &c].iter().all(|h| h.app_get("kv", "/?op=exists&key=x").status() == 200)), "not on every host");
+
+    // Four writers spread their writes over the three hosts; b is killed (SIGKILL) meanwhile.
+    let (acknowledged, failed) = std::thread::scope(|scope| {
+        let hosts = [&a, &b, &c];
+        let writers: Vec<_> = (0..4)
+            .map(|writer| {
+                scope.spawn(move || {
+                    let (mut acknowledged, mut failed) = (Vec::new(), Vec::new());
+                    for i in 0..75 {
+                        let key = format!("k{writer}-{i}");
+                        match set_through_any(&hosts, writer + i, &key) {
+                            Ok(()) => acknowledged.push(key),
+                            Err(err) => failed.push((key, err)),
+                        }
+                    }
+                    (acknowledged, failed)
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(150));
+        b.kiln.signal("KILL");
+        let (mut acknowledged, mut failed) = (Vec::new(), Vec::new());
+        for writer in writers {
+            let (ok, bad) = writer.join().expect("writer");
+            acknowledged.extend(ok);
+            failed.extend(bad);
+        }
+        (acknowledged, failed)
+    });
+    // Only requests in flight on b when it died may fail: at most one per writer.
+    assert!(failed.len() <= 4, "failed writes: {failed:?}");
+    assert!(acknowledged.len() >= 296, "{} acknowledged", acknowledged.len());
+    for key in &acknowledged {
+        assert_eq!(c.app_text("kv", &format!("/?op=get&key={key}")), *key, "an acknowledged write was lost");
+    }
+}
