@@ -113,7 +113,7 @@ fn app_name(flag: Option<&str>, application: &str) -> Result<String> {
 
 /// Lower-cases, turns every other character than `a-z`/`0-9` into `-` (one for a run of them),
 /// trims `-` from both ends and keeps at most 63 characters: "My Shop_v2" → "my-shop-v2".
-fn dns_label(name: &str) -> String {
+pub(crate) fn dns_label(name: &str) -> String {
     let mut label = String::with_capacity(name.len());
     for c in name.chars().map(|c| c.to_ascii_lowercase()) {
         if c.is_ascii_lowercase() || c.is_ascii_digit() {

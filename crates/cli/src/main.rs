@@ -5,6 +5,7 @@ mod build;
 mod capabilities;
 mod client;
 mod deploy;
+mod k8s;
 mod registry;
 mod serve;
 mod triggers;
@@ -39,6 +40,8 @@ enum Command {
     Apps(apps::AppsArgs),
     /// Push apps to OCI registries, pull them, and log in (Spin's artifact layout).
     Registry(registry::RegistryArgs),
+    /// Kubernetes objects for an app (RuntimeClass, Deployment, Service, autoscaler).
+    K8s(k8s::K8sArgs),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         Command::Deploy(args) => deploy::run(args),
         Command::Apps(args) => apps::run(args),
         Command::Registry(args) => registry::run(args),
+        Command::K8s(args) => k8s::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

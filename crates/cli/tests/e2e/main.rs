@@ -9,6 +9,7 @@ mod engine;
 mod files;
 mod http;
 mod isolation;
+mod k8s;
 mod key_value;
 mod lifecycle;
 mod manifest;
