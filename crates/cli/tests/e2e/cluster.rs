@@ -150,3 +150,50 @@ fn a_host_killed_under_concurrent_writes_loses_no_acknowledged_write() {
         assert_eq!(c.app_text("kv", &format!("/?op=get&key={key}")), *key, "an acknowledged write was lost");
     }
 }
+
+#[test]
+fn a_host_killed_mid_stream_leaves_no_jetstream_message_unhandled() {
+    let redis = RedisServer::start();
+    let nats = kiln_e2e::services::NatsServer::start();
+    let registry = RegistryServer::start();
+    let config = tempfile::tempdir().unwrap();
+    // One durable consumer shared by the hosts: each message goes to one of them.
+    let app = kiln_e2e::kiln::app_dir(
+        &format!(
+            "spin_manifest_version = 2\n[application]\nname = \"jobs\"\n[application.trigger.nats]\nurl = \"{}\"\n\
+             [[trigger.nats]]\nsubject = \"jobs.*\"\ncomponent = \"sub\"\ndurable = \"jobs\"\n\
+             [[trigger.http]]\nroute = \"/kv/...\"\ncomponent = \"kv\"\n\
+             [component.sub]\nsource = \"{}\"\nkey_value_stores = [\"default\"]\n[component.kv]\nsource = \"{}\"\nkey_value_stores = [\"default\"]\n",
+            nats.url(),
+            kiln_e2e::guest("msg_sub").display(),
+            kiln_e2e::guest("spin_kv").display()
+        ),
+        &[("runtime-config.toml", &format!("[key_value_store.default]\ntype = \"redis\"\nurl = \"{}\"\n", redis.url()))],
+    );
+    let reference = format!("{}/apps/jobs:v1", registry.host());
+    push(&reference, app.path(), config.path());
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c) = (host(&redis, &dir, "a"), host(&redis, &dir, "b"), host(&redis, &dir, "c"));
+    let admin = format!("http://{}", a.admin);
+    let runtime_config = app.path().join("runtime-config.toml");
+    // A short deadline: a message a killed host took is redelivered after deadline + 30 s.
+    let (ok, out) = kiln(
+        &["deploy", "--from", &reference, "--insecure", "--runtime-config-file", runtime_config.to_str().unwrap(), "--request-timeout", "1s", "--host", &admin, "--token", &a.token],
+        config.path(),
+        "",
+    );
+    assert!(ok, "{out}");
+    let subscribed = |host: &KilnServe| host.admin("GET", "/v1/apps/jobs").1["triggers"][0]["state"] == "ok";
+    assert!(wait_until(Duration::from_secs(10), || subscribed(&a) && subscribed(&b) && subscribed(&c)), "not subscribed everywhere");
+
+    const MESSAGES: usize = 100;
+    for i in 0..MESSAGES {
+        if i == 30 {
+            c.kiln.signal("KILL");
+        }
+        nats.js_publish("jobs.x", format!("m-{i}").as_bytes());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let count = |key: &str| a.app_text("jobs", &format!("/kv?op=get&key={key}")).trim().parse::<u64>().unwrap_or(0);
+    assert!(wait_until(Duration::from_secs(60), || (0..MESSAGES).all(|i| count(&format!("seen:m-{i}")) >= 1)), "unhandled: {:?}", (0..MESSAGES).filter(|i| count(&format!("seen:m-{i}")) == 0).collect::<Vec<_>>());
+}
