@@ -243,6 +243,9 @@ pub struct GuestMessage {
     pub content_type: Option<String>,
     /// Metadata as the guest sees it (headers, plus `reply-to`).
     pub metadata: Vec<(String, String)>,
+    /// The reply subject the broker delivered the message with (a guest can write `reply-to` in the
+    /// metadata, but not this): replying to it needs no publish grant.
+    pub delivered_reply_to: Option<String>,
 }
 
 impl GuestMessage {
@@ -258,6 +261,7 @@ impl GuestMessage {
             data: message.payload.to_vec(),
             content_type: message.header(CONTENT_TYPE_HEADER).map(str::to_string),
             metadata,
+            delivered_reply_to: message.reply_to.clone(),
         }
     }
 
@@ -480,6 +484,8 @@ impl MessagingInstance {
         let reply_to = message.reply_to().map(str::to_string);
         if let Some(reply) = &reply_to {
             check_subject(reply)?;
+            // Whoever answers publishes there on this component's behalf.
+            self.check_granted(reply)?;
         }
         broker.publish(&topic, message.data.clone().into(), message.headers(), reply_to).await.map_err(to_wasi)
     }
@@ -537,6 +543,11 @@ impl MessagingInstance {
             .map(str::to_string)
             .ok_or_else(|| types::Error::Other("the message has no reply subject (it was not sent as a request)".to_string()))?;
         check_subject(&subject)?;
+        // A reply to what the broker delivered needs no grant; a reply subject the guest wrote
+        // itself is an ordinary publish.
+        if original.delivered_reply_to.as_deref() != Some(subject.as_str()) {
+            self.check_granted(&subject)?;
+        }
         let headers = message.headers();
         self.broker.publish(&subject, message.data.into(), headers, None).await.map_err(to_wasi)
     }

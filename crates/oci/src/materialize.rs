@@ -38,7 +38,11 @@ pub fn materialize(locked: &LockedApp, blobs: &dyn Blobs, dir: &Path) -> Result<
     }
     manifest.insert("trigger".into(), triggers.into());
     let mut components = toml::Table::new();
+    let mut ids = std::collections::HashSet::new();
     for component in &locked.components {
+        if !ids.insert(component.id.as_str()) {
+            bail!("the component id `{}` appears twice", component.id);
+        }
         let table = write_component(component, blobs, staging.path()).with_context(|| format!("component `{}`", component.id))?;
         components.insert(component.id.clone(), table.into());
     }
@@ -141,6 +145,11 @@ fn place(content: &ContentRef, blobs: &dyn Blobs, to: &Path) -> Result<()> {
     if let Some(parent) = to.parent() {
         std::fs::create_dir_all(parent)?;
     }
+    // The app directory is new: a file already there is a second entry for the same path, and
+    // writing through it could change a cached blob it is a hard link to.
+    if to.symlink_metadata().is_ok() {
+        bail!("`{}` is listed twice", to.display());
+    }
     if let Some(inline) = &content.inline {
         let data = base64::engine::general_purpose::STANDARD_NO_PAD
             .decode(inline.trim_end_matches('='))
@@ -201,6 +210,31 @@ fn to_toml(value: &Value) -> Result<toml::Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct NoBlobs;
+    impl Blobs for NoBlobs {
+        fn blob(&self, digest: &str) -> Result<PathBuf> {
+            bail!("no blob {digest}")
+        }
+    }
+
+    fn inline(text: &str) -> ContentRef {
+        ContentRef { inline: Some(base64::engine::general_purpose::STANDARD_NO_PAD.encode(text)), ..ContentRef::default() }
+    }
+
+    #[test]
+    fn duplicate_components_and_paths_are_refused_not_overwritten() {
+        let component = |id: &str, files: Vec<ContentPath>| LockedComponent { id: id.into(), source: inline("\0asm"), files, ..LockedComponent::default() };
+        let dir = tempfile::tempdir().unwrap();
+        let twice = LockedApp { components: vec![component("a", vec![]), component("a", vec![])], ..LockedApp::default() };
+        let err = materialize(&twice, &NoBlobs, &dir.path().join("one")).unwrap_err();
+        assert!(err.to_string().contains("appears twice"), "{err:#}");
+        let files = vec![ContentPath { content: inline("x"), path: "a.txt".into() }, ContentPath { content: inline("y"), path: "/a.txt".into() }];
+        let same_path = LockedApp { components: vec![component("b", files)], ..LockedApp::default() };
+        let err = materialize(&same_path, &NoBlobs, &dir.path().join("two")).unwrap_err();
+        assert!(format!("{err:#}").contains("listed twice"), "{err:#}");
+        assert!(!dir.path().join("two").exists(), "a refused app leaves nothing");
+    }
 
     #[test]
     fn file_paths_stay_inside_the_component() {

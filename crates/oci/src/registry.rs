@@ -54,7 +54,13 @@ pub(crate) fn install_crypto_provider() {
 fn client(options: &RegistryOptions) -> Client {
     install_crypto_provider();
     let protocol = if options.insecure { ClientProtocol::Http } else { ClientProtocol::Https };
-    Client::new(ClientConfig { protocol, default_token_expiration_secs: 300, ..ClientConfig::default() })
+    Client::new(ClientConfig {
+        protocol,
+        default_token_expiration_secs: 300,
+        connect_timeout: Some(std::time::Duration::from_secs(10)),
+        read_timeout: Some(std::time::Duration::from_secs(60)),
+        ..ClientConfig::default()
+    })
 }
 
 fn auth_for(reference: &Reference, options: &RegistryOptions) -> Result<RegistryAuth> {
@@ -205,6 +211,9 @@ fn write_atomically(path: &Path, data: &[u8]) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
     let mut temp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("cannot write in `{}`", dir.display()))?;
     std::io::Write::write_all(&mut temp, data)?;
+    // Read-only: apps are hard links to these files, and nothing may change one in place.
+    use std::os::unix::fs::PermissionsExt;
+    temp.as_file().set_permissions(std::fs::Permissions::from_mode(0o444))?;
     temp.persist(path).with_context(|| format!("cannot write `{}`", path.display()))?;
     Ok(())
 }
@@ -261,6 +270,7 @@ pub async fn pull(reference: &str, cache: &Cache, options: &RegistryOptions) -> 
         }
     };
     let locked: LockedApp = serde_json::from_slice(&locked_bytes).with_context(|| format!("`{reference}`: its locked app is not valid"))?;
+    let mut own: std::collections::HashSet<String> = manifest.layers.iter().map(|layer| layer.digest.clone()).collect();
     for (index, layer) in manifest.layers.iter().enumerate() {
         match layer.media_type.as_str() {
             LOCKED_APP_MEDIA_TYPE => {}
@@ -271,7 +281,7 @@ pub async fn pull(reference: &str, cache: &Cache, options: &RegistryOptions) -> 
             }
             ARCHIVE_LAYER_MEDIA_TYPE => {
                 let archive = fetch(&client, &reference, cache, layer, &format!("layer {index} ({}, {})", layer.media_type, layer.digest)).await?;
-                unpack_archive_layer(&archive, cache).with_context(|| format!("layer {index} ({})", layer.digest))?;
+                own.extend(unpack_archive_layer(&archive, cache).with_context(|| format!("layer {index} ({})", layer.digest))?);
             }
             other => bail!("`{reference}`: layer {index} has media type `{other}`, which a Spin or Kiln app does not use"),
         }
@@ -279,7 +289,8 @@ pub async fn pull(reference: &str, cache: &Cache, options: &RegistryOptions) -> 
     let dir = cache.app_dir(&digest)?;
     let manifest_path = match dir.join("spin.toml") {
         path if path.is_file() => path,
-        _ => materialize(&locked, cache, &dir).with_context(|| format!("`{reference}`"))?,
+        // Only this artifact's own content: a locked app cannot link in another app's blobs.
+        _ => materialize(&locked, &Own { cache, allowed: &own }, &dir).with_context(|| format!("`{reference}`"))?,
     };
     if reference.digest().is_none() {
         let path = cache.tag_path(reference.resolve_registry(), reference.repository(), reference.tag());
@@ -305,8 +316,16 @@ pub(crate) async fn pull_layers(reference: &str, cache: &Cache, options: &Regist
     Ok(files)
 }
 
+/// The largest blob Kiln pulls: far above any component or static file, far below what would exhaust
+/// the host's memory (blobs are held in memory while they are hashed).
+pub const MAX_BLOB: i64 = 1 << 30;
+
 async fn fetch(client: &Client, reference: &Reference, cache: &Cache, layer: &OciDescriptor, what: &str) -> Result<Vec<u8>> {
-    let mut data = Vec::with_capacity(usize::try_from(layer.size).unwrap_or(0));
+    if layer.size > MAX_BLOB || layer.size < 0 {
+        bail!("{what} is {} bytes; Kiln pulls blobs of at most {MAX_BLOB} bytes", layer.size);
+    }
+    // The size is the registry's word: preallocate a bounded amount only.
+    let mut data = Vec::with_capacity(usize::try_from(layer.size).unwrap_or(0).min(16 << 20));
     client.pull_blob(reference, layer, &mut data).await.map_err(|err| {
         let text = err.to_string();
         if text.to_ascii_lowercase().contains("digest") {
@@ -315,12 +334,32 @@ async fn fetch(client: &Client, reference: &Reference, cache: &Cache, layer: &Oc
             explain(err, reference, &format!("cannot fetch {what} of"))
         }
     })?;
+    if data.len() as i64 > MAX_BLOB {
+        bail!("{what} is larger than {MAX_BLOB} bytes");
+    }
     cache.store(&layer.digest, &data, what)?;
     Ok(data)
 }
 
+/// The blobs of one artifact, out of the shared cache.
+struct Own<'a> {
+    cache: &'a Cache,
+    allowed: &'a std::collections::HashSet<String>,
+}
+
+impl Blobs for Own<'_> {
+    fn blob(&self, digest: &str) -> Result<PathBuf> {
+        if !self.allowed.contains(digest) {
+            bail!("the locked app names {digest}, which is not part of the artifact");
+        }
+        self.cache.blob(digest)
+    }
+}
+
 /// A Spin archive layer: every file in it becomes a blob of its own, by its content's digest.
-fn unpack_archive_layer(archive: &[u8], cache: &Cache) -> Result<()> {
+/// Returns their digests.
+fn unpack_archive_layer(archive: &[u8], cache: &Cache) -> Result<Vec<String>> {
+    let mut digests = Vec::new();
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(archive));
     for entry in tar.entries().context("not a gzip-compressed tar")? {
         let mut entry = entry?;
@@ -328,13 +367,17 @@ fn unpack_archive_layer(archive: &[u8], cache: &Cache) -> Result<()> {
             continue;
         }
         let mut data = Vec::new();
-        std::io::Read::read_to_end(&mut entry, &mut data)?;
+        std::io::Read::read_to_end(&mut std::io::Read::take(&mut entry, MAX_BLOB as u64 + 1), &mut data)?;
+        if data.len() as i64 > MAX_BLOB {
+            bail!("a file of the archive layer is larger than {MAX_BLOB} bytes");
+        }
         let digest = format!("sha256:{}", hex::encode(Sha256::digest(&data)));
         if cache.blob(&digest).is_err() {
             cache.store(&digest, &data, "a file of the archive layer")?;
         }
+        digests.push(digest);
     }
-    Ok(())
+    Ok(digests)
 }
 
 #[cfg(test)]

@@ -44,8 +44,8 @@ impl Cluster {
     /// `redis://host:port` (as the Redis trigger takes it). Checked now; connections are made as
     /// needed.
     pub fn new(url: &str) -> Result<Cluster> {
-        let client = redis::Client::open(url).with_context(|| format!("--cluster-redis `{url}` is not a Redis address"))?;
         let shown = url.rsplit('@').next().unwrap_or(url).to_string();
+        let client = redis::Client::open(url).with_context(|| format!("--cluster-redis `{shown}` is not a Redis address"))?;
         Ok(Cluster { client, shown })
     }
 
@@ -140,6 +140,11 @@ async fn reconcile(platform: &Arc<Platform>, cluster: &Cluster) {
     };
     for (name, want) in &desired {
         if platform.desired_of(name).as_ref() == Some(want) {
+            continue;
+        }
+        if platform.has_local_app(name) {
+            // Deployed here from an archive: it stays this host's own.
+            tracing::warn!("cluster: `{name}` is wanted by the cluster but this host has its own app of that name; left as it is");
             continue;
         }
         match platform.deploy_desired(name, want).await {

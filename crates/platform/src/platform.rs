@@ -385,6 +385,11 @@ impl Platform {
         self.entry(name).and_then(|entry| entry.current.load().record.desired.clone())
     }
 
+    /// Whether `name` is deployed here from an archive (not through the cluster).
+    pub(crate) fn has_local_app(&self, name: &str) -> bool {
+        self.entry(name).is_some_and(|entry| entry.current.load().record.desired.is_none())
+    }
+
     /// The apps this host serves because the cluster asked for them.
     pub(crate) fn cluster_apps(&self) -> Vec<String> {
         let apps = self.apps.read().unwrap_or_else(|p| p.into_inner());
@@ -399,6 +404,20 @@ impl Platform {
             )));
         }
         let params = DeployParams::parse(query, self.config.ceilings).map_err(ApiError::bad_request)?;
+        // Pulled before the deploy lock: a slow registry holds up only this deploy.
+        let upload = match &params.reference {
+            Some(reference) => {
+                // With a reference, the body is the app's runtime config (or empty).
+                let runtime_config = match archive.is_empty() {
+                    true => None,
+                    false => Some(String::from_utf8(archive.to_vec()).map_err(|_| {
+                        ApiError::bad_request(format!("with `reference={reference}` the body is the app's runtime-config.toml, which must be UTF-8 text"))
+                    })?),
+                };
+                Upload::Pulled { dir: self.pull(reference, params.insecure).await?, runtime_config }
+            }
+            None => Upload::Archive(archive),
+        };
         let _change = self.changes.lock().await;
         self.check_prefix_free(name, params.route_prefix.as_deref())?;
         let existing = self.entry(name);
@@ -416,19 +435,7 @@ impl Platform {
             deployed_at: unix_now(),
             desired,
         };
-        let upload = match &params.reference {
-            Some(reference) => {
-                // With a reference, the body is the app's runtime config (or empty).
-                let runtime_config = match archive.is_empty() {
-                    true => None,
-                    false => Some(String::from_utf8(archive.to_vec()).map_err(|_| {
-                        ApiError::bad_request(format!("with `reference={reference}` the body is the app's runtime-config.toml, which must be UTF-8 text"))
-                    })?),
-                };
-                Upload::Pulled { dir: self.pull(reference, params.insecure).await?, runtime_config }
-            }
-            None => Upload::Archive(archive),
-        };
+
         let (platform, metrics_for_load) = (self.clone(), metrics.clone());
         let prepared = on_blocking_thread(move || platform.prepare_version(record, &params.limits, &upload, &metrics_for_load)).await;
         let Prepared { version, loaded, plans } = match prepared {
