@@ -64,7 +64,21 @@ fn client(options: &RegistryOptions) -> Client {
 }
 
 fn auth_for(reference: &Reference, options: &RegistryOptions) -> Result<RegistryAuth> {
-    options.credentials.lookup(reference.resolve_registry().trim_end_matches('/'))
+    let registry = reference.resolve_registry();
+    // Plain HTTP carries credentials in the clear: only to a registry on this machine.
+    if options.insecure && !is_loopback(registry) {
+        return Ok(RegistryAuth::Anonymous);
+    }
+    options.credentials.lookup(registry.trim_end_matches('/'))
+}
+
+/// `127.0.0.1:5000`, `localhost`, `[::1]:5000`.
+fn is_loopback(registry: &str) -> bool {
+    let host = match registry.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => registry.split(':').next().unwrap_or_default(),
+    };
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Explains a registry error: the address, and what to do for the usual causes.
@@ -393,6 +407,12 @@ mod tests {
         let parts = ReferenceParts::split("localhost/app").unwrap();
         assert_eq!((parts.repository, parts.tag), ("app", None));
         assert!(ReferenceParts::split("library/ubuntu").is_none(), "Docker Hub shorthand goes to the full parser");
+    }
+
+    #[test]
+    fn credentials_go_over_plain_http_to_loopback_only() {
+        assert!(is_loopback("127.0.0.1:5000") && is_loopback("localhost:5000") && is_loopback("[::1]:5000"));
+        assert!(!is_loopback("ghcr.io") && !is_loopback("10.0.0.1:5000"));
     }
 
     #[test]
