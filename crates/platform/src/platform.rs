@@ -119,6 +119,30 @@ struct RunningEvents {
     running: Box<dyn RunningTrigger>,
 }
 
+impl RunningEvents {
+    /// A trigger that could not start: shown (and counted as down) with the reason, replaced by the
+    /// next deploy.
+    fn failed(kind: &'static str, reason: &str) -> RunningEvents {
+        RunningEvents { kind, plan: String::new(), running: Box::new(FailedTrigger(format!("not running: {reason}"))) }
+    }
+}
+
+struct FailedTrigger(String);
+
+impl RunningTrigger for FailedTrigger {
+    fn describe(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn state(&self) -> String {
+        self.0.clone()
+    }
+
+    fn stop(self: Box<Self>, _grace: Duration) -> BoxFuture<'static, Draining> {
+        Box::pin(async { Draining::done() })
+    }
+}
+
 /// One uploaded version of an app.
 pub(crate) struct AppVersion {
     record: AppRecord,
@@ -271,11 +295,19 @@ impl Platform {
         let metrics = self.metrics.app(name, self.tracing.as_ref());
         let version = Arc::new(version);
         self.install(name, version.clone(), metrics.clone());
-        if self.triggers.iter().any(|trigger| trigger.is_used_by(&manifest)) {
+        let kinds: Vec<&'static str> = self.triggers.iter().filter(|trigger| trigger.is_used_by(&manifest)).map(|trigger| trigger.kind()).collect();
+        if !kinds.is_empty() {
             let entry = self.entry(name).context("the app vanished while being restored")?;
-            let loaded = self.load(&version, &metrics).map_err(|err| anyhow::anyhow!("{}", err.message))?;
-            let plans = self.plans(&version, &loaded).map_err(|err| anyhow::anyhow!("{}", err.message))?;
-            self.start_events(&entry, &version, &loaded, plans);
+            let started = self.load(&version, &metrics).and_then(|loaded| Ok((self.plans(&version, &loaded)?, loaded)));
+            match started {
+                Ok((plans, loaded)) => self.start_events(&entry, &version, &loaded, plans),
+                // The app stays deployed; its triggers say why they are not running.
+                Err(err) => {
+                    tracing::error!("app `{name}`: its event triggers cannot start: {}", err.message);
+                    let failed = kinds.into_iter().map(|kind| RunningEvents::failed(kind, &err.message));
+                    entry.events.lock().unwrap_or_else(|p| p.into_inner()).extend(failed);
+                }
+            }
         }
         Ok(())
     }
@@ -582,7 +614,10 @@ impl Platform {
             let Some(trigger) = self.triggers.iter().find(|trigger| trigger.kind() == kind) else { continue };
             match trigger.start(&loaded.app, context.clone()) {
                 Ok(running) => started.push(RunningEvents { kind, plan, running }),
-                Err(err) => tracing::error!("app `{}`: cannot start its {kind} trigger: {err:#}", entry.name),
+                Err(err) => {
+                    tracing::error!("app `{}`: cannot start its {kind} trigger: {err:#}", entry.name);
+                    started.push(RunningEvents::failed(kind, &format!("{err:#}")));
+                }
             }
         }
         entry.events.lock().unwrap_or_else(|p| p.into_inner()).extend(started);

@@ -256,3 +256,26 @@ fn apps_message_each_other_within_their_grants() {
     let error = body["error"].as_str().unwrap_or_default();
     assert!(error.contains("kiln.toml:") && error.contains("`>` may only be the last token"), "{body}");
 }
+
+#[test]
+fn a_restored_app_whose_broker_is_down_says_why_its_trigger_is_not_running() {
+    let mut nats = NatsServer::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let mut serve = KilnServe::start(&kiln_bin(), &data, &[]);
+    serve.deploy_ok("jobs", "", nats_app(&nats, "jobs.*", "jobs", "1"));
+    serve.kiln.signal("TERM");
+    serve.kiln.wait_exit(Duration::from_secs(20)).expect("kiln serve stops");
+    drop(serve);
+    nats.stop();
+    let serve = KilnServe::start(&kiln_bin(), &data, &[]);
+    let jobs = app_info(&serve, "jobs");
+    let state = jobs["triggers"][0]["state"].as_str().unwrap_or_default().to_string();
+    assert!(jobs["triggers"][0]["kind"] == "nats" && state.starts_with("not running:"), "{jobs}");
+    // Its requests cannot load it either (the broker is part of the app): a clear error, no hang.
+    let response = serve.app_get("jobs", "/kv?op=get&key=ok");
+    let (status, body) = (response.status().as_u16(), response.text().unwrap_or_default());
+    assert!(status == 500 && body.contains("cannot be loaded"), "{status} {body}");
+    let metrics = kiln_e2e::kiln::client().get(serve.admin_url("/metrics")).bearer_auth(&serve.token).send().unwrap().text().unwrap();
+    assert!(metrics.contains(r#"kiln_trigger_up{app="jobs",trigger="nats"} 0"#), "{metrics}");
+}
