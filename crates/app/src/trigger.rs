@@ -40,8 +40,9 @@ pub trait Trigger: Send + Sync {
 
     /// What [`start`](Trigger::start) would run for `app`: addresses, channels, subjects and
     /// schedules rendered, every bound component's export located. Two versions of an app with the
-    /// same plan can share one running trigger. Errors here are the app's, located in its manifest.
-    fn plan(&self, app: &App, context: &TriggerContext) -> Result<String>;
+    /// same plan (and `limits`) can share one running trigger. Errors here are the app's, located in its
+    /// manifest.
+    fn plan(&self, app: &App, limits: &TriggerLimits) -> Result<String>;
 
     /// Whether the services the app's triggers name answer now (deploy checks this, so an address
     /// that cannot be reached is refused instead of retried forever). A service that goes away

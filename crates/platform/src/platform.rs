@@ -566,10 +566,10 @@ impl Platform {
     /// What each event trigger the version uses would run: errors (a component without the
     /// export, an address that cannot be rendered) are the app's, located in its manifest.
     fn plans(&self, version: &AppVersion, loaded: &Loaded) -> Result<Vec<(&'static str, String)>, ApiError> {
-        let context = self.trigger_context_for_check(version);
+        let limits = Self::trigger_limits(version);
         let mut plans = Vec::new();
         for trigger in self.triggers.iter().filter(|trigger| trigger.is_used_by(&loaded.app.manifest)) {
-            let plan = trigger.plan(&loaded.app, &context).map_err(|err| ApiError::bad_request(relative_to(&version.dir, &format!("{err:#}"))))?;
+            let plan = trigger.plan(&loaded.app, &limits).map_err(|err| ApiError::bad_request(relative_to(&version.dir, &format!("{err:#}"))))?;
             plans.push((trigger.kind(), plan));
         }
         Ok(plans)
@@ -581,17 +581,6 @@ impl Platform {
         TriggerLimits {
             instance: InstanceLimits { deadline: limits.request_timeout(), memory_limit: limits.memory_limit_bytes() },
             max_concurrency: limits.max_concurrency as usize,
-        }
-    }
-
-    /// A context for planning only (its source is never asked).
-    fn trigger_context_for_check(&self, version: &AppVersion) -> TriggerContext {
-        TriggerContext {
-            source: Arc::new(CurrentVersion { platform: Weak::new(), entry: Weak::new() }),
-            limits: Self::trigger_limits(version),
-            runtime: self.events.clone(),
-            observer: None,
-            label: Some(version.record.name.clone()),
         }
     }
 

@@ -11,7 +11,7 @@ pub use schedule::{Plan, parse_cron};
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
-use kiln_app::{App, BoxFuture, Draining, EventOutcome, RunningTrigger, Trigger, TriggerContext};
+use kiln_app::{App, BoxFuture, Draining, EventOutcome, RunningTrigger, Trigger, TriggerContext, TriggerLimits};
 use kiln_engine::{ComponentPre, KilnState};
 use std::collections::HashMap;
 use kiln_manifest::Manifest;
@@ -57,10 +57,10 @@ impl Trigger for CronTrigger {
         check_schedules(manifest)
     }
 
-    fn plan(&self, app: &App, context: &TriggerContext) -> Result<String> {
+    fn plan(&self, app: &App, limits: &TriggerLimits) -> Result<String> {
         let schedules = schedules(&app.manifest)?;
         app.trigger_exports("cron", exports)?;
-        Ok(format!("{:?} {:?}", schedules.iter().map(|s| (&s.component, s.plan.to_string())).collect::<Vec<_>>(), context.limits))
+        Ok(format!("{:?} {:?}", schedules.iter().map(|s| (&s.component, s.plan.to_string())).collect::<Vec<_>>(), limits))
     }
 
     fn start(&self, app: &App, context: TriggerContext) -> Result<Box<dyn RunningTrigger>> {

@@ -3,7 +3,7 @@
 
 use crate::{HttpOptions, HttpTrigger, Server, check_routes};
 use anyhow::{Context, Result};
-use kiln_app::{App, BoxFuture, Draining, RunningTrigger, Trigger, TriggerContext};
+use kiln_app::{App, BoxFuture, Draining, RunningTrigger, Trigger, TriggerContext, TriggerLimits};
 use kiln_manifest::Manifest;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
@@ -50,9 +50,9 @@ impl Trigger for HttpListener {
         check_routes(manifest)
     }
 
-    fn plan(&self, app: &App, context: &TriggerContext) -> Result<String> {
+    fn plan(&self, app: &App, limits: &TriggerLimits) -> Result<String> {
         check_routes(&app.manifest)?;
-        Ok(format!("{:?} {:?}", self.settings, context.limits))
+        Ok(format!("{:?} {:?}", self.settings, limits))
     }
 
     fn start(&self, app: &App, context: TriggerContext) -> Result<Box<dyn RunningTrigger>> {

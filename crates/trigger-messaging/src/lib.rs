@@ -13,7 +13,7 @@
 //! within the grace period, and never acks a message whose handler did not finish.
 
 use anyhow::{Context, Result};
-use kiln_app::{App, BoxFuture, Draining, EventOutcome, RunningTrigger, Trigger, TriggerContext};
+use kiln_app::{App, BoxFuture, Draining, EventOutcome, RunningTrigger, Trigger, TriggerContext, TriggerLimits};
 use kiln_cap_messaging::bindings::MessagingRequestReplyPre;
 use kiln_cap_messaging::{GuestMessage, MessagingApp, MessagingInstance};
 use kiln_engine::{ComponentPre, KilnState};
@@ -70,10 +70,10 @@ impl Trigger for NatsTrigger {
         check_triggers(manifest)
     }
 
-    fn plan(&self, app: &App, context: &TriggerContext) -> Result<String> {
+    fn plan(&self, app: &App, limits: &TriggerLimits) -> Result<String> {
         let broker = broker_of(app)?;
         app.trigger_exports("nats", exports)?;
-        Ok(format!("{} {:?} {:?}", broker.describe(), infos(&app.manifest), context.limits))
+        Ok(format!("{} {:?} {:?}", broker.describe(), infos(&app.manifest), limits))
     }
 
     /// Subscriptions and JetStream consumers are set up before this returns: a bad subject, a

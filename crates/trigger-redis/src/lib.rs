@@ -15,7 +15,7 @@ mod subscriber;
 pub use plan::{ServerPlan, plan, redact};
 
 use anyhow::{Context, Result};
-use kiln_app::{App, BoxFuture, Draining, RunningTrigger, Trigger, TriggerContext};
+use kiln_app::{App, BoxFuture, Draining, RunningTrigger, Trigger, TriggerContext, TriggerLimits};
 use kiln_engine::{ComponentPre, InstanceLimits, KilnState};
 use kiln_manifest::Manifest;
 use kiln_outbound_http::OutboundHttp;
@@ -98,10 +98,10 @@ impl Trigger for RedisTrigger {
         check(manifest)
     }
 
-    fn plan(&self, app: &App, context: &TriggerContext) -> Result<String> {
+    fn plan(&self, app: &App, limits: &TriggerLimits) -> Result<String> {
         let servers = plan(&app.manifest, &app.variables)?;
         app.trigger_exports("redis", handlers)?;
-        Ok(format!("{servers:?} {:?}", context.limits))
+        Ok(format!("{servers:?} {:?}", limits))
     }
 
     fn probe(&self, app: &App) -> Result<()> {

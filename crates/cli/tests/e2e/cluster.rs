@@ -13,6 +13,31 @@ fn host(redis: &RedisServer, dir: &tempfile::TempDir, name: &str) -> KilnServe {
     KilnServe::start(&kiln_bin(), &dir.path().join(name), &["--cluster-redis", &redis.url()])
 }
 
+/// A runtime config putting the `default` key-value store on `redis`.
+fn redis_store(redis: &RedisServer) -> String {
+    format!("[key_value_store.default]\ntype = \"redis\"\nurl = \"{}\"\n", redis.url())
+}
+
+/// The `spin_kv` guest on `/...`, with its `default` store on `redis` (in `runtime-config.toml`).
+fn kv_app(redis: &RedisServer) -> tempfile::TempDir {
+    kiln_e2e::kiln::app_dir(
+        &format!(
+            "spin_manifest_version = 2\n[application]\nname = \"kv\"\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"kv\"\n[component.kv]\nsource = \"{}\"\nkey_value_stores = [\"default\"]\n",
+            kiln_e2e::guest("spin_kv").display()
+        ),
+        &[("runtime-config.toml", &redis_store(redis))],
+    )
+}
+
+/// `kiln deploy --from reference` to `host`, with the `runtime-config.toml` of `app_dir`.
+fn deploy_with_runtime_config(host: &KilnServe, reference: &str, app_dir: &std::path::Path, extra: &[&str], config: &std::path::Path) {
+    let (admin, runtime_config) = (format!("http://{}", host.admin), app_dir.join("runtime-config.toml"));
+    let mut args = vec!["deploy", "--from", reference, "--insecure", "--runtime-config-file", runtime_config.to_str().unwrap(), "--host", &admin, "--token", &host.token];
+    args.extend_from_slice(extra);
+    let (ok, out) = kiln(&args, config, "");
+    assert!(ok, "{out}\n{}", host.kiln.log());
+}
+
 fn serves(host: &KilnServe, app: &str) -> bool {
     let response = host.app_get(app, "/files/?path=/big.txt");
     response.status() == 200 && response.text().unwrap_or_default() == BIG
@@ -54,18 +79,10 @@ fn hosts_sharing_redis_serve_the_apps_deployed_by_reference() {
 
     // State shared through the runtime config sent with the reference: a key set on one host is
     // read on another.
-    let kv_app = kiln_e2e::kiln::app_dir(
-        &format!(
-            "spin_manifest_version = 2\n[application]\nname = \"kv\"\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"kv\"\n[component.kv]\nsource = \"{}\"\nkey_value_stores = [\"default\"]\n",
-            kiln_e2e::guest("spin_kv").display()
-        ),
-        &[("runtime-config.toml", &format!("[key_value_store.default]\ntype = \"redis\"\nurl = \"{}\"\n", redis.url()))],
-    );
+    let kv_app = kv_app(&redis);
     let kv_reference = format!("{}/apps/kv:v1", registry.host());
     push(&kv_reference, kv_app.path(), config.path());
-    let runtime_config = kv_app.path().join("runtime-config.toml");
-    let (ok, out) = kiln(&["deploy", "--from", &kv_reference, "--insecure", "--runtime-config-file", runtime_config.to_str().unwrap(), "--host", &admin, "--token", &a.token], config.path(), "");
-    assert!(ok, "{out}\n{}", a.kiln.log());
+    deploy_with_runtime_config(&a, &kv_reference, kv_app.path(), &[], config.path());
     assert!(wait_until(Duration::from_secs(10), || c.app_get("kv", "/?op=exists&key=x").status() == 200), "{}", c.kiln.log());
     assert_eq!(a.app_text("kv", "/?op=set&key=shared&value=from-a"), "ok");
     assert_eq!(c.app_text("kv", "/?op=get&key=shared"), "from-a");
@@ -98,21 +115,12 @@ fn a_host_killed_under_concurrent_writes_loses_no_acknowledged_write() {
     let redis = RedisServer::start();
     let registry = RegistryServer::start();
     let config = tempfile::tempdir().unwrap();
-    let kv_app = kiln_e2e::kiln::app_dir(
-        &format!(
-            "spin_manifest_version = 2\n[application]\nname = \"kv\"\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"kv\"\n[component.kv]\nsource = \"{}\"\nkey_value_stores = [\"default\"]\n",
-            kiln_e2e::guest("spin_kv").display()
-        ),
-        &[("runtime-config.toml", &format!("[key_value_store.default]\ntype = \"redis\"\nurl = \"{}\"\n", redis.url()))],
-    );
+    let kv_app = kv_app(&redis);
     let reference = format!("{}/apps/kv:v1", registry.host());
     push(&reference, kv_app.path(), config.path());
     let dir = tempfile::tempdir().unwrap();
     let (a, b, c) = (host(&redis, &dir, "a"), host(&redis, &dir, "b"), host(&redis, &dir, "c"));
-    let admin = format!("http://{}", a.admin);
-    let runtime_config = kv_app.path().join("runtime-config.toml");
-    let (ok, out) = kiln(&["deploy", "--from", &reference, "--insecure", "--runtime-config-file", runtime_config.to_str().unwrap(), "--host", &admin, "--token", &a.token], config.path(), "");
-    assert!(ok, "{out}");
+    deploy_with_runtime_config(&a, &reference, kv_app.path(), &[], config.path());
     assert!(wait_until(Duration::from_secs(10), || [&a, &b, &c].iter().all(|h| h.app_get("kv", "/?op=exists&key=x").status() == 200)), "not on every host");
 
     // Four writers spread their writes over the three hosts; b is killed (SIGKILL) meanwhile.
@@ -168,21 +176,14 @@ fn a_host_killed_mid_stream_leaves_no_jetstream_message_unhandled() {
             kiln_e2e::guest("msg_sub").display(),
             kiln_e2e::guest("spin_kv").display()
         ),
-        &[("runtime-config.toml", &format!("[key_value_store.default]\ntype = \"redis\"\nurl = \"{}\"\n", redis.url()))],
+        &[("runtime-config.toml", &redis_store(&redis))],
     );
     let reference = format!("{}/apps/jobs:v1", registry.host());
     push(&reference, app.path(), config.path());
     let dir = tempfile::tempdir().unwrap();
     let (a, b, c) = (host(&redis, &dir, "a"), host(&redis, &dir, "b"), host(&redis, &dir, "c"));
-    let admin = format!("http://{}", a.admin);
-    let runtime_config = app.path().join("runtime-config.toml");
     // A short deadline: a message a killed host took is redelivered after deadline + 30 s.
-    let (ok, out) = kiln(
-        &["deploy", "--from", &reference, "--insecure", "--runtime-config-file", runtime_config.to_str().unwrap(), "--request-timeout", "1s", "--host", &admin, "--token", &a.token],
-        config.path(),
-        "",
-    );
-    assert!(ok, "{out}");
+    deploy_with_runtime_config(&a, &reference, app.path(), &["--request-timeout", "1s"], config.path());
     let subscribed = |host: &KilnServe| host.admin("GET", "/v1/apps/jobs").1["triggers"][0]["state"] == "ok";
     assert!(wait_until(Duration::from_secs(10), || subscribed(&a) && subscribed(&b) && subscribed(&c)), "not subscribed everywhere");
 
