@@ -1,7 +1,7 @@
 //! `kiln deploy`: pack an app (its manifest, component sources and files) into an archive and PUT
 //! it to a `kiln serve` host, which answers once the new version is what new requests get.
 
-mod archive;
+pub(crate) mod archive;
 
 use crate::client::{AdminClient, ApiError, App, ConnectArgs, SLOW_CALL_TIMEOUT, check_app_name};
 use anyhow::{Context, Result, bail};

@@ -2,6 +2,8 @@
 //! RuntimeClass (`handler: kiln`), a Deployment of the app's image on that runtime class, a Service,
 //! and a HorizontalPodAutoscaler — printed as one YAML stream for `kubectl apply -f -`.
 
+mod image;
+
 use anyhow::{Result, bail};
 use kiln_manifest::Manifest;
 use serde_json::{Value, json};
@@ -17,6 +19,8 @@ pub(crate) struct K8sArgs {
 enum K8sCommand {
     /// Print a RuntimeClass, Deployment, Service and HorizontalPodAutoscaler for an app.
     Manifests(ManifestsArgs),
+    /// Write the app as an OCI image archive for the containerd shim (`ctr images import`, skopeo).
+    Image(image::ImageArgs),
 }
 
 #[derive(clap::Args)]
@@ -43,6 +47,7 @@ struct ManifestsArgs {
 
 pub(crate) fn run(args: K8sArgs) -> Result<()> {
     match args.command {
+        K8sCommand::Image(args) => image::run(args),
         K8sCommand::Manifests(args) => {
             let path = kiln_manifest::find_manifest(args.file.as_deref())?;
             let manifest = Manifest::load(&path)?;

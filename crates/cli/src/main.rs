@@ -2,13 +2,11 @@
 
 mod apps;
 mod build;
-mod capabilities;
 mod client;
 mod deploy;
 mod k8s;
 mod registry;
 mod serve;
-mod triggers;
 mod up;
 
 use clap::{Parser, Subcommand};

@@ -78,10 +78,10 @@ pub(crate) fn run(args: ServeArgs) -> Result<()> {
     // Apps share the host's in-process bus (and any NATS server they name): each component publishes
     // only to the subjects its manifest grants.
     let messaging = kiln_cap_messaging::Messaging::for_shared_host();
-    let capabilities = crate::capabilities::all(&messaging);
+    let capabilities = kiln_host::capabilities::all(&messaging);
     let links: Vec<_> = capabilities.iter().map(|c| c.link()).collect();
-    let triggers = crate::triggers::events(&messaging);
-    let events = crate::triggers::event_runtime()?;
+    let triggers = kiln_host::triggers::events(&messaging);
+    let events = kiln_host::triggers::event_runtime()?;
     let tracing = match &args.otlp_endpoint {
         Some(endpoint) => Some(kiln_observe::Tracing::otlp(endpoint, "kiln").with_context(|| format!("cannot send traces to `{endpoint}`"))?),
         None => None,
@@ -104,7 +104,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<()> {
         admin.local_addr(),
         platform.data_dir().token_path().display()
     );
-    crate::up::wait_for_signal()?;
+    kiln_host::wait_for_signal()?;
     tracing::info!("shutting down: finishing in-flight requests (up to {:?})", args.shutdown_grace);
     std::thread::scope(|scope| {
         scope.spawn(|| admin.shutdown());

@@ -8,12 +8,14 @@
 //!
 //! Also a minimal blocking NATS client ([`NatsClient`]) for checking from a test what a guest sent.
 
+mod containerd;
 mod nats;
 mod process;
 mod redis;
 mod registry;
 mod trigger;
 
+pub use containerd::Containerd;
 pub use nats::{NatsClient, NatsMsg, NatsServer, NatsSub};
 pub use process::free_port;
 pub use redis::RedisServer;

@@ -5,16 +5,16 @@ use kiln_app::Trigger;
 use kiln_trigger_http::HttpListener;
 use kiln_trigger_messaging::{NatsTrigger, Redelivery};
 
-/// `kiln up`'s triggers, HTTP last (see `up::run`). The NATS trigger's redelivery settings come from
+/// `kiln up`'s triggers, HTTP last (see [`crate::Prepared::start`]). The NATS trigger's redelivery settings come from
 /// the messaging capability's runtime config.
-pub(crate) fn all(http: HttpListener, messaging: &kiln_cap_messaging::Messaging) -> Vec<Box<dyn Trigger>> {
+pub fn all(http: HttpListener, messaging: &kiln_cap_messaging::Messaging) -> Vec<Box<dyn Trigger>> {
     let mut triggers = events(messaging);
     triggers.push(Box::new(http));
     triggers
 }
 
 /// The event triggers: `kiln serve` starts them per app (its front serves HTTP for every app).
-pub(crate) fn events(messaging: &kiln_cap_messaging::Messaging) -> Vec<Box<dyn Trigger>> {
+pub fn events(messaging: &kiln_cap_messaging::Messaging) -> Vec<Box<dyn Trigger>> {
     let redelivery = Redelivery { max_deliver: messaging.max_deliver().unwrap_or(5), ..Redelivery::default() };
     vec![
         Box::new(kiln_trigger_redis::RedisTrigger),
@@ -24,7 +24,7 @@ pub(crate) fn events(messaging: &kiln_cap_messaging::Messaging) -> Vec<Box<dyn T
 }
 
 /// The runtime every app's event triggers run on: one thread per core, made once per process.
-pub(crate) fn event_runtime() -> Result<tokio::runtime::Runtime> {
+pub fn event_runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
         .thread_name("kiln-events")

@@ -4,7 +4,7 @@
 use kiln_app::Capability;
 
 /// The messaging capability is passed in: the NATS trigger's settings come from its runtime config.
-pub(crate) fn all(messaging: &kiln_cap_messaging::Messaging) -> Vec<Box<dyn Capability>> {
+pub fn all(messaging: &kiln_cap_messaging::Messaging) -> Vec<Box<dyn Capability>> {
     vec![
         Box::new(messaging.clone()),
         Box::new(kiln_cap_variables::Variables),
