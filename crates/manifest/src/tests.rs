@@ -454,14 +454,38 @@ fn duplicate_trigger_ids() {
     assert_err(&e, "duplicate trigger id `t`", 9, 6);
 }
 
+/// Trigger types other than Kiln's are Spin plugins: the error says so where the type is named,
+/// and lists what Kiln runs.
+#[track_caller]
+fn assert_plugin_trigger(e: &ManifestError, kind: &str, line: usize, col: usize) {
+    let message = format!(
+        "unsupported trigger type `{kind}`: Spin runs it through a trigger plugin, and Kiln does not run Spin trigger plugins"
+    );
+    assert_err(e, &message, line, col);
+    let help = e.help_text().unwrap().to_string();
+    assert!(help.contains("Kiln runs these trigger types: http, redis, nats, cron"), "{e:?}");
+}
+
+#[test]
+fn plugin_trigger_types_are_refused_by_name() {
+    let component = "[component.x]\nsource = \"x.wasm\"\n";
+    let timer = "[[trigger.timer]]\ncomponent = \"x\"\ninterval_secs = 5\n";
+    assert_plugin_trigger(&err(&format!("{timer}{component}")), "timer", 4, 11);
+    assert_plugin_trigger(&err(&format!("{component}{timer}")), "timer", 6, 11);
+    // After a trigger Kiln runs, too.
+    let http = "[[trigger.http]]\nroute = \"/\"\ncomponent = \"x\"\n";
+    assert_plugin_trigger(&err(&format!("{component}{http}{timer}")), "timer", 9, 11);
+    // A plugin's settings table, which comes first in most manifests, gets the same error.
+    let e = err(&format!("[application.trigger.timer]\nfoo = 1\n{timer}{component}"));
+    assert_plugin_trigger(&e, "timer", 4, 22);
+    // cron runs, but has no application settings.
+    let e = err("[application.trigger.cron]\n");
+    assert_err(&e, "unknown key `cron`", 4, 22);
+}
+
 #[test]
 fn unsupported_trigger_type_and_executor() {
-    let e = err("[[trigger.sqs]]\nqueue = \"q\"\n");
-    assert_err(&e, "unsupported trigger type `sqs`", 4, 11);
-    assert!(
-        e.help_text().unwrap().contains("http, redis, nats, cron"),
-        "{e:?}"
-    );
+    assert_plugin_trigger(&err("[[trigger.sqs]]\nqueue = \"q\"\n"), "sqs", 4, 11);
     let e = err(
         "[[trigger.http]]\nroute = \"/\"\ncomponent = \"a\"\nexecutor = { type = \"wagi\", entrypoint = \"_start\" }\n[component.a]\nsource = \"a.wasm\"\n",
     );
