@@ -282,7 +282,7 @@ pub(crate) fn component(
     let allowed_outbound_hosts = raw
         .allowed_outbound_hosts
         .into_iter()
-        .map(|h| allowed_host(cx, &id, h, &variables))
+        .map(|h| allowed_host(cx, &id, h, &variables, app_vars))
         .collect::<Result<_>>()?;
     Ok(Component {
         source,
@@ -472,21 +472,25 @@ fn parse_template(cx: &Cx, id: &str, value: &Spanned<String>) -> Result<Template
     })
 }
 
+/// An `allowed_outbound_hosts` entry. Its `{{ x }}` may name an application variable (what Spin
+/// resolves them against) or one of the component's own variables (what Kiln resolved them against
+/// before, kept so existing manifests still load); `kiln_variables` renders them in that order.
 fn allowed_host(
     cx: &Cx,
     id: &str,
     raw: Spanned<String>,
     vars: &IndexMap<String, Template>,
+    app_vars: &IndexMap<String, Variable>,
 ) -> Result<AllowedHost> {
     let template = parse_template(cx, id, &raw)?;
-    if let Some(unknown) = template.variables().find(|v| !vars.contains_key(*v)) {
+    let known = |v: &&str| app_vars.contains_key(*v) || vars.contains_key(*v);
+    if let Some(unknown) = template.variables().find(|v| !known(v)) {
         let msg = format!(
             "component `{id}`: allowed_outbound_hosts entry `{}` uses `{{{{ {unknown} }}}}`, \
-             which is not one of this component's variables",
+             which is neither an application variable nor one of this component's variables",
             raw.get_ref()
         );
-        let help =
-            format!("add `{unknown} = \"{{{{ app_variable }}}}\"` to [component.{id}.variables]");
+        let help = format!("declare it in [variables], like `{unknown} = {{ default = \"…\" }}`");
         return Err(cx.err(raw.span(), msg, help));
     }
     if let Err(reason) = crate::validate_host_pattern(raw.get_ref()) {

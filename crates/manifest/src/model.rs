@@ -183,7 +183,8 @@ pub enum FileMount {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AllowedHost {
-    /// As written, possibly with `{{ component_variable }}` placeholders.
+    /// As written, possibly with `{{ variable }}` placeholders: each names an application variable
+    /// or, failing that, a component variable (see `kiln_variables::Resolver::render_for_component`).
     pub pattern: String,
     pub span: Span,
 }

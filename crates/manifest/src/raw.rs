@@ -70,12 +70,63 @@ pub(crate) struct RawKilnSettings {
     pub max_request_body: Option<Spanned<u64>>,
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+/// `[application.trigger.<type>]`: per-trigger-type settings. Keyed by [`TriggerKind`] so that a
+/// plugin's settings table gets the same error as its `[[trigger.<type>]]`, not "unknown key".
+#[derive(Default)]
 pub(crate) struct RawAppTriggers {
     pub http: Option<RawAppHttp>,
     pub redis: Option<RawAppRedis>,
     pub nats: Option<RawAppNats>,
+}
+
+impl<'de> Deserialize<'de> for RawAppTriggers {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(AppTriggersVisitor)
+    }
+}
+
+struct AppTriggersVisitor;
+
+impl<'de> Visitor<'de> for AppTriggersVisitor {
+    type Value = RawAppTriggers;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a table of trigger settings, like [application.trigger.http]")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawAppTriggers, A::Error> {
+        let mut out = RawAppTriggers::default();
+        while let Some(key) = map.next_key::<AppTriggerKey>()? {
+            match key {
+                AppTriggerKey::Http => out.http = Some(map.next_value()?),
+                AppTriggerKey::Redis => out.redis = Some(map.next_value()?),
+                AppTriggerKey::Nats => out.nats = Some(map.next_value()?),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The trigger types that have application settings. Refused here, in the key, so that the error
+/// points at the key.
+enum AppTriggerKey {
+    Http,
+    Redis,
+    Nats,
+}
+
+impl<'de> Deserialize<'de> for AppTriggerKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match TriggerKind::deserialize(d)? {
+            TriggerKind::Http => Ok(AppTriggerKey::Http),
+            TriggerKind::Redis => Ok(AppTriggerKey::Redis),
+            TriggerKind::Nats => Ok(AppTriggerKey::Nats),
+            TriggerKind::Cron => Err(de::Error::custom(format!(
+                "unknown key `cron`{HELP_SEP}remove it; the cron trigger has no application settings \
+                 (keys allowed here: http, redis, nats)"
+            ))),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -121,6 +172,16 @@ pub(crate) enum TriggerKind {
 pub(crate) const TRIGGER_KINDS: &str = "http, redis, nats, cron";
 
 impl TriggerKind {
+    fn from_name(name: &str) -> Option<TriggerKind> {
+        match name {
+            "http" => Some(TriggerKind::Http),
+            "redis" => Some(TriggerKind::Redis),
+            "nats" => Some(TriggerKind::Nats),
+            "cron" => Some(TriggerKind::Cron),
+            _ => None,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             TriggerKind::Http => "http",
@@ -134,16 +195,18 @@ impl TriggerKind {
 impl<'de> Deserialize<'de> for TriggerKind {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let name = String::deserialize(d)?;
-        match name.as_str() {
-            "http" => Ok(TriggerKind::Http),
-            "redis" => Ok(TriggerKind::Redis),
-            "nats" => Ok(TriggerKind::Nats),
-            "cron" => Ok(TriggerKind::Cron),
-            _ => Err(de::Error::custom(format!(
-                "unsupported trigger type `{name}`{HELP_SEP}Kiln supports these trigger types: {TRIGGER_KINDS}"
-            ))),
-        }
+        TriggerKind::from_name(&name).ok_or_else(|| de::Error::custom(unsupported_trigger(&name)))
     }
+}
+
+/// Spin itself runs only http and redis; every other trigger type (timer, sqs, mqtt, command, …)
+/// is a Spin plugin, a separate executable Kiln does not run. Say so, rather than "unknown key".
+fn unsupported_trigger(name: &str) -> String {
+    format!(
+        "unsupported trigger type `{name}`: Spin runs it through a trigger plugin, and Kiln does not run \
+         Spin trigger plugins{HELP_SEP}Kiln runs these trigger types: {TRIGGER_KINDS}; check the \
+         spelling, or trigger the component through one of them"
+    )
 }
 
 pub(crate) enum RawTriggerList {

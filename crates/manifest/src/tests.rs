@@ -454,14 +454,38 @@ fn duplicate_trigger_ids() {
     assert_err(&e, "duplicate trigger id `t`", 9, 6);
 }
 
+/// Trigger types other than Kiln's are Spin plugins: the error says so where the type is named,
+/// and lists what Kiln runs.
+#[track_caller]
+fn assert_plugin_trigger(e: &ManifestError, kind: &str, line: usize, col: usize) {
+    let message = format!(
+        "unsupported trigger type `{kind}`: Spin runs it through a trigger plugin, and Kiln does not run Spin trigger plugins"
+    );
+    assert_err(e, &message, line, col);
+    let help = e.help_text().unwrap().to_string();
+    assert!(help.contains("Kiln runs these trigger types: http, redis, nats, cron"), "{e:?}");
+}
+
+#[test]
+fn plugin_trigger_types_are_refused_by_name() {
+    let component = "[component.x]\nsource = \"x.wasm\"\n";
+    let timer = "[[trigger.timer]]\ncomponent = \"x\"\ninterval_secs = 5\n";
+    assert_plugin_trigger(&err(&format!("{timer}{component}")), "timer", 4, 11);
+    assert_plugin_trigger(&err(&format!("{component}{timer}")), "timer", 6, 11);
+    // After a trigger Kiln runs, too.
+    let http = "[[trigger.http]]\nroute = \"/\"\ncomponent = \"x\"\n";
+    assert_plugin_trigger(&err(&format!("{component}{http}{timer}")), "timer", 9, 11);
+    // A plugin's settings table, which comes first in most manifests, gets the same error.
+    let e = err(&format!("[application.trigger.timer]\nfoo = 1\n{timer}{component}"));
+    assert_plugin_trigger(&e, "timer", 4, 22);
+    // cron runs, but has no application settings.
+    let e = err("[application.trigger.cron]\n");
+    assert_err(&e, "unknown key `cron`", 4, 22);
+}
+
 #[test]
 fn unsupported_trigger_type_and_executor() {
-    let e = err("[[trigger.sqs]]\nqueue = \"q\"\n");
-    assert_err(&e, "unsupported trigger type `sqs`", 4, 11);
-    assert!(
-        e.help_text().unwrap().contains("http, redis, nats, cron"),
-        "{e:?}"
-    );
+    assert_plugin_trigger(&err("[[trigger.sqs]]\nqueue = \"q\"\n"), "sqs", 4, 11);
     let e = err(
         "[[trigger.http]]\nroute = \"/\"\ncomponent = \"a\"\nexecutor = { type = \"wagi\", entrypoint = \"_start\" }\n[component.a]\nsource = \"a.wasm\"\n",
     );
@@ -529,17 +553,55 @@ fn bad_allowed_hosts() {
     let e = err("[component.a]\nsource = \"a.wasm\"\nallowed_outbound_hosts = [\"example.com\"]\n");
     assert_err(&e, "component `a`: ", 6, 27);
     assert!(e.message().contains("example.com"), "{e:?}");
-    // Templates in hosts may only use the component's own variables.
+    // A template naming a variable declared nowhere is refused where it is written.
     let e = err(
-        "[variables]\nh = { default = \"x\" }\n[component.a]\nsource = \"a.wasm\"\nallowed_outbound_hosts = [\"https://{{ h }}\"]\n",
+        "[variables]\nh = { default = \"x\" }\n[component.a]\nsource = \"a.wasm\"\nallowed_outbound_hosts = [\"https://{{ nope }}\"]\nvariables = { c = \"{{ h }}\" }\n",
     );
-    assert_err(&e, "not one of this component's variables", 8, 27);
+    assert_err(
+        &e,
+        "uses `{{ nope }}`, which is neither an application variable nor one of this component's variables",
+        8,
+        27,
+    );
+    assert!(e.help_text().unwrap().contains("nope = { default"), "{e:?}");
+    // A component variable alone still works (Kiln accepted only these before).
     let m = ok(
-        "[variables]\nh = { default = \"x\" }\n[component.a]\nsource = \"a.wasm\"\nallowed_outbound_hosts = [\"https://{{ h }}\"]\nvariables = { h = \"{{ h }}\" }\n",
+        "[component.a]\nsource = \"a.wasm\"\nallowed_outbound_hosts = [\"https://{{ c }}\"]\nvariables = { c = \"x\" }\n",
     );
     assert_eq!(
         m.components["a"].allowed_outbound_hosts[0].pattern,
-        "https://{{ h }}"
+        "https://{{ c }}"
+    );
+}
+
+/// Spin resolves `allowed_outbound_hosts` templates against the application's variables, so they
+/// need not be repeated as component variables; a CIDR range may be built from them.
+pub(crate) const APP_VARIABLE_HOSTS: &str = r#"spin_manifest_version = 2
+[application]
+name = "t"
+[variables]
+redis_host = { default = "localhost" }
+addr_prefix = { default = "127.0.0.0" }
+prefix_len = { default = "8" }
+[[trigger.http]]
+route = "/..."
+component = "test"
+[component.test]
+source = "test.wasm"
+allowed_outbound_hosts = ["redis://{{ redis_host }}:6379", "*://{{ addr_prefix }}/{{ prefix_len }}:7"]
+"#;
+
+#[test]
+fn allowed_hosts_may_use_application_variables() {
+    let m = parse(APP_VARIABLE_HOSTS).unwrap();
+    let patterns: Vec<&str> = m.components["test"]
+        .allowed_outbound_hosts
+        .iter()
+        .map(|h| h.pattern.as_str())
+        .collect();
+    assert_eq!(
+        patterns,
+        ["redis://{{ redis_host }}:6379", "*://{{ addr_prefix }}/{{ prefix_len }}:7"]
     );
 }
 
@@ -664,3 +726,4 @@ fn kiln_limits_are_checked_where_they_are_written() {
     let unknown = err("[application.tool.kiln]\nmax_memory = 5\n");
     assert!(unknown.message().contains("max_memory"), "{unknown:?}");
 }
+

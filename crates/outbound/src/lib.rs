@@ -437,7 +437,8 @@ fn parse_port(
 fn parse_host(original: &str, host: &str) -> Result<HostMatcher, PatternError> {
     let host = host.trim();
     if host.contains(TEMPLATE) {
-        if host.trim_end_matches('/').contains('/') {
+        let host = host.trim_end_matches('/');
+        if host.contains('/') && !may_become_cidr(host) {
             return Err(PatternError::new(
                 original,
                 "it has a path, and entries must not",
@@ -522,6 +523,18 @@ fn parse_host(original: &str, host: &str) -> Result<HostMatcher, PatternError> {
     }
     check_domain(original, host)?;
     Ok(HostMatcher::Name(host.to_ascii_lowercase()))
+}
+
+/// Whether a templated host may render to a CIDR range, like `{{ prefix }}/{{ len }}` or
+/// `10.0.0.0/{{ len }}`: an address (or placeholder) and a prefix length (or placeholder) around a
+/// single `/`. Anything else with a `/` is a path; a bad range is caught once rendered.
+fn may_become_cidr(host: &str) -> bool {
+    let Some((address, len)) = host.split_once('/') else {
+        return false;
+    };
+    let address_ok = address.contains(TEMPLATE) || address.parse::<IpAddr>().is_ok();
+    let len_ok = len.contains(TEMPLATE) || (!len.is_empty() && len.bytes().all(|b| b.is_ascii_digit()));
+    address_ok && len_ok && !len.contains('/')
 }
 
 fn check_domain(original: &str, domain: &str) -> Result<(), PatternError> {

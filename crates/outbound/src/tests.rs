@@ -421,6 +421,16 @@ fn cidr() {
 }
 
 #[test]
+fn cidr_rendered_from_variables() {
+    // What `*://{{ addr_prefix }}/{{ prefix_len }}:7` becomes with 127.0.0.0 and 8.
+    let allowed = hosts(&["*://127.0.0.0/8:7"]);
+    assert!(allowed.allows_socket_addr("127.0.0.1:7".parse().unwrap()));
+    assert!(allowed.allows_socket_addr("127.200.1.1:7".parse().unwrap()));
+    assert!(!allowed.allows_socket_addr("10.0.0.1:7".parse().unwrap()));
+    assert!(!allowed.allows_socket_addr("127.0.0.1:8".parse().unwrap()));
+}
+
+#[test]
 fn ip_literals_match_semantically() {
     let allowed = hosts(&["http://[::1]:8080", "http://127.0.0.1:3000"]);
     assert!(allowed.allows(&url("http://[0:0:0:0:0:0:0:1]:8080")));
@@ -538,6 +548,10 @@ fn validate_accepts_templates() {
         "{{ host }}:6379",
         "http://{{ id }}.spin.internal",
         "https://{{ host }}/",
+        // CIDR ranges built from variables
+        "*://{{ addr_prefix }}/{{ prefix_len }}:7",
+        "*://10.0.0.0/{{ prefix_len }}:*",
+        "tcp://{{ addr_prefix }}/24:{{ port }}",
         "*://*:*",
         "https://example.com",
     ] {
@@ -545,6 +559,9 @@ fn validate_accepts_templates() {
     }
     for bad in [
         "https://{{ host }}/path",
+        "https://{{ host }}/{{ path }}/x",
+        "https://example.com/{{ len }}",
+        "https://{{ host }}/24x",
         "https://{{ host",
         "https://{{ }}",
         "tcp://{{ host }}",

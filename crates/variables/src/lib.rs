@@ -253,14 +253,18 @@ impl Resolver {
             .collect()
     }
 
-    /// Renders a template whose `{{ x }}` are the component's variables (as in
-    /// `allowed_outbound_hosts`).
+    /// Renders an `allowed_outbound_hosts` template of a component. Spin resolves these against the
+    /// application variables only, so an application variable wins; a name that is not one may be
+    /// one of the component's variables, which is all Kiln accepted before (existing manifests).
     pub fn render_for_component(
         &self,
         component_id: &str,
         template: &str,
     ) -> Result<String, VariablesError> {
         render(&Template::parse(template)?, |name| {
+            if self.variables.contains_key(name) {
+                return self.app_variable(name);
+            }
             self.component_variable(component_id, name)
         })
     }

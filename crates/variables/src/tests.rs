@@ -132,7 +132,7 @@ fn undefined_and_invalid_names() {
 }
 
 #[test]
-fn render_for_component_uses_component_variables() {
+fn render_for_component_uses_application_then_component_variables() {
     let r = resolver(&[("KILN_VARIABLE_TOKEN", "t"), ("KILN_VARIABLE_PORT", "7000")]);
     assert_eq!(
         r.render_for_component("web", "redis://{{ host }}:{{redis_port}}")
@@ -140,8 +140,13 @@ fn render_for_component_uses_component_variables() {
         "redis://api.example.com:7000"
     );
     assert_eq!(
-        r.render_for_component("web", "https://{{ api_host }}"),
-        Err(VariablesError::Undefined("api_host".into()))
+        r.render_for_component("web", "https://{{ api_host }}:{{ port }}")
+            .unwrap(),
+        "https://api.example.com:7000"
+    );
+    assert_eq!(
+        r.render_for_component("web", "https://{{ nowhere }}"),
+        Err(VariablesError::Undefined("nowhere".into()))
     );
     assert!(matches!(
         r.render_for_component("web", "https://{{ host"),
@@ -366,4 +371,55 @@ fn component_variables_lists_all_in_order() {
     assert_eq!(names, ["host", "redis_port", "auth", "plain"]);
     assert_eq!(all[2].1, "Bearer t");
     assert!(r.component_variables("nope").unwrap().is_empty());
+}
+
+/// The manifest from Spin's outbound-networking tests: templates over application variables only.
+const APP_VARIABLE_HOSTS: &str = r#"spin_manifest_version = 2
+[application]
+name = "t"
+[variables]
+redis_host = { default = "localhost" }
+addr_prefix = { default = "127.0.0.0" }
+prefix_len = { default = "8" }
+[[trigger.http]]
+route = "/..."
+component = "test"
+[component.test]
+source = "test.wasm"
+allowed_outbound_hosts = ["redis://{{ redis_host }}:6379", "*://{{ addr_prefix }}/{{ prefix_len }}:7"]
+"#;
+
+fn rendered_hosts(manifest: &str, component: &str) -> Vec<String> {
+    let m = Manifest::parse(manifest, Path::new("/app/spin.toml")).unwrap();
+    let r = Resolver::new(&m, vec![env(&[])]).unwrap();
+    m.components[component]
+        .allowed_outbound_hosts
+        .iter()
+        .map(|h| r.render_for_component(component, &h.pattern).unwrap())
+        .collect()
+}
+
+#[test]
+fn allowed_hosts_render_from_application_variables() {
+    let rendered = rendered_hosts(APP_VARIABLE_HOSTS, "test");
+    assert_eq!(rendered, ["redis://localhost:6379", "*://127.0.0.0/8:7"]);
+    let allowed = kiln_outbound::AllowedHosts::parse(&rendered).unwrap();
+    assert!(allowed.allows_url("redis://localhost:6379"));
+    assert!(allowed.allows_socket_addr("127.0.0.1:7".parse().unwrap()));
+    assert!(!allowed.allows_socket_addr("10.0.0.1:7".parse().unwrap()));
+}
+
+#[test]
+fn allowed_hosts_prefer_the_application_variable_as_spin_does() {
+    // Spin never consults component variables here, so a component variable of the same name
+    // does not change what the entry allows.
+    let manifest = APP_VARIABLE_HOSTS.replace(
+        "source = \"test.wasm\"",
+        "source = \"test.wasm\"\nvariables = { redis_host = \"elsewhere\", only_here = \"h\" }",
+    )
+    .replace("6379\", ", "6379\", \"http://{{ only_here }}\", ");
+    assert_eq!(
+        rendered_hosts(&manifest, "test"),
+        ["redis://localhost:6379", "http://h", "*://127.0.0.0/8:7"]
+    );
 }
