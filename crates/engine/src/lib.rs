@@ -12,12 +12,14 @@ mod config;
 mod epoch;
 mod guest_output;
 mod limits;
+mod self_requests;
 mod state;
 
 pub use capability::{ComponentCapability, LinkFn};
 pub use component::{ComponentPre, InstanceCall, InstanceLimits, InstanceOptions, SocketPolicy, WasiTemplate};
 pub use config::{EngineConfig, default_cache_dir};
 pub use limits::{InstanceFailure, classify_failure};
+pub use self_requests::SELF_AUTHORITY;
 pub use state::KilnState;
 pub use wasmtime;
 pub use wasmtime_wasi::sockets::SocketAddrUse;

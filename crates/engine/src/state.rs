@@ -58,9 +58,10 @@ pub(crate) fn linker(engine: &wasmtime::Engine, concurrency: bool, capabilities:
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
+    crate::self_requests::shadow_p2_handle(&mut linker).map_err(anyhow::Error::from)?;
     if concurrency {
         wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(anyhow::Error::from)?;
-        wasmtime_wasi_http::p3::add_to_linker(&mut linker).map_err(anyhow::Error::from)?;
+        crate::self_requests::add_p3_to_linker(&mut linker).map_err(anyhow::Error::from)?;
     }
     for link in capabilities {
         link(&mut linker)?;

@@ -68,6 +68,7 @@ impl OutboundHttp {
                 false => Decision::Deny,
             };
         }
+        // Also a relative URL: kiln-engine gives such requests the authority `self` (Spin's rule).
         if host == "self" {
             return match self.allowed.allows_self() {
                 true => Decision::Internal(InternalTarget::SelfApp),

@@ -144,6 +144,10 @@ pub enum Fetch {
 
 /// Makes a GET request to `url` (`scheme://authority/path?query`) via `wasi:http/outgoing-handler`.
 pub fn fetch(url: &str) -> Fetch {
+    if url.starts_with('/') {
+        // A relative URL: no scheme, no authority (a request to the app itself, as Spin's SDK sends it).
+        return send(None, None, url);
+    }
     let Some((scheme, rest)) = url.split_once("://") else {
         return Fetch::Other(format!("invalid url: {url:?}"));
     };
@@ -162,14 +166,19 @@ pub fn fetch(url: &str) -> Fetch {
         other => Scheme::Other(other.to_string()),
     };
 
+    send(Some(&scheme), Some(authority), &pq)
+}
+
+/// GETs `path_with_query` at `scheme://authority` (both `None`: a relative URL).
+fn send(scheme: Option<&Scheme>, authority: Option<&str>, pq: &str) -> Fetch {
     let req = OutgoingRequest::new(Fields::new());
     let set = req
         .set_method(&Method::Get)
-        .and(req.set_scheme(Some(&scheme)))
-        .and(req.set_authority(Some(authority)))
-        .and(req.set_path_with_query(Some(&pq)));
+        .and(req.set_scheme(scheme))
+        .and(req.set_authority(authority))
+        .and(req.set_path_with_query(Some(pq)));
     if set.is_err() {
-        return Fetch::Other(format!("invalid url: {url:?}"));
+        return Fetch::Other(format!("invalid url: {:?}{pq}", authority.unwrap_or_default()));
     }
     // An empty request body, finished before the request is sent.
     let body = req.body().expect("outgoing request body");

@@ -103,6 +103,30 @@ source = "{echo}"
     assert_eq!(text.trim(), "response error: HttpRequestDenied");
 }
 
+/// spin-sdk's `http-outbound` example: `send("/hello")` with `allowed_outbound_hosts = ["http://self"]`.
+#[test]
+fn a_relative_url_is_a_request_to_the_app_itself() {
+    let manifest = |allowed: &str| {
+        format!(
+            "spin_manifest_version = 2\n[application]\nname = \"relative\"\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"front\"\n\
+             [[trigger.http]]\nroute = \"/hello/...\"\ncomponent = \"hello\"\n[component.front]\nsource = \"{}\"\n\
+             allowed_outbound_hosts = {allowed}\n[component.hello]\nsource = \"{}\"\n",
+            kiln_e2e::guest("outbound").display(),
+            kiln_e2e::guest("echo_request").display()
+        )
+    };
+    let (kiln, _dir) = serve(&manifest("[\"http://self\"]"), &[], &[]);
+    let (status, text) = fetch(&kiln, "/hello/there?x=1");
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("upstream-status: 200") && text.contains("\"path_with_query\":\"/hello/there?x=1\""), "{text}");
+    // Routed by the app's own router, with Spin's headers for the route it matched.
+    assert!(text.contains("[\"spin-matched-route\",\"/hello/...\"]") && text.contains("[\"spin-path-info\",\"/there\"]"), "{text}");
+    // Without the grant: denied, as for `http://self/...`.
+    let (kiln, _dir) = serve(&manifest("[\"http://example.com\"]"), &[], &[]);
+    let (status, text) = fetch(&kiln, "/hello/there");
+    assert_eq!((status, text.trim()), (502, "response error: HttpRequestDenied"));
+}
+
 #[test]
 fn http_self_reaches_the_app_in_process() {
     let (kiln, _dir) = outbound_app("[\"http://self\"]", "");

@@ -155,11 +155,14 @@ fn redis_3_every_operation() {
 fn outbound_http_through_wasi_0_3_is_allowed_only_to_listed_hosts() {
     let app = spin4_app("allowed_outbound_hosts = [\"http://self\"]", &[]);
     assert_eq!(app.get(&at("/outbound", &[("url", "http://self/stdout")])), (200, "200\nok".into()));
+    // A relative URL is a request to the app itself, granted by `http://self` (as in Spin).
+    assert_eq!(app.get(&at("/outbound", &[("url", "/stdout")])), (200, "200\nok".into()));
     assert_eq!(app.get(&at("/outbound", &[("url", "http://example.com/")])), (502, "error: HttpRequestDenied".into()));
     // Service chaining to a component by id, in-process.
     assert_eq!(app.get(&at("/outbound", &[("url", "http://app.spin.internal/stdout")])), (502, "error: HttpRequestDenied".into()));
     let app = spin4_app("allowed_outbound_hosts = [\"http://app.spin.internal\"]", &[]);
     assert_eq!(app.get(&at("/outbound", &[("url", "http://app.spin.internal/stdout")])), (200, "200\nok".into()));
+    assert_eq!(app.get(&at("/outbound", &[("url", "/stdout")])), (502, "error: HttpRequestDenied".into()));
 }
 
 fn trigger_manifest(redis: &RedisServer) -> String {
