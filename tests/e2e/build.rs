@@ -26,9 +26,9 @@ fn main() {
 
     check_targets(&[WASIP2, WASIP1, UNKNOWN]);
 
-    // All wasm32-wasip2 guests (the workspace's default members), then the two core modules.
+    // All wasm32-wasip2 guests (the workspace's default members), then the core modules.
     cargo_build(&guests, &["--target", WASIP2]);
-    cargo_build(&guests, &["--target", WASIP1, "-p", "hello_core_wasip1"]);
+    cargo_build(&guests, &["--target", WASIP1, "-p", "hello_core_wasip1", "-p", "wagi_hello"]);
     cargo_build(&guests, &["--target", UNKNOWN, "-p", "hello_core_unknown"]);
     cargo_build(&examples, &["--target", WASIP2, "--workspace"]);
 

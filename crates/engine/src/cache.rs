@@ -76,19 +76,23 @@ fn compile(engine: &wasmtime::Engine, bytes: &[u8]) -> Result<Component> {
     Component::new(engine, bytes).map_err(anyhow::Error::from)
 }
 
-/// Turns a core module carrying a `component-type` custom section (wasm32-unknown-unknown built with
-/// wit-bindgen, or a wasip1 module) into a component. Modules importing WASI preview 1 get the
-/// preview1→preview2 reactor adapter that wasmtime ships.
+/// Turns a core module into a component: one carrying a `component-type` custom section
+/// (wasm32-unknown-unknown built with wit-bindgen, or a wasip1 library), or a wasip1 program
+/// (`_start`, as WAGI modules are). Modules importing WASI preview 1 get the preview1→preview2
+/// adapter that wasmtime ships: the command adapter for a program (its `_start` becomes
+/// `wasi:cli/run`), else the reactor adapter.
 fn componentize(module: &[u8]) -> Result<Vec<u8>> {
     let mut encoder = wit_component::ComponentEncoder::default()
         .validate(true)
         .module(module)
         .context("the core module cannot be turned into a component: it needs the `component-type` custom section that wit-bindgen (or the `wasi` crate) emits")?;
     if imports_wasi_preview1(module) {
-        encoder = encoder.adapter(
-            "wasi_snapshot_preview1",
-            wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
-        )?;
+        let adapter = if exports_start(module) {
+            wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER
+        } else {
+            wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER
+        };
+        encoder = encoder.adapter("wasi_snapshot_preview1", adapter)?;
     }
     encoder.encode().context("failed to turn the core module into a component")
 }
@@ -117,6 +121,13 @@ pub(crate) fn interface_names(bytes: &[u8]) -> Vec<String> {
         }
     }
     names
+}
+
+fn exports_start(module: &[u8]) -> bool {
+    wasmparser::Parser::new(0).parse_all(module).any(|payload| match payload {
+        Ok(wasmparser::Payload::ExportSection(exports)) => exports.into_iter().flatten().any(|export| export.name == "_start"),
+        _ => false,
+    })
 }
 
 fn imports_wasi_preview1(module: &[u8]) -> bool {

@@ -36,6 +36,18 @@ pub struct InstanceOptions {
     pub memory_limit: usize,
     /// Outbound HTTP policy for this instance.
     pub http_hooks: Box<dyn WasiHttpHooks>,
+    /// A command's arguments and streams (WAGI); `None`: no arguments, no stdin, stdout to the log.
+    pub command: Option<CommandIo>,
+}
+
+/// What a command run gets beyond the component's template: WAGI's CGI request.
+pub struct CommandIo {
+    pub args: Vec<String>,
+    /// Added to the manifest's `environment`.
+    pub env: Vec<(String, String)>,
+    pub stdin: bytes::Bytes,
+    /// Where stdout goes; the caller keeps a clone to read it once the run ends.
+    pub stdout: wasmtime_wasi::p2::pipe::MemoryOutputPipe,
 }
 
 /// What bounds one instance, as a trigger sets it.
@@ -101,9 +113,30 @@ impl ComponentPre {
         http_hooks: Box<dyn WasiHttpHooks>,
         call: impl for<'s> FnOnce(&'s mut Store<KilnState>) -> InstanceCall<'s, T>,
     ) -> Result<T, InstanceFailure> {
+        self.run_with(limits, http_hooks, None, call).await
+    }
+
+    /// [`ComponentPre::run`] for a command given its arguments, environment and streams (WAGI).
+    pub async fn run_command<T>(
+        &self,
+        limits: InstanceLimits,
+        http_hooks: Box<dyn WasiHttpHooks>,
+        command: CommandIo,
+        call: impl for<'s> FnOnce(&'s mut Store<KilnState>) -> InstanceCall<'s, T>,
+    ) -> Result<T, InstanceFailure> {
+        self.run_with(limits, http_hooks, Some(command), call).await
+    }
+
+    async fn run_with<T>(
+        &self,
+        limits: InstanceLimits,
+        http_hooks: Box<dyn WasiHttpHooks>,
+        command: Option<CommandIo>,
+        call: impl for<'s> FnOnce(&'s mut Store<KilnState>) -> InstanceCall<'s, T>,
+    ) -> Result<T, InstanceFailure> {
         let deadline = Instant::now() + limits.deadline;
         let mut store = self
-            .new_store(InstanceOptions { deadline, memory_limit: limits.memory_limit, http_hooks })
+            .new_store(InstanceOptions { deadline, memory_limit: limits.memory_limit, http_hooks, command })
             .map_err(|err| InstanceFailure::Trap(format!("cannot create the instance: {err:#}")))?;
         match tokio::time::timeout_at(deadline.into(), call(&mut store)).await {
             Ok(Ok(value)) => Ok(value),
@@ -117,7 +150,7 @@ impl ComponentPre {
     pub fn new_store(&self, options: InstanceOptions) -> Result<Store<KilnState>> {
         let state = KilnState {
             table: ResourceTable::new(),
-            wasi: self.wasi_ctx()?,
+            wasi: self.wasi_ctx(options.command)?,
             http: WasiHttpCtx::new(),
             http_hooks: options.http_hooks,
             limiter: MemoryLimiter::new(options.memory_limit),
@@ -142,10 +175,19 @@ impl ComponentPre {
         Ok(store)
     }
 
-    fn wasi_ctx(&self) -> Result<WasiCtx> {
+    fn wasi_ctx(&self, command: Option<CommandIo>) -> Result<WasiCtx> {
         let mut builder = WasiCtxBuilder::new();
         builder.envs(&self.wasi.env);
-        builder.stdout(GuestLog::new(self.id.clone(), Channel::Stdout));
+        match command {
+            Some(command) => {
+                builder.args(&command.args).envs(&command.env);
+                builder.stdin(wasmtime_wasi::p2::pipe::MemoryInputPipe::new(command.stdin));
+                builder.stdout(command.stdout);
+            }
+            None => {
+                builder.stdout(GuestLog::new(self.id.clone(), Channel::Stdout));
+            }
+        }
         builder.stderr(GuestLog::new(self.id.clone(), Channel::Stderr));
         for (host, guest) in &self.wasi.preopens {
             builder

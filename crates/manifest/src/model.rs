@@ -83,6 +83,34 @@ pub struct HttpTrigger {
     pub route: HttpRoute,
     pub component: String,
     pub component_span: Span,
+    pub executor: HttpExecutor,
+}
+
+/// How an HTTP trigger runs its component (`executor = { type = … }`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum HttpExecutor {
+    /// `http` (alias `spin`), the default: the component's `wasi:http` handler.
+    #[default]
+    Http,
+    /// `wagi`: a command run CGI-style (the request as environment, arguments and stdin; the response
+    /// from stdout).
+    Wagi(WagiExecutor),
+}
+
+/// The `wagi` executor's settings, with Spin's defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WagiExecutor {
+    /// The module's function to run: `_start` (the only one a command component exports).
+    pub entrypoint: String,
+    /// The arguments: `${SCRIPT_NAME}` (the request path) and `${ARGS}` (the query's keys and
+    /// non-empty values) are substituted.
+    pub argv: String,
+}
+
+impl Default for WagiExecutor {
+    fn default() -> Self {
+        WagiExecutor { entrypoint: "_start".into(), argv: "${SCRIPT_NAME} ${ARGS}".into() }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

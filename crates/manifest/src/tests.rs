@@ -486,10 +486,27 @@ fn plugin_trigger_types_are_refused_by_name() {
 #[test]
 fn unsupported_trigger_type_and_executor() {
     assert_plugin_trigger(&err("[[trigger.sqs]]\nqueue = \"q\"\n"), "sqs", 4, 11);
-    let e = err(
-        "[[trigger.http]]\nroute = \"/\"\ncomponent = \"a\"\nexecutor = { type = \"wagi\", entrypoint = \"_start\" }\n[component.a]\nsource = \"a.wasm\"\n",
-    );
-    assert_err(&e, "`wagi` executor is not supported by Kiln", 7, 12);
+    let wagi = |executor: &str| {
+        format!("[[trigger.http]]\nroute = \"/\"\ncomponent = \"a\"\nexecutor = {executor}\n[component.a]\nsource = \"a.wasm\"\n")
+    };
+    assert_err(&err(&wagi("{ type = \"wagi\", entrypoint = \"main\" }")), "entrypoint `main` is not supported", 7, 12);
+    assert_err(&err(&wagi("{ type = \"wasip3-unstable\" }")), "the `wasip3-unstable` executor", 7, 12);
+    assert_err(&err(&wagi("{ type = \"cgi\" }")), "unknown executor type `cgi`", 7, 12);
+    assert_err(&err(&wagi("{ type = \"wagi\", argv = 3 }")), "`argv` must be a string", 7, 12);
+    assert_err(&err(&wagi("{ type = \"spin\", argv = \"x\" }")), "the `spin` executor takes no `argv`", 7, 12);
+}
+
+#[test]
+fn executors_as_spin_has_them() {
+    let executor = |line: &str| {
+        let m = ok(&format!("[[trigger.http]]\nroute = \"/\"\ncomponent = \"a\"\n{line}\n[component.a]\nsource = \"a.wasm\"\n"));
+        m.http_triggers[0].executor.clone()
+    };
+    assert_eq!(executor(""), HttpExecutor::Http);
+    assert_eq!(executor("executor = { type = \"spin\" }"), HttpExecutor::Http);
+    assert_eq!(executor("executor = { type = \"wagi\" }"), HttpExecutor::Wagi(WagiExecutor::default()));
+    let custom = executor("executor = { type = \"wagi\", entrypoint = \"_start\", argv = \"${SCRIPT_NAME} -v ${ARGS}\" }");
+    assert_eq!(custom, HttpExecutor::Wagi(WagiExecutor { entrypoint: "_start".into(), argv: "${SCRIPT_NAME} -v ${ARGS}".into() }));
 }
 
 #[test]

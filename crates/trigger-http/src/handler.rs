@@ -7,7 +7,7 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use kiln_app::App;
 use kiln_engine::{ComponentPre, InstanceFailure, InstanceLimits, KilnState};
-use kiln_manifest::HttpRoute;
+use kiln_manifest::{HttpExecutor, HttpRoute};
 use kiln_outbound_http::OutboundHttp;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -25,6 +25,22 @@ use wasmtime_wasi_http::p3;
 
 /// The body of every response Kiln sends: the guest's streaming body, or a small host-made one.
 pub type Body = HyperOutgoingBody;
+
+/// How a component answers: its `wasi:http` handler, or (`executor = { type = "wagi" }`) its
+/// `wasi:cli/run` as a CGI program.
+enum Export {
+    Http(ProxyPre<KilnState>),
+    Wagi(crate::wagi::WagiPre),
+}
+
+impl Export {
+    fn locate(component: &ComponentPre, executor: &HttpExecutor) -> Result<Export> {
+        match executor {
+            HttpExecutor::Http => handler_export(component).map(Export::Http),
+            HttpExecutor::Wagi(wagi) => crate::wagi::WagiPre::new(component, wagi).map(Export::Wagi),
+        }
+    }
+}
 
 /// Where an instance sends its response, or the guest's error code (as text) if it answered with one.
 type ResponseSender = oneshot::Sender<Result<Response<Body>, String>>;
@@ -48,7 +64,7 @@ pub struct HttpTrigger {
 pub(crate) struct HttpComponent {
     pub(crate) id: String,
     pre: ComponentPre,
-    proxy: ProxyPre<KilnState>,
+    export: Export,
     outbound: Arc<OutboundHttp>,
     observer: Option<Arc<dyn ComponentObserver>>,
 }
@@ -63,26 +79,30 @@ impl HttpTrigger {
         // Where each of `routes` is in the manifest.
         let mut spans = Vec::new();
         let mut components = HashMap::new();
+        let mut executors = HashMap::new();
         check_routes(manifest)?;
         for trigger in &manifest.http_triggers {
             if let HttpRoute::Path { route, span } = &trigger.route {
                 routes.push((trigger.component.clone(), route.clone()));
                 spans.push(*span);
             }
-            if components.contains_key(&trigger.component) {
+            if let Some(executor) = executors.insert(trigger.component.clone(), &trigger.executor) {
+                if executor != &trigger.executor {
+                    anyhow::bail!("component `{}` is bound to HTTP routes with different executors; give each executor a component of its own", trigger.component);
+                }
                 continue;
             }
             let component = app
                 .components
                 .get(&trigger.component)
                 .with_context(|| format!("component `{}` is not loaded", trigger.component))?;
-            let proxy = handler_export(&component.pre)?;
+            let export = Export::locate(&component.pre, &trigger.executor)?;
             components.insert(
                 trigger.component.clone(),
                 Arc::new(HttpComponent {
                     id: trigger.component.clone(),
                     pre: component.pre.clone(),
-                    proxy,
+                    export,
                     outbound: component.outbound_http.clone(),
                     observer: options.observer.as_ref().map(|observer| observer.component(&trigger.component)),
                 }),
@@ -400,12 +420,16 @@ where
     B::Error: Into<wasmtime_wasi_http::Error>,
 {
     let started = Instant::now();
+    if let Export::Wagi(wagi) = &component.export {
+        return run_wagi(component, wagi, limits, request, sender).await;
+    }
     let this = component.clone();
     let outcome = component
         .pre
         .run(limits, component.outbound.hooks(), move |store| {
             Box::pin(async move {
-                let proxy = this.proxy.instantiate_async(&mut *store).await?;
+                let Export::Http(proxy) = &this.export else { unreachable!("WAGI components run above") };
+                let proxy = proxy.instantiate_async(&mut *store).await?;
                 if let Some(observer) = &this.observer {
                     observer.instantiated(started.elapsed());
                 }
@@ -425,6 +449,50 @@ where
     let failure = outcome.err()?;
     tracing::warn!("[{}] {failure}", component.id);
     Some(failure)
+}
+
+/// A WAGI program: the whole body read first (it is the program's stdin), one run to the end, the
+/// response composed from what it printed.
+async fn run_wagi<B>(component: &Arc<HttpComponent>, wagi: &crate::wagi::WagiPre, limits: InstanceLimits, request: Request<B>, sender: ResponseSender) -> Option<InstanceFailure>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<wasmtime_wasi_http::Error>,
+{
+    let started = Instant::now();
+    let (parts, body) = request.into_parts();
+    let body = match crate::wagi::collect(body).await {
+        Ok(body) => body,
+        Err(err) => {
+            _ = sender.send(Err(format!("reading the request body: {err}")));
+            return None;
+        }
+    };
+    let stdout = crate::wagi::output_pipe();
+    let io = wagi.command_io(&parts, body, stdout.clone());
+    let this = component.clone();
+    let outcome = component
+        .pre
+        .run_command(limits, component.outbound.hooks(), io, move |store| {
+            Box::pin(async move {
+                let Export::Wagi(wagi) = &this.export else { unreachable!("only WAGI components get here") };
+                let ran = wagi.run(store).await;
+                if let Some(observer) = &this.observer {
+                    observer.instantiated(started.elapsed());
+                }
+                ran
+            })
+        })
+        .await;
+    match outcome {
+        Ok(()) => {
+            _ = sender.send(Ok(crate::wagi::compose_response(&component.id, &stdout.contents())));
+            None
+        }
+        Err(failure) => {
+            tracing::warn!("[{}] {failure}", component.id);
+            Some(failure)
+        }
+    }
 }
 
 /// A WASI 0.3 handler returns its response and may go on writing the body afterwards, from the

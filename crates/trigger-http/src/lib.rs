@@ -12,6 +12,7 @@ mod listener;
 mod observe;
 mod routing;
 mod server;
+mod wagi;
 
 pub use handler::{Body, HttpTrigger, check_routes, text_response};
 pub use listener::{HttpListener, ListenerSettings};

@@ -195,6 +195,12 @@ fn a_host_killed_mid_stream_leaves_no_jetstream_message_unhandled() {
         nats.js_publish("jobs.x", format!("m-{i}").as_bytes());
         std::thread::sleep(Duration::from_millis(5));
     }
-    let count = |key: &str| a.app_text("jobs", &format!("/kv?op=get&key={key}")).trim().parse::<u64>().unwrap_or(0);
+    // A key not written yet answers 404: not handled yet (a message the killed host took comes back
+    // after its ack wait), so keep waiting.
+    let count = |key: &str| {
+        let response = a.app_get("jobs", &format!("/kv?op=get&key={key}"));
+        let handled = response.status() == 200;
+        if handled { response.text().unwrap_or_default().trim().parse::<u64>().unwrap_or(0) } else { 0 }
+    };
     assert!(wait_until(Duration::from_secs(60), || (0..MESSAGES).all(|i| count(&format!("seen:m-{i}")) >= 1)), "unhandled: {:?}", (0..MESSAGES).filter(|i| count(&format!("seen:m-{i}")) == 0).collect::<Vec<_>>());
 }

@@ -181,7 +181,7 @@ impl<'a> TriggerBuilder<'a> {
     }
 
     fn http(&mut self, t: RawHttpTrigger, counter: &mut u32) -> Result<HttpTrigger> {
-        check_executor(self.cx, t.executor)?;
+        let executor = executor(self.cx, t.executor)?;
         let route = route(self.cx, t.route)?;
         let (component, component_span) =
             self.component_ref(TriggerKind::Http, &t.id, t.component, counter)?;
@@ -190,6 +190,7 @@ impl<'a> TriggerBuilder<'a> {
             route,
             component,
             component_span,
+            executor,
         })
     }
 
@@ -300,33 +301,52 @@ fn route(cx: &Cx, raw: Spanned<RawRoute>) -> Result<HttpRoute> {
     }
 }
 
-fn check_executor(cx: &Cx, executor: Option<Spanned<toml::Value>>) -> Result<()> {
+const EXECUTOR_HELP: &str = "Kiln runs `executor = { type = \"http\" }` (alias `spin`, the default) and \
+    `{ type = \"wagi\", entrypoint = \"_start\", argv = \"${SCRIPT_NAME} ${ARGS}\" }`";
+
+/// `executor = { type = "http" | "spin" | "wagi", … }`, as Spin's manifest has it.
+fn executor(cx: &Cx, executor: Option<Spanned<toml::Value>>) -> Result<HttpExecutor> {
     let Some(executor) = executor else {
-        return Ok(());
+        return Ok(HttpExecutor::Http);
     };
     let span = executor.span();
-    let table = executor.get_ref().as_table();
-    let kind = table.and_then(|t| t.get("type")).and_then(|v| v.as_str());
-    let (msg, help) = match kind {
-        Some("http") if table.is_some_and(|t| t.len() == 1) => return Ok(()),
-        Some("http") => (
-            "the `http` executor takes no other keys".to_string(),
-            "write `executor = { type = \"http\" }`",
-        ),
-        Some("wagi") => (
-            "the `wagi` executor is not supported by Kiln".to_string(),
-            "Kiln runs wasi:http components only: remove `executor` and build the component as a wasi-http component",
-        ),
-        Some(other) => (
-            format!("unknown executor type `{other}`"),
-            "use `executor = { type = \"http\" }` or remove it",
-        ),
-        None => (
-            "`executor` must be a table with a `type`".to_string(),
-            "use `executor = { type = \"http\" }` or remove it",
-        ),
+    let fail = |msg: String, help: &str| Err(cx.err(span.clone(), msg, help));
+    let Some(table) = executor.get_ref().as_table() else {
+        return fail("`executor` must be a table with a `type`".into(), EXECUTOR_HELP);
     };
-    Err(cx.err(span, msg, help))
+    let kind = table.get("type").and_then(|v| v.as_str());
+    let extra = |allowed: &[&str]| table.keys().find(|key| key.as_str() != "type" && !allowed.contains(&key.as_str())).cloned();
+    match kind {
+        Some(kind @ ("http" | "spin")) => match extra(&[]) {
+            None => Ok(HttpExecutor::Http),
+            Some(key) => fail(format!("the `{kind}` executor takes no `{key}`"), "write `executor = { type = \"http\" }`"),
+        },
+        Some("wagi") => {
+            if let Some(key) = extra(&["entrypoint", "argv"]) {
+                return fail(format!("unknown key `{key}` in the `wagi` executor"), EXECUTOR_HELP);
+            }
+            let text = |key: &str, default: String| match table.get(key) {
+                None => Ok(default),
+                Some(toml::Value::String(value)) => Ok(value.clone()),
+                Some(_) => Err(cx.err(span.clone(), format!("the `wagi` executor's `{key}` must be a string"), EXECUTOR_HELP)),
+            };
+            let defaults = WagiExecutor::default();
+            let wagi = WagiExecutor { entrypoint: text("entrypoint", defaults.entrypoint)?, argv: text("argv", defaults.argv)? };
+            if wagi.entrypoint != "_start" {
+                return fail(
+                    format!("the `wagi` executor's entrypoint `{}` is not supported", wagi.entrypoint),
+                    "Kiln runs a WAGI module's `_start` (as Spin does, through `wasi:cli/run`): remove `entrypoint`",
+                );
+            }
+            Ok(HttpExecutor::Wagi(wagi))
+        }
+        Some("wasip3-unstable") => fail(
+            "the `wasip3-unstable` executor (spin-sdk 5's WASI 0.3 preview) is not supported; Spin has dropped it too".into(),
+            "rebuild the component with spin-sdk 7 (WASI 0.3) and remove `executor`: Kiln finds WASI 0.3 handlers by their export",
+        ),
+        Some(other) => fail(format!("unknown executor type `{other}`"), EXECUTOR_HELP),
+        None => fail("`executor` must be a table with a `type`".into(), EXECUTOR_HELP),
+    }
 }
 
 /// Only the shape is checked (5 to 7 fields); the cron trigger parses the expression itself and
