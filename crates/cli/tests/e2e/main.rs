@@ -25,6 +25,7 @@ mod sockets;
 mod spin4;
 mod sqlite;
 mod variables;
+mod wasmcloud;
 
 use kiln_e2e::kiln::{Kiln, app_dir};
 use std::path::{Path, PathBuf};
