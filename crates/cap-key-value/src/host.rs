@@ -396,7 +396,9 @@ mod draft_impl {
             &mut self,
             identifier: String,
         ) -> wasmtime::Result<Result<Resource<Bucket>, store::Error>> {
-            Ok(self.open_bucket(&identifier).map_err(err))
+            // wasmCloud components open `""` for the store linked to them.
+            let label = self.linked_label(&identifier).to_string();
+            Ok(self.open_bucket(&label).map_err(err))
         }
     }
 

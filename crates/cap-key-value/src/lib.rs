@@ -12,6 +12,11 @@
 //! - **App:** each store is opened once per app ([`KeyValue::configure_app`]); apps are isolated by
 //!   their state directory.
 //! - **Instance:** a table of open handles (`store`/`bucket`, `cas`), dropped with the instance.
+//! - **Bucket names of wasmCloud components** (`wasi:keyvalue@0.2.0-draft` only): `open("")` opens
+//!   the store the component's link selects: `default` unless `wasmcloud:bus/lattice.set-link-name`
+//!   chose another label for `wasi:keyvalue` ([`KeyValueInstance::select_link`]). The grant is
+//!   checked as for any label: `""` never reaches a store the component is not granted. Any other
+//!   name is a label, as before.
 //! - **Limits:** keys ≤ [`MAX_KEY_BYTES`], values ≤ [`MAX_VALUE_BYTES`]; beyond, `other("key too
 //!   long: … bytes, the limit is 256")`.
 
@@ -188,6 +193,7 @@ impl KeyValueComponent {
     pub fn instance(&self) -> KeyValueInstance {
         KeyValueInstance {
             grants: self.grants.clone(),
+            link: None,
             table: ResourceTable::new(),
             open_buckets: 0,
             open_cas: 0,
@@ -204,7 +210,34 @@ impl ComponentCapability for KeyValueComponent {
 /// One instance's key-value state: its component's grants and its open handles.
 pub struct KeyValueInstance {
     grants: Arc<Grants>,
+    /// The label `open("")` opens when a link other than `default` was selected.
+    link: Option<Arc<str>>,
     table: ResourceTable,
     open_buckets: usize,
     open_cas: usize,
+}
+
+/// The link every component has, whatever it was granted.
+pub const DEFAULT_LINK: &str = "default";
+
+impl KeyValueInstance {
+    /// Whether `wasmcloud:bus` may select link `name` for `wasi:keyvalue`: `default` always, any
+    /// other label only when the component is granted it.
+    pub fn has_link(&self, name: &str) -> bool {
+        name == DEFAULT_LINK || self.grants.labels.contains_key(name)
+    }
+
+    /// Makes `open("")` open the store labelled `name` for the rest of this instance. Not checked
+    /// here: an ungranted label is `access-denied` when opened, as any other label is.
+    pub fn select_link(&mut self, name: &str) {
+        self.link = (name != DEFAULT_LINK).then(|| Arc::from(name));
+    }
+
+    /// The label a wasmCloud component means by `identifier`: `""` is its linked store.
+    pub(crate) fn linked_label<'a>(&'a self, identifier: &'a str) -> &'a str {
+        match identifier {
+            "" => self.link.as_deref().unwrap_or(DEFAULT_LINK),
+            label => label,
+        }
+    }
 }

@@ -474,6 +474,39 @@ fn every_interface_maps_errors_onto_its_own_variants() {
 }
 
 #[test]
+fn wasmcloud_bucket_empty_is_the_linked_store_and_grants_still_hold() {
+    use draft::wasi::keyvalue::store::{Error as DraftError, Host as _};
+    let dir = tempfile::tempdir().unwrap();
+    let app = KeyValueApp::new(
+        [(s("default"), embedded(dir.path(), "default")), (s("cache"), embedded(dir.path(), "cache"))]
+            .into_iter()
+            .collect(),
+    );
+    let mut inst = app.component_state(&[s("default"), s("cache")]).instance();
+    assert!(inst.has_link("default") && inst.has_link("cache") && !inst.has_link("secret"));
+    assert_eq!(inst.linked_label(""), "default");
+    assert_eq!(inst.linked_label("cache"), "cache");
+    inst.select_link("cache");
+    assert_eq!(inst.linked_label(""), "cache");
+    assert_eq!(inst.linked_label("default"), "default");
+    inst.select_link("secret");
+    runtime().block_on(async {
+        // An ungranted link: `""` is denied on use, like the label itself.
+        let r = inst.open(s("")).await.unwrap();
+        assert!(matches!(r, Err(DraftError::AccessDenied)));
+        inst.select_link("default");
+        assert!(inst.open(s("")).await.unwrap().is_ok());
+    });
+    // Without a grant of `default`, `""` is denied too.
+    let mut none = app.component_state(&[s("cache")]).instance();
+    runtime().block_on(async {
+        assert!(matches!(none.open(s("")).await.unwrap(), Err(DraftError::AccessDenied)));
+    });
+    // Spin's own interface keeps `""` as a label: denied.
+    assert_eq!(app.component_state(&[s("default")]).open("").err(), Some(Error::AccessDenied));
+}
+
+#[test]
 fn wasi_interfaces_work_through_the_host_functions() {
     use draft2::wasi::keyvalue::atomics::{CasError, Host as _, HostCas as _};
     use draft2::wasi::keyvalue::batch::Host as _;

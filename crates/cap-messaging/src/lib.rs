@@ -13,6 +13,9 @@
 //! Message mapping: `metadata` ↔ NATS headers; `content-type` ↔ header `content-type`; the reply
 //! subject appears as metadata `reply-to` on received messages, and metadata `reply-to` on a sent
 //! message becomes its reply subject (it is not sent as a header).
+//!
+//! wasmCloud's `wasmcloud:messaging@0.2.0` (`consumer` imports, `handler` export) is served over the
+//! same broker, grants and subject checks: see [`wasmcloud`].
 
 use anyhow::{Context, Result};
 use kiln_app::{AppCapability, AppContext, Capability, ComponentContext};
@@ -39,6 +42,8 @@ pub mod bindings {
 }
 
 use bindings::wasi::messaging::{producer, request_reply, types};
+
+pub mod wasmcloud;
 
 /// The metadata key that carries a message's reply subject.
 pub const REPLY_TO_KEY: &str = "reply-to";
@@ -139,7 +144,8 @@ impl Capability for Messaging {
 
 fn link(linker: &mut Linker<KilnState>) -> Result<()> {
     bindings::MessagingRequestReply::add_to_linker::<KilnState, HasSelf<MessagingInstance>>(linker, |s| s.capability::<MessagingInstance>())?;
-    Ok(())
+    wasmcloud::link(linker)
+
 }
 
 /// What a component that states no `allowed_publish_subjects` may publish to.
@@ -220,7 +226,14 @@ pub struct MessagingComponent {
 
 impl MessagingComponent {
     pub fn instance(&self) -> MessagingInstance {
-        MessagingInstance { broker: self.broker.clone(), grant: self.grant.clone(), table: ResourceTable::new(), resources: 0 }
+        MessagingInstance {
+            broker: self.broker.clone(),
+            grant: self.grant.clone(),
+            table: ResourceTable::new(),
+            resources: 0,
+            delivered_reply_to: None,
+            link: None,
+        }
     }
 }
 
@@ -298,6 +311,11 @@ pub struct MessagingInstance {
     grant: Arc<PublishGrant>,
     table: ResourceTable,
     resources: usize,
+    /// The reply subject of the message the trigger delivered: a wasmCloud handler replies with an
+    /// ordinary `publish` there, which needs no grant (as `request-reply.reply` needs none).
+    delivered_reply_to: Option<String>,
+    /// The link `wasmcloud:bus` selected for `wasmcloud:messaging` (`None`: `default`).
+    link: Option<String>,
 }
 
 impl MessagingInstance {

@@ -10,7 +10,9 @@
 //! - `wasi:config/store@0.2.0-draft-2024-09-27` (Spin 3) and `wasi:config/store@0.2.0-draft`
 //!   (wasmCloud) — `get` → `ok(some)`, `ok(none)` for unknown *and* invalid names (as Spin does,
 //!   following wasi-runtime-config's guidance), `upstream` for provider failures, `io` otherwise;
-//!   `get-all` → every variable of the component.
+//!   `get-all` → every variable of the component;
+//! - `wasi:config/runtime@0.2.0-draft` (the interface's older name, which wasmCloud still serves) —
+//!   the same as `wasi:config/store`, its error variant named `config-error`.
 //!
 //! Nothing is resolved at load or instance start: an instance holds two `Arc`s, and a value is
 //! resolved only when the guest calls `get`. Values never appear in logs or errors; errors carry
@@ -69,7 +71,18 @@ mod config_draft {
     });
 }
 
+/// `wasi:config/runtime@0.2.0-draft`: the same package version as `store` above, published
+/// separately by wasmCloud (`config-legacy`), so it has its own WIT directory and bindings.
+mod config_runtime {
+    wasmtime::component::bindgen!({
+        path: ["../../wit/wasi-config-runtime-0.2.0-draft"],
+        world: "wasi:config/imports@0.2.0-draft",
+        additional_derives: [PartialEq, Eq],
+    });
+}
+
 use config_2024_09_27::wasi::config::store as store_2024_09_27;
+use config_runtime::wasi::config::runtime as config_runtime_draft;
 use config_draft::wasi::config::store as store_draft;
 use spin2::fermyon::spin::variables as v2;
 use spin3::spin::variables::variables as v3;
@@ -282,6 +295,23 @@ impl store_draft::Host for VariablesState {
     }
 }
 
+impl config_runtime_draft::Host for VariablesState {
+    fn get(&mut self, key: String) -> Result<Option<String>, config_runtime_draft::ConfigError> {
+        config_get(self, &key).map_err(to_config_error)
+    }
+
+    fn get_all(&mut self) -> Result<Vec<(String, String)>, config_runtime_draft::ConfigError> {
+        config_get_all(self).map_err(to_config_error)
+    }
+}
+
+fn to_config_error((upstream, m): (bool, String)) -> config_runtime_draft::ConfigError {
+    match upstream {
+        true => config_runtime_draft::ConfigError::Upstream(m),
+        false => config_runtime_draft::ConfigError::Io(m),
+    }
+}
+
 fn instance(state: &mut KilnState) -> &mut VariablesState {
     state.capability::<VariablesState>()
 }
@@ -292,6 +322,7 @@ fn link(linker: &mut Linker<KilnState>) -> Result<()> {
     v2::add_to_linker::<KilnState, State>(linker, instance)?;
     store_2024_09_27::add_to_linker::<KilnState, State>(linker, instance)?;
     store_draft::add_to_linker::<KilnState, State>(linker, instance)?;
+    config_runtime_draft::add_to_linker::<KilnState, State>(linker, instance)?;
     if linker.engine().get_concurrency_support() {
         v3::add_to_linker::<KilnState, V3>(linker, instance)?;
     }

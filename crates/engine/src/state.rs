@@ -28,6 +28,13 @@ impl KilnState {
             .unwrap_or_else(|| panic!("capability state {} is not installed", std::any::type_name::<T>()))
     }
 
+    /// The instance state of capability type `T`, if that capability is installed: for a capability
+    /// that works with another one (wasmCloud's bus selects key-value stores and brokers) and must
+    /// not panic in a host that leaves the other out.
+    pub fn try_capability<T: Any + Send>(&mut self) -> Option<&mut T> {
+        self.capabilities.iter_mut().find_map(|state| state.downcast_mut::<T>())
+    }
+
     /// The instance's resource table (for capabilities whose resources live beside WASI's).
     pub fn table(&mut self) -> &mut ResourceTable {
         &mut self.table

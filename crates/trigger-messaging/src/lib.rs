@@ -1,5 +1,7 @@
 //! The NATS trigger: `[[trigger.nats]] subject, component, queue_group, durable` → one fresh
-//! instance per message calling `wasi:messaging/incoming-handler@0.2.0-draft#handle`.
+//! instance per message calling `wasi:messaging/incoming-handler@0.2.0-draft#handle`, or, for a
+//! wasmCloud component, `wasmcloud:messaging/handler@0.2.0#handle-message` (an `err(string)` is a
+//! failure like `wasi:messaging`'s `error`).
 //!
 //! Runs on the host's event runtime. Every message:
 //! a permit (at most `max_concurrency` instances of the app's NATS triggers at once; further
@@ -15,6 +17,8 @@
 use anyhow::{Context, Result};
 use kiln_app::{App, BoxFuture, Draining, EventOutcome, RunningTrigger, Trigger, TriggerContext, TriggerLimits};
 use kiln_cap_messaging::bindings::MessagingRequestReplyPre;
+use kiln_cap_messaging::wasmcloud::BrokerMessage;
+use kiln_cap_messaging::wasmcloud::bindings::HandlerPre as WasmCloudHandlerPre;
 use kiln_cap_messaging::{GuestMessage, MessagingApp, MessagingInstance};
 use kiln_engine::{ComponentPre, KilnState};
 use kiln_manifest::Manifest;
@@ -129,8 +133,30 @@ fn infos(manifest: &Manifest) -> Vec<TriggerInfo> {
 /// A component that handles messages: linked, with its export located once per loaded app.
 struct NatsComponent {
     pre: ComponentPre,
-    handler: MessagingRequestReplyPre<KilnState>,
+    handler: Handler,
     outbound: Arc<kiln_outbound_http::OutboundHttp>,
+}
+
+/// The export a component handles messages with.
+#[derive(Clone)]
+enum Handler {
+    /// `wasi:messaging/incoming-handler@0.2.0-draft`.
+    Wasi(MessagingRequestReplyPre<KilnState>),
+    /// `wasmcloud:messaging/handler@0.2.0`.
+    WasmCloud(WasmCloudHandlerPre<KilnState>),
+}
+
+impl Handler {
+    /// The component's `wasi:messaging` handler, else its `wasmCloud` one; the error names both.
+    fn locate(pre: &wasmtime::component::InstancePre<KilnState>) -> Result<Handler, String> {
+        let wasi_err = match MessagingRequestReplyPre::new(pre.clone()) {
+            Ok(handler) => return Ok(Handler::Wasi(handler)),
+            Err(err) => err,
+        };
+        WasmCloudHandlerPre::new(pre.clone())
+            .map(Handler::WasmCloud)
+            .map_err(|wasmcloud_err| format!("{wasi_err}; nor `wasmcloud:messaging/handler@0.2.0`: {wasmcloud_err}"))
+    }
 }
 
 /// Locates `wasi:messaging/incoming-handler` in every component bound to a NATS trigger.
@@ -142,11 +168,11 @@ fn exports(app: &App) -> Result<HashMap<String, NatsComponent>> {
             continue;
         }
         let loaded = app.components.get(&trigger.component).with_context(|| format!("component `{}` is not loaded", trigger.component))?;
-        let handler = MessagingRequestReplyPre::new(loaded.pre.instance_pre().clone()).map_err(|err| {
+        let handler = Handler::locate(loaded.pre.instance_pre()).map_err(|err| {
             manifest.error_at(
                 &trigger.component_span,
                 format!("component `{}` is bound to a NATS trigger but does not export `wasi:messaging/incoming-handler@0.2.0-draft`: {err}", trigger.component),
-                "build the component against wit/messaging@0.2.0-draft (world messaging-request-reply)",
+                "build the component against wit/messaging@0.2.0-draft (world messaging-request-reply), or wasmCloud's wasmcloud:messaging@0.2.0 (export handler)",
             )
         })?;
         exports.insert(trigger.component.clone(), NatsComponent { pre: loaded.pre.clone(), handler, outbound: loaded.outbound_http.clone() });
@@ -331,7 +357,16 @@ async fn run_on_current_app(shared: &Shared, component: &str, message: &Message)
     let app = shared.context.source.load().await.map_err(|err| format!("cannot load the app: {err:#}"))?;
     let exports = app.trigger_exports("nats", exports).map_err(|err| format!("{err:#}"))?;
     let export = exports.get(component).ok_or_else(|| format!("the app's current version has no NATS-bound component `{component}`"))?;
-    let (handler, message) = (export.handler.clone(), GuestMessage::from_broker(message));
+    let outcome = match export.handler.clone() {
+        Handler::Wasi(handler) => run_wasi(export, shared, handler, GuestMessage::from_broker(message)).await,
+        Handler::WasmCloud(handler) => run_wasmcloud(export, shared, handler, BrokerMessage::from_broker(message)).await,
+    };
+    outcome.map_err(|failure| failure.to_string())?
+}
+
+type Outcome = Result<Result<(), String>, kiln_engine::InstanceFailure>;
+
+async fn run_wasi(export: &NatsComponent, shared: &Shared, handler: MessagingRequestReplyPre<KilnState>, message: GuestMessage) -> Outcome {
     let outcome = export
         .pre
         .run(shared.context.limits.instance, export.outbound.hooks(), move |store| {
@@ -345,12 +380,22 @@ async fn run_on_current_app(shared: &Shared, component: &str, message: &Message)
                 instance.wasi_messaging_incoming_handler().call_handle(&mut *store, resource).await
             })
         })
-        .await;
-    match outcome {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(err)) => Err(format!("the component returned an error: {}", error_text(&err))),
-        Err(failure) => Err(failure.to_string()),
-    }
+        .await?;
+    Ok(outcome.map_err(|err| format!("the component returned an error: {}", error_text(&err))))
+}
+
+async fn run_wasmcloud(export: &NatsComponent, shared: &Shared, handler: WasmCloudHandlerPre<KilnState>, message: BrokerMessage) -> Outcome {
+    let outcome = export
+        .pre
+        .run(shared.context.limits.instance, export.outbound.hooks(), move |store| {
+            Box::pin(async move {
+                let instance = handler.instantiate_async(&mut *store).await?;
+                store.data_mut().capability::<MessagingInstance>().deliver_reply_to(message.reply_to.clone());
+                instance.wasmcloud_messaging_handler().call_handle_message(&mut *store, &message).await
+            })
+        })
+        .await?;
+    Ok(outcome.map_err(|err| format!("the component returned an error: {}", one_line(&err))))
 }
 
 fn error_text(err: &kiln_cap_messaging::bindings::wasi::messaging::types::Error) -> String {
@@ -361,6 +406,11 @@ fn error_text(err: &kiln_cap_messaging::bindings::wasi::messaging::types::Error)
         Error::PermissionDenied(s) => format!("permission denied: {s}"),
         Error::Other(s) => s.clone(),
     };
+    one_line(&text)
+}
+
+/// The first line of a guest's error, at most 500 characters.
+fn one_line(text: &str) -> String {
     text.lines().next().unwrap_or_default().chars().take(500).collect()
 }
 

@@ -26,6 +26,7 @@ mod spin4;
 mod sqlite;
 mod variables;
 mod wagi;
+mod wasmcloud;
 
 use kiln_e2e::kiln::{Kiln, app_dir};
 use std::path::{Path, PathBuf};
