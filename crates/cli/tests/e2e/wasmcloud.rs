@@ -190,7 +190,9 @@ fn wasmcloud_handler_and_consumer_on_nats() {
 
 /// The messaging app as an archive for `kiln serve`: the consumer may publish to `wc.>` only.
 fn serve_archive(app_extra: &str) -> Vec<u8> {
-    let manifest = messaging_manifest(app_extra, "[component.counter.tool.kiln]\nallowed_publish_subjects = [\"wc.>\"]\n")
+    // The counter opens `""`, its granted default store, and publishes within its grant.
+    let counter = "key_value_stores = [\"default\"]\n[component.counter.tool.kiln]\nallowed_publish_subjects = [\"wc.>\"]\n";
+    let manifest = messaging_manifest(app_extra, counter)
         .replace(&kiln_e2e::guest("wasmcloud_msg").display().to_string(), "handler.wasm")
         .replace(&kiln_e2e::guest("wasmcloud_counter").display().to_string(), "counter.wasm")
         .replace(&kiln_e2e::guest("spin_kv").display().to_string(), "kv.wasm");
