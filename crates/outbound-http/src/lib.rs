@@ -68,8 +68,9 @@ impl OutboundHttp {
                 false => Decision::Deny,
             };
         }
-        // Also a relative URL: kiln-engine gives such requests the authority `self` (Spin's rule).
-        if host == "self" {
+        // Also a relative URL (Spin's rule): kiln-engine gives a request without an authority the
+        // authority `self`, and spin-sdk sends one with a port but no host (`:80`, `:443`).
+        if host == "self" || host.is_empty() {
             return match self.allowed.allows_self() {
                 true => Decision::Internal(InternalTarget::SelfApp),
                 false => Decision::Deny,

@@ -121,6 +121,9 @@ fn a_relative_url_is_a_request_to_the_app_itself() {
     assert!(text.contains("upstream-status: 200") && text.contains("\"path_with_query\":\"/hello/there?x=1\""), "{text}");
     // Routed by the app's own router, with Spin's headers for the route it matched.
     assert!(text.contains("[\"spin-matched-route\",\"/hello/...\"]") && text.contains("[\"spin-path-info\",\"/there\"]"), "{text}");
+    // As spin-sdk sends a relative URL: a port but no host.
+    let (status, sdk) = fetch(&kiln, "http://:80/hello/sdk");
+    assert!(status == 200 && sdk.contains("\"path_with_query\":\"/hello/sdk\""), "{sdk}");
     // Without the grant: denied, as for `http://self/...`.
     let (kiln, _dir) = serve(&manifest("[\"http://example.com\"]"), &[], &[]);
     let (status, text) = fetch(&kiln, "/hello/there");
