@@ -8,7 +8,7 @@ fn main() {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR")).join("templates");
     println!("cargo::rerun-if-changed={}", root.display());
     let mut files = Vec::new();
-    collect(&root, &root, &mut files);
+    collect(&root, &mut files);
     files.sort();
     let mut table = String::from("pub(crate) static FILES: &[(&str, &str, &[u8])] = &[\n");
     for path in &files {
@@ -25,7 +25,7 @@ fn main() {
 }
 
 /// Every file under `dir`, skipping build output a template's test build may leave behind.
-fn collect(root: &Path, dir: &Path, files: &mut Vec<PathBuf>) {
+fn collect(dir: &Path, files: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).expect("read a template directory") {
         let path = entry.expect("read a template directory entry").path();
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
@@ -33,7 +33,7 @@ fn collect(root: &Path, dir: &Path, files: &mut Vec<PathBuf>) {
             continue;
         }
         if path.is_dir() {
-            collect(root, &path, files);
+            collect(&path, files);
         } else {
             files.push(path);
         }
