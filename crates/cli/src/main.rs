@@ -5,6 +5,7 @@ mod build;
 mod client;
 mod deploy;
 mod k8s;
+mod new;
 mod registry;
 mod serve;
 mod up;
@@ -28,6 +29,10 @@ struct Cli {
 enum Command {
     /// Serve an application from its manifest (kiln.toml or spin.toml).
     Up(up::UpArgs),
+    /// Create an app from a template (`kiln templates list`).
+    New(new::NewArgs),
+    /// The templates `kiln new` can create.
+    Templates(new::TemplatesArgs),
     /// Run the `[component.<id>.build]` commands of an application.
     Build(build::BuildArgs),
     /// Host many apps: deployed, updated and removed live over an authenticated admin API.
@@ -48,6 +53,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Up(args) => up::run(args),
+        Command::New(args) => new::run(&args),
+        Command::Templates(args) => new::run_templates(&args),
         Command::Build(args) => {
             init_logging(false, false);
             build::run(&args)

@@ -24,6 +24,7 @@ mod registry;
 mod sockets;
 mod spin4;
 mod sqlite;
+mod templates;
 mod variables;
 mod wagi;
 mod wasmcloud;
