@@ -74,6 +74,7 @@ pub(crate) struct ServeArgs {
 pub(crate) fn run(args: ServeArgs) -> Result<()> {
     crate::init_logging(args.quiet, args.json_logs);
     let started = Instant::now();
+    let shutdown = kiln_host::ShutdownSignal::install()?;
     let config = platform_config(&args)?;
     // Apps share the host's in-process bus (and any NATS server they name): each component publishes
     // only to the subjects its manifest grants.
@@ -104,7 +105,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<()> {
         admin.local_addr(),
         platform.data_dir().token_path().display()
     );
-    kiln_host::wait_for_signal()?;
+    shutdown.wait();
     tracing::info!("shutting down: finishing in-flight requests (up to {:?})", args.shutdown_grace);
     std::thread::scope(|scope| {
         scope.spawn(|| admin.shutdown());

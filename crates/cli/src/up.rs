@@ -82,6 +82,7 @@ pub(crate) fn run(args: UpArgs) -> Result<()> {
         settings.state_dir = Some(std::env::current_dir().context("no current directory")?.join(".kiln"));
     }
     // Bound and checked first: a taken port fails before anything is built or compiled.
+    let shutdown = kiln_host::ShutdownSignal::install()?;
     let prepared = kiln_host::prepare(manifest, settings)?;
     if args.build {
         crate::build::build_all(prepared.manifest())?;
@@ -93,7 +94,7 @@ pub(crate) fn run(args: UpArgs) -> Result<()> {
         Ok(())
     })?;
     print_banner(&host, started);
-    kiln_host::wait_for_signal()?;
+    shutdown.wait();
     host.shutdown();
     Ok(())
 }

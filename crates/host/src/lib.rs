@@ -233,15 +233,34 @@ impl Host {
     }
 }
 
-/// Blocks until SIGINT or SIGTERM.
-pub fn wait_for_signal() -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(async {
-        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            result = tokio::signal::ctrl_c() => result?,
-            _ = terminate.recv() => {}
-        }
-        Ok(())
-    })
+/// SIGINT and SIGTERM, handled from the moment [`ShutdownSignal::install`] returns: install it
+/// before anything can be seen from outside (a bound port, a health check), so a signal sent as soon
+/// as the app answers is never met by the default action, which would kill the process mid-request.
+pub struct ShutdownSignal {
+    runtime: tokio::runtime::Runtime,
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignal {
+    pub fn install() -> Result<ShutdownSignal> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let (terminate, interrupt) = {
+            let _context = runtime.enter();
+            (signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?)
+        };
+        Ok(ShutdownSignal { runtime, terminate, interrupt })
+    }
+
+    /// Blocks until SIGINT or SIGTERM (also one that arrived since `install`).
+    pub fn wait(self) {
+        let ShutdownSignal { runtime, mut terminate, mut interrupt } = self;
+        runtime.block_on(async {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+        });
+    }
 }

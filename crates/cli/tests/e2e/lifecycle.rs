@@ -41,5 +41,5 @@ fn one_log_line_per_request_and_quiet_silences_them() {
 fn up_with_build_runs_the_build_command_first() {
     let kiln = Kiln::up(&crate::kiln_bin(), &example("hello"), &["--build"]);
     assert_eq!(body(kiln.get("/")), (200, "hello world".to_string()));
-    assert!(kiln.log().contains("building `hello`"), "{}", kiln.log());
+    assert!(kiln.log().contains("[1/1] hello: done in"), "{}", kiln.log());
 }
