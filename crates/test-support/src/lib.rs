@@ -9,6 +9,7 @@
 //! Also a minimal blocking NATS client ([`NatsClient`]) for checking from a test what a guest sent.
 
 mod containerd;
+mod mqtt;
 mod nats;
 mod process;
 mod redis;
@@ -16,6 +17,7 @@ mod registry;
 mod trigger;
 
 pub use containerd::Containerd;
+pub use mqtt::{MosquittoServer, MqttMessage, MqttSubscriber};
 pub use nats::{NatsClient, NatsMsg, NatsServer, NatsSub};
 pub use process::free_port;
 pub use redis::RedisServer;

@@ -30,7 +30,7 @@ pub(crate) struct Binary {
 impl Binary {
     /// `$env`, else `name` on the PATH or in /usr/sbin, /usr/bin or /usr/local/bin. Panics with an
     /// install hint if there is none.
-    fn find(&self) -> PathBuf {
+    pub(crate) fn find(&self) -> PathBuf {
         if let Some(path) = std::env::var_os(self.env) {
             return PathBuf::from(path);
         }

@@ -14,6 +14,7 @@ mod key_value;
 mod lifecycle;
 mod manifest;
 mod messaging;
+mod mqtt;
 mod outbound;
 mod platform;
 mod platform_cli;
