@@ -9,16 +9,20 @@
 //! Also a minimal blocking NATS client ([`NatsClient`]) for checking from a test what a guest sent.
 
 mod containerd;
+mod mariadb;
 mod mqtt;
 mod nats;
+mod postgres;
 mod process;
 mod redis;
 mod registry;
 mod trigger;
 
 pub use containerd::Containerd;
+pub use mariadb::MariaDbServer;
 pub use mqtt::{MosquittoServer, MqttMessage, MqttSubscriber};
 pub use nats::{NatsClient, NatsMsg, NatsServer, NatsSub};
+pub use postgres::PostgresServer;
 pub use process::free_port;
 pub use redis::RedisServer;
 pub use registry::RegistryServer;

@@ -1,9 +1,15 @@
 //! Spin 4's outbound interfaces as users call them with spin-sdk 7 (`async`, WASI 0.3 handler):
-//! `spin:mqtt/mqtt@3.0.0` today. It routes on the last segment of the request path.
+//! `spin:mqtt/mqtt@3.0.0` and `spin:mysql/mysql@3.0.0`. It routes on the last segment of the
+//! request path.
 //!
 //! - `/mqtt?addr=<mqtt://host:port?client_id=…>&user&pass&keep=<secs, default 30>&op=<op>…`, as
 //!   the `spin_mqtt` guest: `open` → `opened`; `publish&topic&value&qos=<0|1|2>` → `ok`.
 //!   Errors: 500 `error: <variant>` (`InvalidAddress`, `ConnectionFailed("…")`, `Other("…")`).
+//! - `/mysql?addr=<mysql://…>&op=<op>&sql=…&p=…`, as the `spin_mysql` guest: `open` → `opened`;
+//!   `execute` (repeatable `sql`) → `ok`; `query` → `columns: name:Type, …` then a line per row
+//!   (read from the row stream, then its result future checked), values' `Debug` joined by ` | `.
+//!   Parameters `p`: `i32:1`, `i64:1`, `u32:1`, `f64:1.5`, `s:text`, `b:<hex>`, `bool:true` or
+//!   `null`. Errors: 500 `error: <variant>` (`ConnectionFailed("…")`, `QueryFailed("…")`, …).
 //! - anything else → 404 `unknown path`.
 
 // spin-sdk 7 under the workspace key `spin-sdk-7`; its macros expand to `::spin_sdk::…` paths.
@@ -21,6 +27,7 @@ async fn handle(req: Request) -> Answer {
     let path = req.uri().path().to_string();
     match path.rsplit('/').next().unwrap_or("") {
         "mqtt" => mqtt(q).await,
+        "mysql" => mysql(q).await,
         _ => text(404, "unknown path"),
     }
 }
@@ -48,6 +55,65 @@ async fn mqtt(q: Query) -> Answer {
             let value = q.get("value").unwrap_or_default().into_bytes();
             match conn.publish(&topic, value, qos).await {
                 Ok(()) => text(200, "ok"),
+                Err(e) => error(&e),
+            }
+        }
+        other => text(400, format!("unknown op {other:?}")),
+    }
+}
+
+async fn mysql(q: Query) -> Answer {
+    use spin_sdk::mysql::{Connection, ParameterValue as P};
+    let Some(addr) = q.get("addr") else { return text(400, "missing addr") };
+    let conn = match Connection::open(addr).await {
+        Ok(c) => c,
+        Err(e) => return error(&e),
+    };
+    let mut args = Vec::new();
+    for arg in q.all("p") {
+        let (kind, v) = arg.split_once(':').unwrap_or((arg.as_str(), ""));
+        let value = match kind {
+            "bool" => v.parse().ok().map(P::Boolean),
+            "i32" => v.parse().ok().map(P::Int32),
+            "i64" => v.parse().ok().map(P::Int64),
+            "u32" => v.parse().ok().map(P::Uint32),
+            "f64" => v.parse().ok().map(P::Floating64),
+            "s" => Some(P::Str(v.to_string())),
+            "b" => from_hex(v).map(P::Binary),
+            "null" => Some(P::DbNull),
+            _ => None,
+        };
+        match value {
+            Some(value) => args.push(value),
+            None => return text(400, "bad parameter"),
+        }
+    }
+    let statements = q.all("sql");
+    match q.get("op").unwrap_or_default().as_str() {
+        "open" => text(200, "opened"),
+        "execute" => {
+            for sql in statements {
+                if let Err(e) = conn.execute(sql, args.clone()).await {
+                    return error(&e);
+                }
+            }
+            text(200, "ok")
+        }
+        "query" => {
+            let sql = statements.into_iter().next().unwrap_or_default();
+            let result = match conn.query(sql, args).await {
+                Ok(result) => result,
+                Err(e) => return error(&e),
+            };
+            let header: Vec<String> = result.columns().iter().map(|c| format!("{}:{:?}", c.name, c.data_type)).collect();
+            let mut lines = vec![format!("columns: {}", header.join(", "))];
+            let (_, mut rows, done) = result.into_inner();
+            while let Some(row) = rows.next().await {
+                let values: Vec<String> = row.iter().map(|v| format!("{v:?}")).collect();
+                lines.push(values.join(" | "));
+            }
+            match done.await {
+                Ok(()) => text(200, lines.join("\n")),
                 Err(e) => error(&e),
             }
         }

@@ -46,6 +46,7 @@ mod tests {
             "hello_core_unknown",
             "wagi_hello",
             "spin_mqtt",
+            "spin_pg",
             "spin4_outbound",
         ] {
             let bytes = std::fs::read(super::guest(name)).unwrap();

@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 pub use kiln_test_support::{
-    MosquittoServer, MqttMessage, MqttSubscriber, NatsClient, NatsMsg, NatsServer, NatsSub, RedisServer,
-    RegistryServer,
+    MosquittoServer, MqttMessage, MqttSubscriber, NatsClient, NatsMsg, NatsServer, NatsSub, PostgresServer,
+    RedisServer, RegistryServer,
 };
 
 /// A tiny TCP echo server on a free loopback port, for outbound-socket tests: each connection gets

@@ -19,6 +19,7 @@ mod outbound;
 mod platform;
 mod platform_cli;
 mod platform_events;
+mod postgres;
 mod redis_outbound;
 mod redis_trigger;
 mod registry;
