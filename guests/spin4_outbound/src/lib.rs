@@ -62,12 +62,20 @@ async fn mqtt(q: Query) -> Answer {
     }
 }
 
+/// 500 `error: <variant>` of the interface's error inside the SDK's.
+fn mysql_error(e: &spin_sdk::mysql::Error) -> Answer {
+    match e {
+        spin_sdk::mysql::Error::MysqlError(e) => error(e),
+        other => error(other),
+    }
+}
+
 async fn mysql(q: Query) -> Answer {
     use spin_sdk::mysql::{Connection, ParameterValue as P};
     let Some(addr) = q.get("addr") else { return text(400, "missing addr") };
     let conn = match Connection::open(addr).await {
         Ok(c) => c,
-        Err(e) => return error(&e),
+        Err(e) => return mysql_error(&e),
     };
     let mut args = Vec::new();
     for arg in q.all("p") {
@@ -94,7 +102,7 @@ async fn mysql(q: Query) -> Answer {
         "execute" => {
             for sql in statements {
                 if let Err(e) = conn.execute(sql, args.clone()).await {
-                    return error(&e);
+                    return mysql_error(&e);
                 }
             }
             text(200, "ok")
@@ -103,7 +111,7 @@ async fn mysql(q: Query) -> Answer {
             let sql = statements.into_iter().next().unwrap_or_default();
             let result = match conn.query(sql, args).await {
                 Ok(result) => result,
-                Err(e) => return error(&e),
+                Err(e) => return mysql_error(&e),
             };
             let header: Vec<String> = result.columns().iter().map(|c| format!("{}:{:?}", c.name, c.data_type)).collect();
             let mut lines = vec![format!("columns: {}", header.join(", "))];
@@ -171,14 +179,6 @@ impl Query {
     fn all(&self, name: &str) -> Vec<String> {
         self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.clone()).collect()
     }
-
-    /// A comma-separated list parameter (absent or empty → no items).
-    fn list(&self, name: &str) -> Vec<String> {
-        match self.get(name) {
-            Some(v) if !v.is_empty() => v.split(',').map(str::to_string).collect(),
-            _ => Vec::new(),
-        }
-    }
 }
 
 fn percent_decode(s: &str) -> String {
@@ -206,10 +206,6 @@ fn hex(b: u8) -> Option<u8> {
         b'A'..=b'F' => Some(b - b'A' + 10),
         _ => None,
     }
-}
-
-fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn from_hex(s: &str) -> Option<Vec<u8>> {

@@ -47,6 +47,7 @@ mod tests {
             "wagi_hello",
             "spin_mqtt",
             "spin_pg",
+            "spin_mysql",
             "spin4_outbound",
         ] {
             let bytes = std::fs::read(super::guest(name)).unwrap();

@@ -15,6 +15,7 @@ mod lifecycle;
 mod manifest;
 mod messaging;
 mod mqtt;
+mod mysql;
 mod outbound;
 mod platform;
 mod platform_cli;
