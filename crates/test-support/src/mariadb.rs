@@ -38,18 +38,7 @@ impl MariaDbServer {
     pub fn start() -> MariaDbServer {
         let dir = tempfile::tempdir().expect("temp dir for mariadb");
         let data = dir.path().join("data");
-        let install = Command::new(INSTALL_DB.find())
-            .arg("--no-defaults")
-            .arg(format!("--datadir={}", data.display()))
-            .args(["--user=root", "--auth-root-authentication-method=normal", "--skip-test-db"])
-            .output()
-            .expect("run mariadb-install-db");
-        assert!(
-            install.status.success(),
-            "mariadb-install-db failed: {}{}",
-            String::from_utf8_lossy(&install.stdout),
-            String::from_utf8_lossy(&install.stderr)
-        );
+        install_db(&data);
         let mut server = MariaDbServer {
             process: Process::new(&MARIADBD, free_port()),
             dir,
@@ -66,6 +55,9 @@ impl MariaDbServer {
                 "--skip-log-bin".to_string(),
                 "--innodb-flush-log-at-trx-commit=0".to_string(),
                 "--max-connections=300".to_string(),
+                // Linux AIO contexts are a small machine-wide pool; many servers at once (tests run
+                // in parallel) exhaust it. Plain I/O is fine for tests.
+                "--innodb-use-native-aio=0".to_string(),
             ]
             .map(OsString::from)
             .into()
@@ -111,6 +103,32 @@ impl MariaDbServer {
     fn root(&self, sql: &str) -> Result<String, String> {
         root_sql(&self.socket(), sql)
     }
+}
+
+/// `mariadb-install-db` into `data`, tried three times: under load its bootstrap server can fail
+/// to start once.
+fn install_db(data: &Path) {
+    let mut last = String::new();
+    for _ in 0..3 {
+        let _ = std::fs::remove_dir_all(data);
+        let install = Command::new(INSTALL_DB.find())
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .args(["--user=root", "--auth-root-authentication-method=normal", "--skip-test-db"])
+            .arg("--innodb-use-native-aio=0")
+            .output()
+            .expect("run mariadb-install-db");
+        if install.status.success() {
+            return;
+        }
+        last = format!(
+            "{}{}",
+            String::from_utf8_lossy(&install.stdout),
+            String::from_utf8_lossy(&install.stderr)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    panic!("mariadb-install-db failed: {last}");
 }
 
 fn root_sql(socket: &Path, sql: &str) -> Result<String, String> {
