@@ -11,6 +11,9 @@ pub fn all(messaging: &kiln_cap_messaging::Messaging) -> Vec<Box<dyn Capability>
         Box::new(kiln_cap_key_value::KeyValue),
         Box::new(kiln_cap_sqlite::Sqlite),
         Box::new(kiln_cap_redis::OutboundRedis),
+        Box::new(kiln_cap_mqtt::OutboundMqtt),
+        Box::new(kiln_cap_postgres::OutboundPg),
+        Box::new(kiln_cap_mysql::OutboundMysql),
         Box::new(kiln_cap_logging::Logging),
         // wasmCloud's link names select the key-value stores and brokers above.
         Box::new(kiln_cap_bus::Bus),

@@ -7,16 +7,28 @@
 //! `KILN_TEST_NATS_SERVER` name another binary to use.
 //!
 //! Also a minimal blocking NATS client ([`NatsClient`]) for checking from a test what a guest sent.
+//!
+//! For the outbound database and MQTT interfaces: [`MosquittoServer`] (with a `mosquitto_sub`
+//! [`MqttSubscriber`]), [`PostgresServer`] (`initdb` into a temp dir; run as the `postgres` user
+//! when the tests run as root, since PostgreSQL refuses root) and [`MariaDbServer`]
+//! (`mariadb-install-db` into a temp dir). Debian: `apt-get install mosquitto mosquitto-clients
+//! postgresql mariadb-server`.
 
 mod containerd;
+mod mariadb;
+mod mqtt;
 mod nats;
+mod postgres;
 mod process;
 mod redis;
 mod registry;
 mod trigger;
 
 pub use containerd::Containerd;
+pub use mariadb::MariaDbServer;
+pub use mqtt::{MosquittoServer, MqttMessage, MqttSubscriber};
 pub use nats::{NatsClient, NatsMsg, NatsServer, NatsSub};
+pub use postgres::PostgresServer;
 pub use process::free_port;
 pub use redis::RedisServer;
 pub use registry::RegistryServer;

@@ -30,7 +30,7 @@ pub(crate) struct Binary {
 impl Binary {
     /// `$env`, else `name` on the PATH or in /usr/sbin, /usr/bin or /usr/local/bin. Panics with an
     /// install hint if there is none.
-    fn find(&self) -> PathBuf {
+    pub(crate) fn find(&self) -> PathBuf {
         if let Some(path) = std::env::var_os(self.env) {
             return PathBuf::from(path);
         }
@@ -43,7 +43,7 @@ impl Binary {
             .unwrap_or_else(|| panic!("`{}` was not found on the PATH. {}", self.name, self.hint()))
     }
 
-    fn hint(&self) -> String {
+    pub(crate) fn hint(&self) -> String {
         format!(
             "These tests run a real `{}`. Install it (Debian/Ubuntu: `apt-get install {}`; \
              nats-server goes to /usr/sbin), or set {} to the binary's path.",
@@ -65,9 +65,15 @@ pub(crate) struct Process {
 impl Process {
     /// Finds the binary (panicking with an install hint if it is missing); starts nothing yet.
     pub(crate) fn new(binary: &'static Binary, port: u16) -> Process {
+        Process::at(binary, binary.find(), port)
+    }
+
+    /// [`Process::new`] with the program to run found by the caller (e.g. a wrapper that runs
+    /// `binary` as another user).
+    pub(crate) fn at(binary: &'static Binary, path: PathBuf, port: u16) -> Process {
         Process {
             binary,
-            path: binary.find(),
+            path,
             port,
             child: None,
             log: Default::default(),

@@ -45,6 +45,10 @@ mod tests {
             "hello_core_wasip1",
             "hello_core_unknown",
             "wagi_hello",
+            "spin_mqtt",
+            "spin_pg",
+            "spin_mysql",
+            "spin4_outbound",
         ] {
             let bytes = std::fs::read(super::guest(name)).unwrap();
             assert_eq!(&bytes[..4], b"\0asm", "{name}");

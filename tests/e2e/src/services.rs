@@ -1,11 +1,15 @@
 //! Real services for end-to-end tests, started from the machine's packages on free loopback ports:
-//! Redis and NATS (with a small NATS client) from `kiln-test-support`, and a TCP echo server.
+//! Redis, NATS (with a small NATS client), MQTT (mosquitto, with a subscriber), PostgreSQL and
+//! MariaDB from `kiln-test-support`, and a TCP echo server.
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-pub use kiln_test_support::{NatsClient, NatsMsg, NatsServer, NatsSub, RedisServer, RegistryServer};
+pub use kiln_test_support::{
+    MariaDbServer, MosquittoServer, MqttMessage, MqttSubscriber, NatsClient, NatsMsg, NatsServer,
+    NatsSub, PostgresServer, RedisServer, RegistryServer,
+};
 
 /// A tiny TCP echo server on a free loopback port, for outbound-socket tests: each connection gets
 /// back everything it sends, until it half-closes. Runs until dropped (the thread is detached and
