@@ -86,8 +86,8 @@ start() {
     t0=$(now_us)
     case $1 in
         kiln) ctr run --detach --net-host --runtime io.containerd.kiln.v1 --env "KILN_HTTP_LISTEN_ADDR=127.0.0.1:$port" \
-                  docker.io/bench/hello-kiln:1 "$id" >/dev/null ;;
-        linux) ctr run --detach --net-host docker.io/bench/hello-linux:1 "$id" /native-hello --listen "127.0.0.1:$port" >/dev/null ;;
+                  docker.io/bench/hello-kiln:1 "$id" >/dev/null 2>&1 ;;
+        linux) ctr run --detach --net-host docker.io/bench/hello-linux:1 "$id" /native-hello --listen "127.0.0.1:$port" >/dev/null 2>&1 ;;
     esac
     until [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/" 2>/dev/null) == 200 ]]; do
         (($(now_us) - t0 < 60000000)) || { tail -20 "$WORK/containerd.log" >&2; die "$1 container never answered"; }
