@@ -112,11 +112,6 @@ impl Engine {
     pub fn load_component_bytes(&self, bytes: &[u8]) -> Result<wasmtime::component::Component> {
         cache::load(&self.inner.wasmtime, self.inner.cache_dir.as_deref(), bytes)
     }
-
-    /// [`Engine::needs_concurrency`] for bytes.
-    pub fn bytes_need_concurrency(bytes: &[u8]) -> bool {
-        cache::interface_names(bytes).iter().any(|name| interface_needs_concurrency(name))
-    }
 }
 
 #[cfg(test)]
