@@ -368,7 +368,7 @@ pub(crate) struct RawComponent {
 /// registry) or a table of one of Spin's shapes.
 pub(crate) enum RawDependency {
     Version(String),
-    Table(RawDependencyTable),
+    Table(Box<RawDependencyTable>),
 }
 
 /// Every key any of Spin's dependency shapes has; `convert` checks that they make one shape.
@@ -389,7 +389,7 @@ pub(crate) struct RawDependencyTable {
 
 impl<'de> Deserialize<'de> for RawDependency {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = d.deserialize_any(StrOrMap::<RawDependencyTable>::new(
+        let v = d.deserialize_any(StrOrMap::<Box<RawDependencyTable>>::new(
             "a version, { path = \"…\" }, { url = \"…\", digest = \"sha256:…\" }, { registry = \"…\", version = \"…\" } or { component = \"…\" }",
         ))?;
         Ok(match v {

@@ -27,7 +27,7 @@ pub(crate) fn dependencies(
         let span = value.span();
         let (source, export, inherit) = match value.into_inner() {
             RawDependency::Version(version) => return Err(no_registry(cx, id, &name, span, &version)),
-            RawDependency::Table(table) => dependency_table(cx, id, &name, span, table)?,
+            RawDependency::Table(table) => dependency_table(cx, id, &name, span, *table)?,
         };
         let inherit_configuration = inherit.or(inherit_all).unwrap_or(false);
         out.push(ComponentDependency { name, source, export, inherit_configuration, span: key.span().into() });
