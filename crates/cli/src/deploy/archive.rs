@@ -412,6 +412,19 @@ mod tests {
     }
 
     #[test]
+    fn path_dependencies_are_packed_and_must_be_inside_the_app() {
+        let deps = "source = \"c.wasm\"\n[component.c.dependencies]\n\"a:b/c\" = { path = \"deps/d.wasm\" }";
+        let (_root, packed) = app(&manifest(deps), &[("c.wasm", "c"), ("deps/d.wasm", "d")]);
+        let archive = pack(&packed, None).unwrap();
+        assert_eq!(paths(&archive.bytes), ["c.wasm", "deps", "deps/d.wasm", "kiln.toml"]);
+
+        let outside = "source = \"c.wasm\"\n[component.c.dependencies]\n\"a:b/c\" = { path = \"../d.wasm\" }";
+        let (_root, refused) = app(&manifest(outside), &[("c.wasm", "c")]);
+        let Err(err) = pack(&refused, None) else { panic!("a dependency outside the app is refused") };
+        assert!(format!("{err:#}").contains("dependency `a:b/c` is"), "{err:#}");
+    }
+
+    #[test]
     fn a_spin_toml_keeps_its_name() {
         let root = tempfile::tempdir().unwrap();
         std::fs::write(root.path().join("c.wasm"), "w").unwrap();
