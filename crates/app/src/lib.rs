@@ -5,6 +5,7 @@
 //! and linked. A trigger then only creates stores and instances.
 
 mod capability;
+mod compose;
 mod files;
 mod trigger;
 
@@ -147,7 +148,13 @@ fn load_component(
                 .into());
         }
     };
-    let pre = ComponentPre::load(engine, id, &path, wasi, instance_capabilities).with_context(|| format!("component `{id}`"))?;
+    let pre = if component.dependencies.is_empty() {
+        ComponentPre::load(engine, id, &path, wasi, instance_capabilities)
+    } else {
+        let bytes = compose::composed_bytes(manifest, component, &path)?;
+        ComponentPre::load_bytes(engine, id, &bytes, wasi, instance_capabilities)
+    }
+    .with_context(|| format!("component `{id}`"))?;
     Ok(AppComponent { pre, outbound_http: OutboundHttp::new(id, allowed) })
 }
 

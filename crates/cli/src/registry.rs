@@ -109,11 +109,10 @@ pub(crate) fn cached_or_pulled(reference: &str, insecure: bool, cache_dir: Optio
     Ok(pull(reference, insecure, cache_dir)?.manifest_path)
 }
 
-/// Fetches every `{ url, digest }` and `{ registry, package, version }` component source of
-/// `manifest` into the cache and points the component at the file.
+/// Fetches every `{ url, digest }` and `{ registry, package, version }` component source and
+/// dependency of `manifest` into the cache and points the component (or dependency) at the file.
 pub(crate) fn resolve_sources(manifest: &mut Manifest, insecure: bool, cache_dir: Option<&Path>) -> Result<()> {
-    let remote = manifest.components.values().any(|c| !matches!(c.source, kiln_manifest::ComponentSource::Local(_)));
-    if !remote {
+    if !kiln_oci::has_remote_sources(manifest) {
         return Ok(());
     }
     let cache = Cache::new(&cache_root(cache_dir)?);

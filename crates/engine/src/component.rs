@@ -82,6 +82,28 @@ impl ComponentPre {
         capabilities: Vec<Arc<dyn ComponentCapability>>,
     ) -> Result<ComponentPre> {
         let component = engine.load_component(path)?;
+        Self::link(engine, id, component, wasi, capabilities)
+    }
+
+    /// Compiles (or loads from cache) and links a component given as bytes (a composed one).
+    pub fn load_bytes(
+        engine: &Engine,
+        id: &str,
+        bytes: &[u8],
+        wasi: WasiTemplate,
+        capabilities: Vec<Arc<dyn ComponentCapability>>,
+    ) -> Result<ComponentPre> {
+        let component = engine.load_component_bytes(bytes).with_context(|| format!("failed to load component `{id}`"))?;
+        Self::link(engine, id, component, wasi, capabilities)
+    }
+
+    fn link(
+        engine: &Engine,
+        id: &str,
+        component: wasmtime::component::Component,
+        wasi: WasiTemplate,
+        capabilities: Vec<Arc<dyn ComponentCapability>>,
+    ) -> Result<ComponentPre> {
         let pre = engine
             .linker()
             .instantiate_pre(&component)

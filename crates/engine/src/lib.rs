@@ -106,6 +106,12 @@ impl Engine {
         cache::load(&self.inner.wasmtime, self.inner.cache_dir.as_deref(), &bytes)
             .with_context(|| format!("failed to load component `{}`", path.display()))
     }
+
+    /// Loads a component from bytes (a composed one), through the same compile cache as
+    /// [`Engine::load_component`]: keyed by the bytes' SHA-256.
+    pub fn load_component_bytes(&self, bytes: &[u8]) -> Result<wasmtime::component::Component> {
+        cache::load(&self.inner.wasmtime, self.inner.cache_dir.as_deref(), bytes)
+    }
 }
 
 #[cfg(test)]

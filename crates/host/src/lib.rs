@@ -109,14 +109,23 @@ pub fn engine_config(manifest: &Manifest, settings: &Settings) -> Result<EngineC
     Ok(config)
 }
 
-/// Whether any local component imports an interface that needs component-model concurrency.
+/// Whether any local component, or local dependency, imports an interface that needs
+/// component-model concurrency.
 fn app_needs_concurrency(manifest: &Manifest) -> Result<bool> {
     for component in manifest.components.values() {
-        if let kiln_manifest::ComponentSource::Local(path) = &component.source
-            && Engine::needs_concurrency(path)?
-        {
-            tracing::debug!("component `{}` needs component-model concurrency", component.id);
-            return Ok(true);
+        let dependencies = component.dependencies.iter().filter_map(|d| match &d.source {
+            kiln_manifest::DependencySource::Local(path) => Some(path),
+            _ => None,
+        });
+        let source = match &component.source {
+            kiln_manifest::ComponentSource::Local(path) => Some(path),
+            _ => None,
+        };
+        for path in source.into_iter().chain(dependencies) {
+            if Engine::needs_concurrency(path)? {
+                tracing::debug!("component `{}` needs component-model concurrency", component.id);
+                return Ok(true);
+            }
         }
     }
     Ok(false)

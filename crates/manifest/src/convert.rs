@@ -1,7 +1,12 @@
 //! Raw (serde) manifest → validated model. Every check reports at the span of the offending
 //! value, with a one-line message and a "what to do" help.
 
+mod dependencies;
+
+#[cfg(test)]
+pub(crate) use dependencies::parse_name as dependencies_parse_name_for_tests;
 mod triggers;
+
 
 use std::path::{Component as PathPart, Path, PathBuf};
 
@@ -72,6 +77,7 @@ pub(crate) fn parse(cx: &Cx) -> Result<Parts> {
     let mut builder = triggers::TriggerBuilder::new(cx, &mut components, &variables);
     builder.build(raw.trigger)?;
     let triggers = builder.finish()?;
+    dependencies::check_app_components(cx, &components)?;
     Ok(Parts {
         application,
         variables,
@@ -265,6 +271,7 @@ pub(crate) fn component(
 ) -> Result<Component> {
     let source_span = raw.source.span().into();
     let source = source(cx, &id, raw.source)?;
+    let dependencies = dependencies::dependencies(cx, &id, raw.dependencies_inherit_configuration, raw.dependencies)?;
     let files = raw
         .files
         .into_iter()
@@ -302,6 +309,7 @@ pub(crate) fn component(
             .kiln
             .and_then(|kiln| kiln.allowed_publish_subjects)
             .map(|subjects| subjects.into_iter().map(|s| (s.get_ref().clone(), s.span().into())).collect()),
+        dependencies,
         id,
     })
 }

@@ -179,6 +179,94 @@ pub struct Component {
     /// `[component.<id>.tool.kiln] allowed_publish_subjects`: subject patterns (with their place in
     /// the file) the component may publish to. `None`: not stated (the host's default applies).
     pub allowed_publish_subjects: Option<Vec<(String, Span)>>,
+    /// `[component.<id>.dependencies]`: imports satisfied by composing other components in, in
+    /// manifest order.
+    pub dependencies: Vec<ComponentDependency>,
+}
+
+/// One `[component.<id>.dependencies]` entry: which imports it satisfies, and with what.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ComponentDependency {
+    /// The key as written (`ns:pkg/iface@1.2.3`, `ns:pkg@1.2.3`, `ns:pkg`, or a plain kebab name).
+    pub name: DependencyName,
+    pub source: DependencySource,
+    /// The dependency's export that satisfies the import; `None`: the import's own name.
+    pub export: Option<String>,
+    /// Whether the dependency gets the component's grants (`inherit_configuration`, else the
+    /// component's `dependencies_inherit_configuration`; default false).
+    pub inherit_configuration: bool,
+    /// The entry's key, for errors about the dependency.
+    pub span: Span,
+}
+
+/// A dependency's key: which of the component's imports it satisfies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DependencyName {
+    /// `ns:pkg/iface[@version]` or `ns:pkg[@version]` (`interface: None`: every import from the
+    /// package).
+    Package { package: String, interface: Option<String>, version: Option<String> },
+    /// A plain (kebab-case) import name.
+    Plain(String),
+}
+
+impl DependencyName {
+    /// Whether the import named `import` (as a component names it) is one this entry satisfies:
+    /// same package, same interface if given, same version if given.
+    pub fn matches(&self, import: &str) -> bool {
+        let DependencyName::Package { package, interface, version } = self else {
+            return matches!(self, DependencyName::Plain(name) if name == import);
+        };
+        let (path, import_version) = match import.split_once('@') {
+            Some((path, v)) => (path, Some(v)),
+            None => (import, None),
+        };
+        let Some((import_package, import_interface)) = path.split_once('/') else {
+            return false;
+        };
+        import_package == package
+            && interface.as_deref().is_none_or(|i| i == import_interface)
+            && version.as_deref().is_none_or(|v| Some(v) == import_version)
+    }
+
+    /// The package (`ns:pkg`) this names, if any: the default `package` of a registry dependency.
+    pub fn package(&self) -> Option<&str> {
+        match self {
+            DependencyName::Package { package, .. } => Some(package),
+            DependencyName::Plain(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for DependencyName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DependencyName::Plain(name) => f.write_str(name),
+            DependencyName::Package { package, interface, version } => {
+                f.write_str(package)?;
+                if let Some(interface) = interface {
+                    write!(f, "/{interface}")?;
+                }
+                if let Some(version) = version {
+                    write!(f, "@{version}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Where a dependency's component comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DependencySource {
+    /// `{ path }`: absolute, lexically normalised; or a remote one once fetched.
+    Local(PathBuf),
+    /// `{ url, digest }`.
+    Remote { url: String, digest: String },
+    /// `{ registry, package, version }`: `package` defaults to the dependency name's package.
+    Registry { registry: String, package: String, version: String },
+    /// `{ component }`: another component of the app (its source only; its configuration is
+    /// ignored).
+    AppComponent(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

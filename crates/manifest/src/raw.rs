@@ -358,6 +358,45 @@ pub(crate) struct RawComponent {
     /// reads its own, `[component.<id>.tool.kiln]`, and ignores the others' as Spin does.
     #[serde(default)]
     pub tool: RawComponentTools,
+    /// Spin 3.0's all-or-nothing grant for every dependency.
+    pub dependencies_inherit_configuration: Option<bool>,
+    #[serde(default)]
+    pub dependencies: IndexMap<Spanned<String>, Spanned<RawDependency>>,
+}
+
+/// A `[component.<id>.dependencies]` value: a version string (a package from the default
+/// registry) or a table of one of Spin's shapes.
+pub(crate) enum RawDependency {
+    Version(String),
+    Table(Box<RawDependencyTable>),
+}
+
+/// Every key any of Spin's dependency shapes has; `convert` checks that they make one shape.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDependencyTable {
+    pub version: Option<String>,
+    pub registry: Option<String>,
+    pub package: Option<String>,
+    pub path: Option<String>,
+    pub url: Option<String>,
+    pub digest: Option<Spanned<String>>,
+    pub component: Option<Spanned<String>>,
+    pub export: Option<String>,
+    /// `true`, `false`, or (Spin 4) a list of configuration keys.
+    pub inherit_configuration: Option<Spanned<toml::Value>>,
+}
+
+impl<'de> Deserialize<'de> for RawDependency {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = d.deserialize_any(StrOrMap::<Box<RawDependencyTable>>::new(
+            "a version, { path = \"…\" }, { url = \"…\", digest = \"sha256:…\" }, { registry = \"…\", version = \"…\" } or { component = \"…\" }",
+        ))?;
+        Ok(match v {
+            StrOr::Str(s) => RawDependency::Version(s),
+            StrOr::Other(t) => RawDependency::Table(t),
+        })
+    }
 }
 
 #[derive(Deserialize, Default)]

@@ -744,3 +744,87 @@ fn kiln_limits_are_checked_where_they_are_written() {
     assert!(unknown.message().contains("max_memory"), "{unknown:?}");
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// [component.<id>.dependencies]
+
+const DEPS_APP: &str = "[[trigger.http]]\nroute = \"/...\"\ncomponent = \"mw\"\n[component.inner]\nsource = \"inner.wasm\"\n[component.mw]\nsource = \"mw.wasm\"\n";
+
+#[test]
+fn dependencies_every_shape() {
+    let digest = format!("sha256:{}", "a".repeat(64));
+    let m = ok(&format!(
+        "{DEPS_APP}dependencies_inherit_configuration = true\n[component.mw.dependencies]\n\
+         \"wasi:http/handler@0.3.0\" = {{ component = \"inner\", export = \"wasi:http/handler@0.3.0\" }}\n\
+         \"a:b/c\" = {{ path = \"deps/../d.wasm\", inherit_configuration = false }}\n\
+         \"a:e@1.0.0\" = {{ url = \"https://example.com/e.wasm\", digest = \"{digest}\" }}\n\
+         \"a:f/g\" = {{ registry = \"localhost:5000\", version = \"1.2.3\" }}\n\
+         \"a:h/i\" = {{ registry = \"ghcr.io\", package = \"x:y\", version = \"0.1.0\" }}\n"
+    ));
+    let deps = &m.components["mw"].dependencies;
+    assert_eq!(deps.len(), 5);
+    assert_eq!(deps[0].source, DependencySource::AppComponent("inner".into()));
+    assert_eq!(deps[0].export.as_deref(), Some("wasi:http/handler@0.3.0"));
+    assert!(deps[0].inherit_configuration, "the component's default");
+    assert_eq!(deps[1].source, DependencySource::Local(PathBuf::from("/app/d.wasm")));
+    assert!(!deps[1].inherit_configuration, "the entry's own value wins");
+    assert_eq!(deps[2].source, DependencySource::Remote { url: "https://example.com/e.wasm".into(), digest });
+    assert_eq!(
+        deps[3].source,
+        DependencySource::Registry { registry: "localhost:5000".into(), package: "a:f".into(), version: "1.2.3".into() }
+    );
+    assert_eq!(
+        deps[4].source,
+        DependencySource::Registry { registry: "ghcr.io".into(), package: "x:y".into(), version: "0.1.0".into() }
+    );
+    assert!(m.components["inner"].dependencies.is_empty());
+}
+
+#[test]
+fn dependencies_do_not_inherit_by_default() {
+    let m = ok(&format!("{DEPS_APP}[component.mw.dependencies]\n\"a:b/c\" = {{ path = \"d.wasm\" }}\n"));
+    assert!(!m.components["mw"].dependencies[0].inherit_configuration);
+}
+
+#[test]
+fn dependency_names_match_imports_as_spin_does() {
+    let name = |s: &str| super::convert::dependencies_parse_name_for_tests(s).unwrap();
+    for (dep, import) in [
+        ("foo:bar/baz@0.1.0", "foo:bar/baz@0.1.0"),
+        ("foo:bar/baz", "foo:bar/baz@0.1.0"),
+        ("foo:bar/baz", "foo:bar/baz"),
+        ("foo:bar", "foo:bar/baz@0.1.0"),
+        ("foo:bar@0.1.0", "foo:bar/baz@0.1.0"),
+        ("foo-bar", "foo-bar"),
+    ] {
+        assert!(name(dep).matches(import), "{dep} should match {import}");
+    }
+    for (dep, import) in [
+        ("foo:bar/baz@0.1.0", "foo:bar/baz"),
+        ("foo:bar/baz", "foo:bar/bub@0.1.0"),
+        ("foo:bar", "foo:bub/bib"),
+        ("foo:bar@0.1.0", "foo:bar/baz"),
+        ("foo:bar/baz", "foo:bar/baz-bub"),
+        ("foo:bar/baz", "foo-bar"),
+    ] {
+        assert!(!name(dep).matches(import), "{dep} should not match {import}");
+    }
+}
+
+#[test]
+fn dependency_errors() {
+    let at = |entry: &str| err(&format!("{DEPS_APP}[component.mw.dependencies]\n{entry}\n"));
+    // Line 12 holds the entry.
+    assert_err(&at("\"a:b/c\" = \"1.0.0\""), "Kiln has no default registry", 12, 11);
+    assert_err(&at("\"a:b/c\" = { version = \"1.0.0\" }"), "Kiln has no default registry", 12, 11);
+    assert_err(&at("\"a:b/c\" = { registry = \"r\", version = \">= 1.0\" }"), "not an exact version", 12, 11);
+    assert_err(&at("\"a:b/c\" = { path = \"d.wasm\", url = \"https://x\" }"), "mixes or misses keys", 12, 11);
+    assert_err(&at("\"a:b/c\" = { url = \"https://x\", digest = \"md5:1\" }"), "not a sha256 digest", 12, 41);
+    assert_err(&at("\"a:b/c\" = { path = \"d.wasm\", inherit_configuration = [\"allowed_outbound_hosts\"] }"), "cannot grant part", 12, 54);
+    assert_err(&at("\"a:b/c\" = { path = \"d.wasm\", colour = 1 }"), "unknown key `colour`", 12, 30);
+    assert_err(&at("\"A:b/c\" = { path = \"d.wasm\" }"), "invalid dependency name", 12, 1);
+    assert_err(&at("\"a:b/c@latest\" = { path = \"d.wasm\" }"), "not a semantic version", 12, 1);
+    assert_err(&at("\"a:b/c\" = { component = \"nope\" }"), "does not exist: `nope`", 12, 1);
+    assert_err(&at("\"a:b/c\" = { component = \"mw\" }"), "names itself", 12, 1);
+    assert_err(&at("my-dep = { registry = \"r\", version = \"1.0.0\" }"), "needs `package`", 12, 10);
+}

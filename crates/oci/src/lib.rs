@@ -19,4 +19,4 @@ pub mod sources;
 pub use auth::Credentials;
 pub use pack::{Packed, pack};
 pub use registry::{Cache, PulledApp, RegistryOptions, parse_reference, pull, push};
-pub use sources::resolve_sources;
+pub use sources::{has_remote_sources, resolve_sources};

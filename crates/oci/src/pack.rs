@@ -53,6 +53,11 @@ pub fn pack(manifest: &Manifest) -> Result<Packed> {
         let ComponentSource::Local(path) = &component.source else {
             bail!("component `{id}`: only local `source` files can be pushed (download it and point `source` at the .wasm)");
         };
+        // The locked app's dependencies (Spin's `dependencies` of a locked component) are not written
+        // yet: refuse rather than push an app that would not load.
+        if let Some(dependency) = component.dependencies.first() {
+            bail!("component `{id}`: `kiln registry push` does not carry component dependencies yet (`{}`); run the app with `kiln up` or `kiln deploy` from its directory", dependency.name);
+        }
         let wasm = std::fs::read(path).with_context(|| format!("component `{id}`: cannot read `{}`", path.display()))?;
         let wasm = Layer::new(WASM_LAYER_MEDIA_TYPE, wasm);
         let source = ContentRef { content_type: Some(PLAIN_WASM_MEDIA_TYPE.to_string()), digest: Some(wasm.digest.clone()), ..ContentRef::default() };

@@ -6,7 +6,7 @@
 use crate::locked::{PLAIN_WASM_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE};
 use crate::registry::{Cache, RegistryOptions};
 use anyhow::{Context, Result, bail};
-use kiln_manifest::{ComponentSource, Manifest};
+use kiln_manifest::{ComponentSource, DependencySource, Manifest};
 
 /// Makes every remote `source` of `manifest` a local file in `cache`, fetching what is not there.
 /// Errors name the component and its place in the manifest.
@@ -27,7 +27,39 @@ pub async fn resolve_sources(manifest: &mut Manifest, cache: &Cache, options: &R
             component.source = ComponentSource::Local(path);
         }
     }
+    resolve_dependencies(manifest, cache, options).await
+}
+
+/// The same for `[component.<id>.dependencies]`: a `{ url, digest }` or `{ registry, package,
+/// version }` dependency is fetched exactly as a component source is, and pointed at the file.
+async fn resolve_dependencies(manifest: &mut Manifest, cache: &Cache, options: &RegistryOptions) -> Result<()> {
+    let ids: Vec<String> = manifest.components.keys().cloned().collect();
+    for id in ids {
+        for index in 0..manifest.components[&id].dependencies.len() {
+            let dependency = &manifest.components[&id].dependencies[index];
+            let resolved = match &dependency.source {
+                DependencySource::Local(_) | DependencySource::AppComponent(_) => continue,
+                DependencySource::Remote { url, digest } => download(url, digest, cache).await,
+                DependencySource::Registry { registry, package, version } => from_registry(Some(registry), package, version, cache, options).await,
+            };
+            let path = resolved.map_err(|err| {
+                let message = format!("component `{id}`: dependency `{}`: {err:#}", dependency.name);
+                anyhow::Error::from(manifest.error_at(&dependency.span, message, "check the dependency's URL, digest, registry and version"))
+            })?;
+            if let Some(dependency) = manifest.components.get_mut(&id).and_then(|c| c.dependencies.get_mut(index)) {
+                dependency.source = DependencySource::Local(path);
+            }
+        }
+    }
     Ok(())
+}
+
+/// Whether anything in `manifest` (a component source or a dependency) must be fetched.
+pub fn has_remote_sources(manifest: &Manifest) -> bool {
+    manifest.components.values().any(|c| {
+        !matches!(c.source, ComponentSource::Local(_))
+            || c.dependencies.iter().any(|d| matches!(d.source, DependencySource::Remote { .. } | DependencySource::Registry { .. }))
+    })
 }
 
 async fn download(url: &str, digest: &str, cache: &Cache) -> Result<std::path::PathBuf> {

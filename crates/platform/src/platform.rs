@@ -338,6 +338,11 @@ impl Platform {
             if let kiln_manifest::ComponentSource::Local(path) = &component.source {
                 needs_concurrency |= Engine::needs_concurrency(path).map_err(|err| ApiError::bad_request(relative_to(&dir, &format!("{err:#}"))))?;
             }
+            for dependency in &component.dependencies {
+                if let kiln_manifest::DependencySource::Local(path) = &dependency.source {
+                    needs_concurrency |= Engine::needs_concurrency(path).map_err(|err| ApiError::bad_request(relative_to(&dir, &format!("{err:#}"))))?;
+                }
+            }
         }
         let version = AppVersion {
             record,
@@ -687,6 +692,14 @@ impl Platform {
                     return Err(located(manifest.error_at(&component.source_span, message, "kiln deploy packs sources from elsewhere under kiln-sources/").into()));
                 }
                 self.data.share_blob(path).map_err(ApiError::internal)?;
+            }
+            // The same for a dependency's file; URL and registry dependencies are not fetched here.
+            for dependency in &component.dependencies {
+                let inside = matches!(&dependency.source, kiln_manifest::DependencySource::Local(path) if path.starts_with(&version.dir));
+                if !inside && !matches!(dependency.source, kiln_manifest::DependencySource::AppComponent(_)) {
+                    let message = format!("component `{}`: dependency `{}` must be a file in the uploaded archive or another component of the app", component.id, dependency.name);
+                    return Err(located(manifest.error_at(&dependency.span, message, "give it as `{ path = \"…\" }` inside the application directory, or `{ component = \"…\" }`").into()));
+                }
             }
         }
         Ok(())

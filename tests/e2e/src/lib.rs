@@ -49,6 +49,8 @@ mod tests {
             "spin_pg",
             "spin_mysql",
             "spin4_outbound",
+            "http_middleware_p2",
+            "http_middleware_p3",
         ] {
             let bytes = std::fs::read(super::guest(name)).unwrap();
             assert_eq!(&bytes[..4], b"\0asm", "{name}");

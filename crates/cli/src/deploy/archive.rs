@@ -14,7 +14,7 @@
 
 use anyhow::{Context, Result, anyhow, bail};
 use flate2::{Compression, GzBuilder};
-use kiln_manifest::{Component, ComponentSource, FileMount, Manifest};
+use kiln_manifest::{Component, ComponentSource, DependencySource, FileMount, Manifest};
 use std::collections::BTreeMap;
 use std::path::{Component as PathPart, Path, PathBuf};
 
@@ -59,6 +59,7 @@ pub(crate) fn pack(manifest: &Manifest, runtime_config: Option<&Path>) -> Result
     }
     for component in manifest.components.values() {
         selection.add_source(manifest, component)?;
+        selection.add_dependencies(manifest, component)?;
         selection.add_files(manifest, component)?;
     }
     selection.rewrite_moved_sources(manifest)?;
@@ -112,6 +113,26 @@ impl Selection {
                 self.moved_sources.push((id.clone(), moved.clone()));
                 self.add_file(moved, path.clone());
             }
+        }
+        Ok(())
+    }
+
+    /// A component's `{ path }` dependencies, at their place in the application directory (the
+    /// manifest names them there); `{ component }` ones are the app's components, packed already.
+    fn add_dependencies(&mut self, manifest: &Manifest, component: &Component) -> Result<()> {
+        for dependency in &component.dependencies {
+            let DependencySource::Local(path) = &dependency.source else { continue };
+            let Some(relative) = relative_inside(&manifest.dir, path) else {
+                bail!(
+                    "component `{}`: dependency `{}` is {}, outside the application directory; kiln deploy uploads dependencies \
+                     given by a `path` inside it, or by `{{ component = \"…\" }}`\n\
+                     help: put the dependency's .wasm below the manifest's directory and point `path` at it",
+                    component.id,
+                    dependency.name,
+                    path.display()
+                )
+            };
+            self.add_file(relative, path.clone());
         }
         Ok(())
     }
@@ -388,6 +409,19 @@ mod tests {
         let all = entries(&archive.bytes);
         assert_eq!(all[2].4, "wasm");
         assert!(all[3].4.contains("spin_manifest_version"));
+    }
+
+    #[test]
+    fn path_dependencies_are_packed_and_must_be_inside_the_app() {
+        let deps = "source = \"c.wasm\"\n[component.c.dependencies]\n\"a:b/c\" = { path = \"deps/d.wasm\" }";
+        let (_root, packed) = app(&manifest(deps), &[("c.wasm", "c"), ("deps/d.wasm", "d")]);
+        let archive = pack(&packed, None).unwrap();
+        assert_eq!(paths(&archive.bytes), ["c.wasm", "deps", "deps/d.wasm", "kiln.toml"]);
+
+        let outside = "source = \"c.wasm\"\n[component.c.dependencies]\n\"a:b/c\" = { path = \"../d.wasm\" }";
+        let (_root, refused) = app(&manifest(outside), &[("c.wasm", "c")]);
+        let Err(err) = pack(&refused, None) else { panic!("a dependency outside the app is refused") };
+        assert!(format!("{err:#}").contains("dependency `a:b/c` is"), "{err:#}");
     }
 
     #[test]

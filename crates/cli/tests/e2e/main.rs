@@ -4,6 +4,7 @@
 
 mod cluster;
 mod cron_trigger;
+mod dependencies;
 mod dashboard;
 mod engine;
 mod files;
