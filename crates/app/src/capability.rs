@@ -42,6 +42,15 @@ pub struct AppContext<'a> {
     pub variables: &'a Arc<Resolver>,
     /// The app's state directory (`.kiln/` beside the manifest for `kiln up`): embedded stores live here.
     pub state_dir: &'a Path,
+    /// Told of what guests do through capabilities (platform mode's metrics); `None` under `kiln up`.
+    pub observer: Option<&'a Arc<dyn CapabilityObserver>>,
+}
+
+/// Told of what guests do through capabilities, for metrics. Called on the guest's call path: keep
+/// it to a counter's increment.
+pub trait CapabilityObserver: Send + Sync {
+    /// `component` wrote a line through `wasi:logging` at `level` (`trace` … `critical`).
+    fn guest_log(&self, component: &str, level: &'static str);
 }
 
 /// What a capability sees of one component.

@@ -12,7 +12,7 @@ mod trigger;
 /// Stages a component's `files` and returns what to mount: (host directory, guest path) pairs.
 pub use files::stage as stage_files;
 
-pub use capability::{AppCapability, AppContext, Capability, ComponentContext};
+pub use capability::{AppCapability, AppContext, Capability, CapabilityObserver, ComponentContext};
 pub use trigger::{AppSource, BoxFuture, Draining, EventObserver, EventOutcome, RunningTrigger, Trigger, TriggerContext, TriggerLimits};
 
 use anyhow::{Context, Result};
@@ -59,6 +59,8 @@ pub struct LoadOptions<'a> {
     pub runtime_config: RuntimeConfig,
     /// The capabilities to offer (their interfaces must be linked into the engine).
     pub capabilities: &'a [Box<dyn Capability>],
+    /// Told of what guests do through capabilities (platform mode's metrics).
+    pub observer: Option<Arc<dyn CapabilityObserver>>,
 }
 
 impl<'a> LoadOptions<'a> {
@@ -75,6 +77,7 @@ impl<'a> LoadOptions<'a> {
             providers: vec![Box::new(kiln_variables::EnvProvider::new(env))],
             runtime_config: RuntimeConfig::default(),
             capabilities,
+            observer: None,
         }
     }
 }
@@ -88,6 +91,7 @@ impl App {
             runtime_config: &options.runtime_config,
             variables: &variables,
             state_dir: &options.state_dir,
+            observer: options.observer.as_ref(),
         };
         let files_dir = options.files_dir.clone().unwrap_or_else(|| options.state_dir.join("files"));
         let mut configured = Vec::with_capacity(options.capabilities.len());

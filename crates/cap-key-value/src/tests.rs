@@ -689,6 +689,7 @@ fn configure(dir: &Path, state_dir: &Path) -> Box<dyn kiln_app::AppCapability> {
             runtime_config: &runtime_config,
             variables: &variables,
             state_dir,
+            observer: None,
         })
         .unwrap()
 }
@@ -769,6 +770,7 @@ fn a_bad_redis_url_fails_at_load() {
             runtime_config: &runtime_config,
             variables: &variables,
             state_dir: &dir.path().join(".kiln"),
+            observer: None,
         })
         .err()
         .expect("an invalid URL is a load error");

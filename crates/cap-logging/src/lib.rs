@@ -8,13 +8,13 @@
 //! so a guest cannot forge a line that looks like the host's; a line is cut at [`MAX_LINE`] bytes,
 //! the size the guest's stdout is cut at.
 //!
-//! Per-level metrics are not kept: capabilities are configured without the platform's metrics
-//! (those reach triggers only, through `TriggerContext::observer`).
+//! Under `kiln serve` every call is also counted per level (`kiln_guest_logs_total`), through the
+//! app's [`CapabilityObserver`].
 
 use std::sync::Arc;
 
 use anyhow::Result;
-use kiln_app::{AppCapability, AppContext, Capability, ComponentContext};
+use kiln_app::{AppCapability, AppContext, Capability, CapabilityObserver, ComponentContext};
 use kiln_engine::{ComponentCapability, KilnState, LinkFn};
 use wasmtime::component::{HasSelf, Linker};
 
@@ -43,38 +43,33 @@ impl Capability for Logging {
         link
     }
 
-    fn configure_app(&self, _app: &AppContext<'_>) -> Result<Box<dyn AppCapability>> {
-        Ok(Box::new(AppLogging))
+    fn configure_app(&self, app: &AppContext<'_>) -> Result<Box<dyn AppCapability>> {
+        Ok(Box::new(AppLogging { observer: app.observer.cloned() }))
     }
 }
 
-struct AppLogging;
+struct AppLogging {
+    observer: Option<Arc<dyn CapabilityObserver>>,
+}
 
 impl AppCapability for AppLogging {
     fn component(&self, component: &ComponentContext<'_>) -> Result<Arc<dyn ComponentCapability>> {
-        Ok(Arc::new(LoggingComponent { component: Arc::from(component.component.id.as_str()) }))
+        let component = Arc::from(component.component.id.as_str());
+        Ok(Arc::new(LoggingState { component, observer: self.observer.clone() }))
     }
 }
 
-/// What one component's instances log under.
-struct LoggingComponent {
-    component: Arc<str>,
-}
-
-impl ComponentCapability for LoggingComponent {
-    fn instance_state(&self) -> Box<dyn std::any::Any + Send> {
-        Box::new(LoggingState { component: self.component.clone() })
-    }
-}
-
-/// Per-instance state: the component's id (an `Arc` clone).
+/// What one component's instances log under: its id, and who counts the lines. Each instance gets a
+/// clone (two `Arc` clones).
+#[derive(Clone)]
 pub struct LoggingState {
     component: Arc<str>,
+    observer: Option<Arc<dyn CapabilityObserver>>,
 }
 
-impl LoggingState {
-    pub fn new(component: Arc<str>) -> LoggingState {
-        LoggingState { component }
+impl ComponentCapability for LoggingState {
+    fn instance_state(&self) -> Box<dyn std::any::Any + Send> {
+        Box::new(self.clone())
     }
 }
 
@@ -87,6 +82,21 @@ impl logging::Host for LoggingState {
         if message.is_empty() {
             emit(level, &prefix, "");
         }
+        if let Some(observer) = &self.observer {
+            observer.guest_log(&self.component, level_name(level));
+        }
+    }
+}
+
+/// The level as the metric's `level` label spells it (the WIT's names).
+fn level_name(level: Level) -> &'static str {
+    match level {
+        Level::Trace => "trace",
+        Level::Debug => "debug",
+        Level::Info => "info",
+        Level::Warn => "warn",
+        Level::Error => "error",
+        Level::Critical => "critical",
     }
 }
 

@@ -1,6 +1,7 @@
 //! The older interfaces' types ↔ 4.0.0's, which the capability works in. Values an older WIT
 //! cannot carry read as `unsupported` (their column type as `other`), as in Spin.
 
+use crate::v42::v42;
 use crate::{v2_types as v2, v3, v4};
 
 fn query_error_text(e: v4::QueryError) -> String {
@@ -197,4 +198,118 @@ pub(crate) fn v2_row_set(r: v4::RowSet) -> v2::RowSet {
             .map(|row| row.into_iter().map(v2_value).collect())
             .collect(),
     }
+}
+
+// ---- spin:postgres@4.2.0 ----
+//
+// 4.2.0's types have 4.0.0's shapes, but bindgen makes them distinct Rust types (only resources can
+// be shared between bindings), so values cross over variant by variant.
+
+/// Maps a value of one interface's variant to the same-named variant of the other's: `same` cases
+/// carry their payload as it is, `bounds` cases a range (whose bound kinds need mapping), `units`
+/// carry nothing.
+macro_rules! same_variants {
+    ($value:expr, $from:ident => $to:ident, same: [$($same:ident),*], bounds: [$($bounds:ident),*], units: [$($unit:ident),*] $(, $extra:pat => $mapped:expr)*) => {
+        match $value {
+            $($from::$same(v) => $to::$same(v),)*
+            $($from::$bounds((lower, upper)) => $to::$bounds((bound(lower), bound(upper))),)*
+            $($from::$unit => $to::$unit,)*
+            $($extra => $mapped,)*
+        }
+    };
+}
+
+/// The `same:` list of both values and parameters.
+macro_rules! value_variants {
+    ($value:expr, $from:ident => $to:ident $(, $extra:pat => $mapped:expr)*) => {
+        same_variants!($value, $from => $to,
+            same: [Boolean, Int8, Int16, Int32, Int64, Floating32, Floating64, Str, Binary, Date, Time, Datetime, Timestamp, Uuid, Jsonb, Decimal, ArrayInt32, ArrayInt64, ArrayDecimal, ArrayStr],
+            bounds: [RangeInt32, RangeInt64, RangeDecimal],
+            units: [DbNull]
+            $(, $extra => $mapped)*)
+    };
+}
+
+trait BoundKind<T> {
+    fn kind(self) -> T;
+}
+
+impl BoundKind<v42::RangeBoundKind> for v4::RangeBoundKind {
+    fn kind(self) -> v42::RangeBoundKind {
+        match self {
+            v4::RangeBoundKind::Inclusive => v42::RangeBoundKind::Inclusive,
+            v4::RangeBoundKind::Exclusive => v42::RangeBoundKind::Exclusive,
+        }
+    }
+}
+
+impl BoundKind<v4::RangeBoundKind> for v42::RangeBoundKind {
+    fn kind(self) -> v4::RangeBoundKind {
+        match self {
+            v42::RangeBoundKind::Inclusive => v4::RangeBoundKind::Inclusive,
+            v42::RangeBoundKind::Exclusive => v4::RangeBoundKind::Exclusive,
+        }
+    }
+}
+
+fn bound<V, K: BoundKind<L>, L>(b: Option<(V, K)>) -> Option<(V, L)> {
+    b.map(|(value, kind)| (value, kind.kind()))
+}
+
+pub(crate) fn v42_param(p: v42::ParameterValue) -> v4::ParameterValue {
+    use v4::ParameterValue as Q;
+    use v42::ParameterValue as P;
+    value_variants!(p, P => Q,
+        P::Interval(i) => Q::Interval(v4::Interval { micros: i.micros, days: i.days, months: i.months }))
+}
+
+pub(crate) fn v42_params(params: Vec<v42::ParameterValue>) -> Vec<v4::ParameterValue> {
+    params.into_iter().map(v42_param).collect()
+}
+
+fn v42_value(v: v4::DbValue) -> v42::DbValue {
+    use v4::DbValue as U;
+    use v42::DbValue as T;
+    value_variants!(v, U => T,
+        U::Interval(i) => T::Interval(v42::Interval { micros: i.micros, days: i.days, months: i.months }),
+        U::Unsupported(raw) => T::Unsupported(raw))
+}
+
+pub(crate) fn v42_row(row: Vec<v4::DbValue>) -> Vec<v42::DbValue> {
+    row.into_iter().map(v42_value).collect()
+}
+
+fn v42_data_type(t: v4::DbDataType) -> v42::DbDataType {
+    use v4::DbDataType as U;
+    use v42::DbDataType as T;
+    same_variants!(t, U => T,
+        same: [Other],
+        bounds: [],
+        units: [Boolean, Int8, Int16, Int32, Int64, Floating32, Floating64, Str, Binary, Date, Time, Datetime, Timestamp, Uuid, Jsonb, Decimal, RangeInt32, RangeInt64, RangeDecimal, ArrayInt32, ArrayInt64, ArrayDecimal, ArrayStr, Interval])
+}
+
+pub(crate) fn v42_columns(columns: Vec<v4::Column>) -> Vec<v42::Column> {
+    columns.into_iter().map(|c| v42::Column { name: c.name, data_type: v42_data_type(c.data_type) }).collect()
+}
+
+pub(crate) fn v42_row_set(r: v4::RowSet) -> v42::RowSet {
+    v42::RowSet { columns: v42_columns(r.columns), rows: r.rows.into_iter().map(v42_row).collect() }
+}
+
+pub(crate) fn v42_error(e: v4::Error) -> v42::Error {
+    use v4::Error as U;
+    use v42::Error as T;
+    same_variants!(e, U => T,
+        same: [ConnectionFailed, BadParameter, ValueConversionFailed, Other],
+        bounds: [],
+        units: [],
+        U::QueryFailed(v4::QueryError::Text(text)) => T::QueryFailed(v42::QueryError::Text(text)),
+        U::QueryFailed(v4::QueryError::DbError(db)) => T::QueryFailed(v42::QueryError::DbError(v42::DbError {
+            as_text: db.as_text,
+            severity: db.severity,
+            code: db.code,
+            message: db.message,
+            detail: db.detail,
+            extras: db.extras,
+        })))
 }

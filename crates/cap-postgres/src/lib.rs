@@ -1,5 +1,7 @@
 //! The outbound PostgreSQL capability: `fermyon:spin/postgres@2.0.0`, `spin:postgres/postgres@3.0.0`
-//! and `spin:postgres/postgres@4.0.0` (spin-sdk 5's `pg`, `pg3` and `pg4`).
+//! and `spin:postgres/postgres@4.0.0` (spin-sdk 5's `pg`, `pg3` and `pg4`), and, when the engine has
+//! component-model concurrency, `spin:postgres/postgres@4.2.0` (spin-sdk 7's `pg`; see `v42.rs`), which
+//! then serves 4.0.x guests too.
 //!
 //! `open(address)` takes a `postgres://` URL or `key=value` pairs, as tokio-postgres does. Every
 //! host it names must be allowed by the component's `allowed_outbound_hosts` as
@@ -27,6 +29,7 @@ mod pool;
 #[cfg(test)]
 mod tests;
 mod types;
+mod v42;
 
 pub use pool::PgTimeouts;
 
@@ -38,6 +41,7 @@ use kiln_outbound::AllowedHosts;
 use pool::Pools;
 use std::any::Any;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
 
 mod bindings {
@@ -97,7 +101,13 @@ fn link(linker: &mut Linker<KilnState>) -> Result<()> {
     v2::add_to_linker::<KilnState, HasSelf<PgInstance>>(linker, instance)?;
     v2_types::add_to_linker::<KilnState, HasSelf<PgInstance>>(linker, instance)?;
     v3::add_to_linker::<KilnState, HasSelf<PgInstance>>(linker, instance)?;
-    v4::add_to_linker::<KilnState, HasSelf<PgInstance>>(linker, instance)?;
+    // 4.2.0 is a superset of 4.0.0, so with concurrency it alone serves 4.0.x guests too
+    // (wasmtime links imports semver-compatibly, and would refuse both).
+    if linker.engine().get_concurrency_support() {
+        v42::link(linker)?;
+    } else {
+        v4::add_to_linker::<KilnState, HasSelf<PgInstance>>(linker, instance)?;
+    }
     Ok(())
 }
 
@@ -151,17 +161,29 @@ impl ComponentCapability for PgComponent {
     }
 }
 
-/// An open connection, as the guest's `connection` resource: a pooled client, returned to its
-/// pool when dropped unless the guest may have changed its session.
+/// An open connection, as the guest's `connection` resource.
 pub struct PgConnection {
-    client: Option<Object>,
-    clean: bool,
+    client: Arc<PooledClient>,
 }
 
-impl Drop for PgConnection {
+/// A pooled client, shared by the connection resource and the statements running on it (an `async`
+/// statement holds it while the instance does other work). It goes back to its pool when the last
+/// of them lets go, unless the guest may have changed its session.
+pub(crate) struct PooledClient {
+    object: Option<Object>,
+    clean: AtomicBool,
+}
+
+impl PooledClient {
+    fn client(&self) -> Result<&tokio_postgres::Client, v4::Error> {
+        self.object.as_deref().map(|wrapper| &**wrapper).ok_or_else(|| v4::Error::Other("the connection is closed".to_string()))
+    }
+}
+
+impl Drop for PooledClient {
     fn drop(&mut self) {
-        if !self.clean
-            && let Some(client) = self.client.take()
+        if !self.clean.load(Ordering::Relaxed)
+            && let Some(client) = self.object.take()
         {
             // Out of the pool, and closed with it: the server rolls back what was left open.
             drop(Object::take(client));
@@ -179,20 +201,28 @@ pub struct PgInstance {
 
 impl PgInstance {
     async fn open(&mut self, address: String) -> Result<Resource<PgConnection>, v4::Error> {
-        pool::address_allowed(&self.allowed, &address)?;
+        let pools = self.may_open(&address)?;
+        let client = pools.connect(&address, None).await?;
+        self.push(client)
+    }
+
+    /// The app's pools, if this instance may open another connection to `address`.
+    fn may_open(&self, address: &str) -> Result<Arc<Pools>, v4::Error> {
+        pool::address_allowed(&self.allowed, address)?;
         if self.open >= MAX_CONNECTIONS_PER_INSTANCE {
             return Err(v4::Error::ConnectionFailed(format!(
                 "too many connections opened (at most {MAX_CONNECTIONS_PER_INSTANCE} per instance)"
             )));
         }
-        let client = self.pools.connect(&address).await?;
-        let conn = PgConnection {
-            client: Some(client),
-            clean: true,
-        };
+        Ok(self.pools.clone())
+    }
+
+    /// Hands a pooled client to the guest as a `connection`.
+    fn push(&mut self, client: Object) -> Result<Resource<PgConnection>, v4::Error> {
+        let client = Arc::new(PooledClient { object: Some(client), clean: AtomicBool::new(true) });
         let resource = self
             .table
-            .push(conn)
+            .push(PgConnection { client })
             .map_err(|e| v4::Error::Other(format!("cannot store the connection: {e}")))?;
         self.open += 1;
         Ok(resource)
@@ -204,17 +234,15 @@ impl PgInstance {
         &mut self,
         conn: &Resource<PgConnection>,
         statement: &str,
-    ) -> Result<&Object, v4::Error> {
+    ) -> Result<Arc<PooledClient>, v4::Error> {
         let conn = self
             .table
-            .get_mut(conn)
+            .get(conn)
             .map_err(|_| v4::Error::Other("the connection is not open".to_string()))?;
         if !pool::keeps_session_clean(statement) {
-            conn.clean = false;
+            conn.client.clean.store(false, Ordering::Relaxed);
         }
-        conn.client
-            .as_ref()
-            .ok_or_else(|| v4::Error::Other("the connection is closed".to_string()))
+        Ok(conn.client.clone())
     }
 
     async fn query(
@@ -224,7 +252,7 @@ impl PgInstance {
         params: Vec<v4::ParameterValue>,
     ) -> Result<v4::RowSet, v4::Error> {
         let client = self.client(conn, &statement)?;
-        pool::query(client, &statement, params).await
+        pool::query(client.client()?, &statement, params).await
     }
 
     async fn execute(
@@ -234,7 +262,7 @@ impl PgInstance {
         params: Vec<v4::ParameterValue>,
     ) -> Result<u64, v4::Error> {
         let client = self.client(conn, &statement)?;
-        pool::execute(client, &statement, params).await
+        pool::execute(client.client()?, &statement, params).await
     }
 
     fn close(&mut self, conn: Resource<PgConnection>) {

@@ -9,6 +9,8 @@ use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use tokio_postgres::config::Host;
 use tokio_postgres::types::ToSql;
 
@@ -69,9 +71,9 @@ pub(crate) fn address_allowed(allowed: &AllowedHosts, address: &str) -> Result<(
     Ok(())
 }
 
-/// An app's pools, by address.
+/// An app's pools, by address and extra CA root (a connection builder's `set-ca-root`).
 pub(crate) struct Pools {
-    pools: Mutex<HashMap<String, Pool>>,
+    pools: Mutex<HashMap<(String, Option<Arc<str>>), Pool>>,
     timeouts: PgTimeouts,
 }
 
@@ -83,25 +85,27 @@ impl Pools {
         }
     }
 
-    /// A connection to `address` (already allowed), from its pool.
-    pub(crate) async fn connect(&self, address: &str) -> Result<Object, v4::Error> {
-        let pool = self.pool(address)?;
+    /// A connection to `address` (already allowed), from its pool. `ca_root` (PEM, already
+    /// checked by [`parse_ca_root`]) is trusted besides the webpki roots.
+    pub(crate) async fn connect(&self, address: &str, ca_root: Option<&Arc<str>>) -> Result<Object, v4::Error> {
+        let pool = self.pool(address, ca_root)?;
         pool.get()
             .await
             .map_err(|e| connection_failed(format!("cannot connect to Postgres: {e}")))
     }
 
-    fn pool(&self, address: &str) -> Result<Pool, v4::Error> {
+    fn pool(&self, address: &str, ca_root: Option<&Arc<str>>) -> Result<Pool, v4::Error> {
+        let key = (address.to_string(), ca_root.cloned());
         let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(pool) = pools.get(address) {
+        if let Some(pool) = pools.get(&key) {
             return Ok(pool.clone());
         }
-        let pool = self.new_pool(address)?;
-        pools.insert(address.to_string(), pool.clone());
+        let pool = self.new_pool(address, ca_root)?;
+        pools.insert(key, pool.clone());
         Ok(pool)
     }
 
-    fn new_pool(&self, address: &str) -> Result<Pool, v4::Error> {
+    fn new_pool(&self, address: &str, ca_root: Option<&Arc<str>>) -> Result<Pool, v4::Error> {
         let mut config = parse_address(address)?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(self.timeouts.connect);
@@ -111,7 +115,7 @@ impl Pools {
         let manager_config = ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         };
-        let manager = Manager::from_config(config, tls()?, manager_config);
+        let manager = Manager::from_config(config, tls(ca_root)?, manager_config);
         let wait = Some(self.timeouts.connect);
         Pool::builder(manager)
             .max_size(MAX_POOL_SIZE)
@@ -127,11 +131,16 @@ impl Pools {
 }
 
 /// TLS for addresses that ask for it (`sslmode=require`; `prefer`, the default, uses it when the
-/// server offers it): rustls with ring and the webpki roots.
-fn tls() -> Result<tokio_postgres_rustls::MakeRustlsConnect, v4::Error> {
-    let roots = rustls::RootCertStore {
+/// server offers it): rustls with ring and the webpki roots, plus `ca_root` if given.
+fn tls(ca_root: Option<&Arc<str>>) -> Result<tokio_postgres_rustls::MakeRustlsConnect, v4::Error> {
+    let mut roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };
+    if let Some(pem) = ca_root {
+        for certificate in parse_ca_root(pem)? {
+            roots.add(certificate).map_err(invalid_ca_root)?;
+        }
+    }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -139,6 +148,23 @@ fn tls() -> Result<tokio_postgres_rustls::MakeRustlsConnect, v4::Error> {
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
+fn invalid_ca_root(e: impl std::fmt::Display) -> v4::Error {
+    v4::Error::Other(format!("invalid CA root certificate: {e} (expected one or more PEM `CERTIFICATE` blocks)"))
+}
+
+/// The certificates of a PEM text (`set-ca-root`'s argument): at least one, each well formed.
+pub(crate) fn parse_ca_root(pem: &str) -> Result<Vec<CertificateDer<'static>>, v4::Error> {
+    let certificates = CertificateDer::pem_slice_iter(pem.as_bytes()).collect::<Result<Vec<_>, _>>().map_err(invalid_ca_root)?;
+    if certificates.is_empty() {
+        return Err(invalid_ca_root("no certificate found"));
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in &certificates {
+        roots.add(certificate.clone()).map_err(invalid_ca_root)?;
+    }
+    Ok(certificates)
 }
 
 /// Whether a statement leaves the session as it found it. Anything else (`BEGIN`, `SET`,

@@ -37,3 +37,11 @@ fn every_host_of_an_address_must_be_allowed() {
         assert!(matches!(e, v4::Error::ConnectionFailed(_)), "{denied}: {e:?}");
     }
 }
+
+#[test]
+fn a_ca_root_must_be_pem_certificates() {
+    for bad in ["", "not a certificate", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"] {
+        let e = pool::parse_ca_root(bad).unwrap_err();
+        assert!(matches!(&e, v4::Error::Other(m) if m.starts_with("invalid CA root certificate")), "{bad:?}: {e:?}");
+    }
+}

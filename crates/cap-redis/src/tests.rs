@@ -364,6 +364,7 @@ allowed_outbound_hosts = ["redis://127.0.0.1:6379"]
             runtime_config: &runtime_config,
             variables: &variables,
             state_dir: &dir,
+            observer: None,
         })
         .unwrap();
     let allowed = AllowedHosts::parse(&["redis://127.0.0.1:6379"]).unwrap();

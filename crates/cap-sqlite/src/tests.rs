@@ -613,6 +613,7 @@ source = "d.wasm"
         runtime_config: &runtime_config,
         variables: &variables,
         state_dir: &state_dir,
+        observer: None,
     };
     let app = Sqlite.configure_app(&ctx).unwrap();
     let allowed = kiln_outbound::AllowedHosts::none();

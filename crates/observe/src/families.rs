@@ -59,6 +59,14 @@ pub(crate) struct EventLabels {
     pub outcome: &'static str,
 }
 
+/// Labels of `kiln_guest_logs_total`: `level` is one of `wasi:logging`'s levels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct LogLabels {
+    pub app: Arc<str>,
+    pub component: Arc<str>,
+    pub level: &'static str,
+}
+
 /// Labels of the series that belong to one trigger kind of an app.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct TriggerLabels {
@@ -84,6 +92,7 @@ pub(crate) struct Families {
     pub events: Family<EventLabels, Counter>,
     pub trigger_up: Family<TriggerLabels, Gauge>,
     pub event_duration: HistogramFamily<TriggerLabels>,
+    pub guest_logs: Family<LogLabels, Counter>,
     pub apps: Gauge,
 }
 
@@ -101,6 +110,7 @@ impl Families {
             events: Family::default(),
             trigger_up: Family::default(),
             event_duration: Family::new_with_constructor(|| Histogram::new(REQUEST_BUCKETS)),
+            guest_logs: Family::default(),
             apps: Gauge::default(),
         };
         families.register(registry);
@@ -149,6 +159,7 @@ impl Families {
             Unit::Seconds,
             self.event_duration.clone(),
         );
+        registry.register("kiln_guest_logs", "Lines guests logged through wasi:logging, per app, component and level", self.guest_logs.clone());
         registry.register("kiln_apps", "Apps deployed", self.apps.clone());
     }
 }

@@ -1,8 +1,8 @@
 //! The registry of all apps' series, and the per-app observer the host installs in each trigger.
 
 use crate::component::{AppShared, ComponentMetrics, ObservedComponent};
-use crate::families::{AppLabels, ComponentLabels, EventLabels, Families, TriggerLabels};
-use kiln_app::{EventObserver, EventOutcome};
+use crate::families::{AppLabels, ComponentLabels, EventLabels, Families, LogLabels, TriggerLabels};
+use kiln_app::{CapabilityObserver, EventObserver, EventOutcome};
 use std::sync::atomic::AtomicU64;
 use crate::traces::{SpanSource, Tracing};
 use kiln_trigger_http::{ComponentObserver, HttpObserver};
@@ -84,6 +84,9 @@ impl Metrics {
 /// (trigger, component, outcome) of an event series.
 type EventKey = (&'static str, Arc<str>, &'static str);
 
+/// (component, level) of a guest-log series.
+type LogKey = (Arc<str>, &'static str);
+
 /// One app's state in the registry, shared by every version of the app.
 struct AppState {
     labels: AppLabels,
@@ -101,6 +104,9 @@ struct AppState {
     event_errors: AtomicU64,
     /// The trigger kinds whose `kiln_trigger_up` series exist.
     trigger_kinds: Mutex<Vec<&'static str>>,
+    /// Every guest-log series made: removal knows them, and a log call finds its counter without
+    /// allocating labels.
+    log_series: Mutex<HashMap<LogKey, Counter>>,
 }
 
 impl AppState {
@@ -116,6 +122,7 @@ impl AppState {
             events: AtomicU64::new(0),
             event_errors: AtomicU64::new(0),
             trigger_kinds: Mutex::default(),
+            log_series: Mutex::default(),
             labels,
         }
     }
@@ -152,6 +159,28 @@ impl AppState {
             self.families.events.remove(&EventLabels { app: app.clone(), trigger, component: component.clone(), outcome });
             self.families.event_duration.remove(&TriggerLabels { app, trigger });
         }
+        let logs = self.log_series.lock().unwrap_or_else(PoisonError::into_inner);
+        for (component, level) in logs.keys() {
+            self.families.guest_logs.remove(&LogLabels { app: self.labels.app.clone(), component: component.clone(), level });
+        }
+    }
+
+    fn guest_log(&self, component: &str, level: &'static str) {
+        // Checked under the lock `remove_series` takes after setting the flag, as for components.
+        let mut series = self.log_series.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.shared.removed.load(Ordering::SeqCst) {
+            return;
+        }
+        let found = series.iter().find(|((c, l), _)| **c == *component && *l == level).map(|(_, counter)| counter.clone());
+        let counter = found.unwrap_or_else(|| {
+            let component: Arc<str> = Arc::from(component);
+            let labels = LogLabels { app: self.labels.app.clone(), component: component.clone(), level };
+            let counter = self.families.guest_logs.get_or_create_owned(&labels);
+            series.insert((component, level), counter.clone());
+            counter
+        });
+        drop(series);
+        counter.inc();
     }
 
     fn event(&self, trigger: &'static str, component: &str, outcome: EventOutcome, elapsed: Duration) {
@@ -233,6 +262,12 @@ impl AppMetrics {
 impl EventObserver for AppMetrics {
     fn event(&self, trigger: &'static str, component: &str, outcome: EventOutcome, elapsed: Duration) {
         self.state.event(trigger, component, outcome, elapsed);
+    }
+}
+
+impl CapabilityObserver for AppMetrics {
+    fn guest_log(&self, component: &str, level: &'static str) {
+        self.state.guest_log(component, level);
     }
 }
 
@@ -390,6 +425,21 @@ mod tests {
         metrics.remove_app("orders");
         orders.event("nats", "audit", EventOutcome::Ok, MS);
         assert!(!metrics.render().contains(r#"app="orders""#));
+    }
+
+    #[test]
+    fn guest_logs_are_counted_by_app_component_and_level() {
+        let metrics = Metrics::new();
+        let counter = metrics.app("counter", None);
+        counter.guest_log("api", "info");
+        counter.guest_log("api", "info");
+        counter.guest_log("api", "critical");
+        let text = metrics.render();
+        assert_sample(&text, r#"kiln_guest_logs_total{app="counter",component="api",level="info"}"#, "2");
+        assert_sample(&text, r#"kiln_guest_logs_total{app="counter",component="api",level="critical"}"#, "1");
+        metrics.remove_app("counter");
+        counter.guest_log("api", "warn");
+        assert!(!metrics.render().contains(r#"app="counter""#));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::record::{AppInfo, AppRecord, RouteInfo, TriggerInfo, unix_now};
 use anyhow::{Context, Result};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use http::StatusCode;
-use kiln_app::{App, AppSource, BoxFuture, Capability, Draining, LoadOptions, RunningTrigger, Trigger, TriggerContext, TriggerLimits};
+use kiln_app::{App, AppSource, BoxFuture, Capability, CapabilityObserver, Draining, LoadOptions, RunningTrigger, Trigger, TriggerContext, TriggerLimits};
 use kiln_engine::{Engine, EngineConfig, InstanceLimits, LinkFn};
 use kiln_manifest::{AppLimitsSpec, HttpRoute, Manifest};
 use kiln_observe::{AppMetrics, Metrics, Tracing};
@@ -776,6 +776,7 @@ impl Platform {
         options.runtime_config = runtime_config;
         options.state_dir = self.data.state_dir(&version.record.name);
         options.files_dir = Some(version.dir.join(".kiln-files"));
+        options.observer = Some(metrics.clone() as Arc<dyn CapabilityObserver>);
         let app = App::load(&engine, manifest, options).map_err(located)?;
         let limits = version.record.limits;
         let options = HttpOptions {

@@ -75,6 +75,13 @@ impl KilnServe {
         json_of(response)
     }
 
+    /// The admin API's `GET /metrics` (OpenMetrics text).
+    pub fn metrics(&self) -> String {
+        let response = client().get(self.admin_url("/metrics")).bearer_auth(&self.token).send().expect("GET /metrics");
+        assert_eq!(response.status(), 200, "GET /metrics\n{}", self.kiln.log());
+        response.text().expect("metrics text")
+    }
+
     /// `GET http://<app>.localhost:<port><path>` (sent to the loopback address with that `Host`).
     pub fn app_get(&self, app: &str, path: &str) -> reqwest::blocking::Response {
         client()

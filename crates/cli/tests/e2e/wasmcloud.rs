@@ -221,6 +221,12 @@ fn wasmcloud_apps_under_kiln_serve_in_process_and_on_nats() {
     assert!(serve.kiln.wait_for_log("[counter] counter: counter = 2", Duration::from_secs(5)), "{}", serve.kiln.log());
     let response = serve.app_get("wcbus", &at("/wc/", &[("link", "secret"), ("bus", "2")]));
     assert_eq!(response.status().as_u16(), 409);
+    // Each wasi:logging call is counted per level in the admin API's metrics.
+    assert_eq!(serve.app_text("wcbus", &at("/wc/", &[("log", "warn"), ("msg", "careful")])), "3");
+    let metrics = serve.metrics();
+    let series = |level: &str| format!("kiln_guest_logs_total{{app=\"wcbus\",component=\"counter\",level=\"{level}\"}} ");
+    assert!(metrics.contains(&format!("{}3", series("info"))), "{metrics}");
+    assert!(metrics.contains(&format!("{}1", series("warn"))), "{metrics}");
 
     // In process: request and reply (the handler's reply needs no publish grant), and publish.
     let ping = at("/wc/", &[("request", "wc.upper"), ("payload", "ping"), ("timeout_ms", "5000")]);
