@@ -2,6 +2,7 @@
 
 use crate::{body, example, serve};
 use kiln_e2e::kiln::Kiln;
+use kiln_e2e::serve::{AppArchive, KilnServe};
 
 fn encode(url: &str) -> String {
     url.bytes()
@@ -128,6 +129,21 @@ fn a_relative_url_is_a_request_to_the_app_itself() {
     let (kiln, _dir) = serve(&manifest("[\"http://example.com\"]"), &[], &[]);
     let (status, text) = fetch(&kiln, "/hello/there");
     assert_eq!((status, text.trim()), (502, "response error: HttpRequestDenied"));
+}
+
+/// The same app deployed to `kiln serve`: a relative URL reaches the deployed app itself.
+#[test]
+fn a_relative_url_is_a_request_to_the_app_itself_under_kiln_serve() {
+    let manifest = "spin_manifest_version = 2\n[application]\nname = \"relative\"\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"front\"\n\
+        [[trigger.http]]\nroute = \"/hello/...\"\ncomponent = \"hello\"\n[component.front]\nsource = \"front.wasm\"\n\
+        allowed_outbound_hosts = [\"http://self\"]\n[component.hello]\nsource = \"hello.wasm\"\n";
+    let dir = tempfile::tempdir().expect("temp dir");
+    let serve = KilnServe::start(&crate::kiln_bin(), &dir.path().join("data"), &[]);
+    let archive = AppArchive::new(manifest).guest("front.wasm", "outbound").guest("hello.wasm", "echo_request").build();
+    serve.deploy_ok("relative", "", archive);
+    let text = serve.app_text("relative", &format!("/?url={}", encode("/hello/there?x=1")));
+    assert!(text.contains("upstream-status: 200") && text.contains("\"path_with_query\":\"/hello/there?x=1\""), "{text}");
+    assert!(text.contains("[\"spin-matched-route\",\"/hello/...\"]"), "{text}");
 }
 
 #[test]

@@ -11,6 +11,7 @@ use crate::redis_trigger::{manifest_with, publish, wait_kv, wait_log_line, wait_
 use crate::single;
 use crate::sqlite::{every_value_type_round_trips_at, sql_at};
 use kiln_e2e::kiln::client;
+use kiln_e2e::serve::{AppArchive, KilnServe};
 use kiln_e2e::services::RedisServer;
 use std::time::Duration;
 
@@ -163,6 +164,18 @@ fn outbound_http_through_wasi_0_3_is_allowed_only_to_listed_hosts() {
     let app = spin4_app("allowed_outbound_hosts = [\"http://app.spin.internal\"]", &[]);
     assert_eq!(app.get(&at("/outbound", &[("url", "http://app.spin.internal/stdout")])), (200, "200\nok".into()));
     assert_eq!(app.get(&at("/outbound", &[("url", "/stdout")])), (502, "error: HttpRequestDenied".into()));
+}
+
+/// A WASI 0.3 app deployed to `kiln serve` (its own engine with concurrency): a relative URL
+/// reaches the deployed app itself.
+#[test]
+fn a_relative_url_through_wasi_0_3_under_kiln_serve() {
+    let manifest = "spin_manifest_version = 2\n[application]\nname = \"rel3\"\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"app\"\n\
+        [component.app]\nsource = \"app.wasm\"\nallowed_outbound_hosts = [\"http://self\"]\n";
+    let dir = tempfile::tempdir().expect("temp dir");
+    let serve = KilnServe::start(&crate::kiln_bin(), &dir.path().join("data"), &[]);
+    serve.deploy_ok("rel3", "", AppArchive::new(manifest).guest("app.wasm", GUEST).build());
+    assert_eq!(serve.app_text("rel3", &at("/outbound", &[("url", "/stdout")])), "200\nok");
 }
 
 fn trigger_manifest(redis: &RedisServer) -> String {
