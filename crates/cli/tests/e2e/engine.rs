@@ -17,8 +17,35 @@ fn a_wasm32_unknown_unknown_core_module_is_componentized_on_load() {
 
 #[test]
 fn a_guest_importing_newer_wasi_links_semver_compatibly() {
+    // The guest imports and exports `wasi:*@0.2.12`, wasmtime 48's own version; renamed to a
+    // later 0.2.x (a string of the same length, so the binary stays valid), it must still link,
+    // as a guest built against a newer WASI 0.2 would.
+    let built = std::fs::read(kiln_e2e::guest("semver_newer")).expect("read guest");
+    let renamed = replace_all(&built, b"@0.2.12", b"@0.2.99");
+    assert_ne!(renamed, built, "the guest no longer names @0.2.12");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("newer.wasm");
+    std::fs::write(&path, renamed).expect("write guest");
+    let manifest = crate::single("semver_newer", "/...", "").replace(&kiln_e2e::guest("semver_newer").display().to_string(), &path.display().to_string());
+    let (kiln, _app_dir) = crate::serve(&manifest, &[], &[]);
+    assert_eq!(body(kiln.get("/")), (200, "semver ok".to_string()));
     let (kiln, _dir) = serve_guest("semver_newer", &[]);
     assert_eq!(body(kiln.get("/")), (200, "semver ok".to_string()));
+}
+
+fn replace_all(haystack: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(haystack.len());
+    let mut i = 0;
+    while i < haystack.len() {
+        if haystack[i..].starts_with(from) {
+            out.extend_from_slice(to);
+            i += from.len();
+        } else {
+            out.push(haystack[i]);
+            i += 1;
+        }
+    }
+    out
 }
 
 #[test]
