@@ -24,7 +24,7 @@ use std::sync::Arc;
 use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
 
 /// `wasmcloud:bus/lattice@1.0.0`: `set-link-name` returns nothing.
-mod v1 {
+mod bindings_v1 {
     wasmtime::component::bindgen!({
         path: ["../../wit/wasmcloud-bus@1.0.0"],
         inline: "
@@ -38,7 +38,7 @@ mod v1 {
 }
 
 /// `wasmcloud:bus/lattice@2.0.0`: `set-link-name` checks the link exists.
-mod v2 {
+mod bindings_v2 {
     wasmtime::component::bindgen!({
         path: ["../../wit/wasmcloud-bus@2.0.0"],
         inline: "
@@ -51,8 +51,8 @@ mod v2 {
     });
 }
 
-use v1::wasmcloud::bus::lattice as lattice_v1;
-use v2::wasmcloud::bus::lattice as lattice_v2;
+use bindings_v1::wasmcloud::bus::lattice as lattice_v1;
+use bindings_v2::wasmcloud::bus::lattice as lattice_v2;
 
 /// The link name every interface has.
 pub const DEFAULT_LINK: &str = "default";

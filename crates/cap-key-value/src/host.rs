@@ -8,14 +8,14 @@ use kiln_engine::KilnState;
 use wasmtime::component::{HasSelf, Linker, Resource};
 
 /// `fermyon:spin/key-value@2.0.0`.
-pub(crate) mod spin2 {
+pub(crate) mod bindings_v2 {
     wasmtime::component::bindgen!({
         path: ["../../wit/spin@2.0.0"],
         inline: "
-            package kiln:key-value-spin2;
+            package kiln:key-value-v2;
             world imports { import fermyon:spin/key-value@2.0.0; }
         ",
-        world: "kiln:key-value-spin2/imports",
+        world: "kiln:key-value-v2/imports",
         imports: { default: async | trappable },
         with: { "fermyon:spin/key-value.store": crate::store::Bucket },
     });
@@ -52,7 +52,7 @@ fn instance(state: &mut KilnState) -> &mut KeyValueInstance {
 
 /// Adds every interface version to the linker.
 pub(crate) fn link(linker: &mut Linker<KilnState>) -> anyhow::Result<()> {
-    spin2::fermyon::spin::key_value::add_to_linker::<KilnState, State>(linker, instance)?;
+    bindings_v2::fermyon::spin::key_value::add_to_linker::<KilnState, State>(linker, instance)?;
     draft2::wasi::keyvalue::store::add_to_linker::<KilnState, State>(linker, instance)?;
     draft2::wasi::keyvalue::atomics::add_to_linker::<KilnState, State>(linker, instance)?;
     draft2::wasi::keyvalue::batch::add_to_linker::<KilnState, State>(linker, instance)?;
@@ -118,9 +118,9 @@ impl KeyValueInstance {
 // ---------------------------------------------------------------------------------------------
 // fermyon:spin/key-value@2.0.0
 
-mod spin2_impl {
+mod host_v2 {
     use super::*;
-    use spin2::fermyon::spin::key_value::{self as kv, Error as KvError};
+    use bindings_v2::fermyon::spin::key_value::{self as kv, Error as KvError};
 
     fn err(e: Error) -> KvError {
         match e {

@@ -8,20 +8,20 @@ use crate::KeyValueInstance;
 use kiln_engine::KilnState;
 use wasmtime::component::{Accessor, FutureReader, HasSelf, Linker, Resource, StreamReader};
 
-mod bindings {
+mod bindings_v3 {
     wasmtime::component::bindgen!({
         path: ["../../wit/spin-key-value@3.0.0"],
         inline: "
-            package kiln:key-value-spin3;
+            package kiln:key-value-v3;
             world imports { import spin:key-value/key-value@3.0.0; }
         ",
-        world: "kiln:key-value-spin3/imports",
+        world: "kiln:key-value-v3/imports",
         imports: { default: async | trappable },
         with: { "spin:key-value/key-value.store": crate::store::Bucket },
     });
 }
 
-use bindings::spin::key_value::key_value::{self as kv, Error as KvError};
+use bindings_v3::spin::key_value::key_value::{self as kv, Error as KvError};
 
 /// Host functions get the instance's [`KeyValueInstance`].
 type KeyValueData = HasSelf<KeyValueInstance>;

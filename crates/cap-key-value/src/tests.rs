@@ -2,7 +2,7 @@
 //! `redis-server`), atomicity under concurrency, durability across a `kill -9`, limits, grants and
 //! error mapping, app configuration, and linking every interface version together.
 
-use crate::host::{draft, draft2, spin2};
+use crate::host::{bindings_v2, draft, draft2};
 use crate::*;
 use kiln_test_support::RedisServer;
 use std::path::Path;
@@ -432,7 +432,7 @@ fn not_granted_is_access_denied_and_granted_but_unconfigured_is_no_such_store() 
 fn every_interface_maps_errors_onto_its_own_variants() {
     use draft::wasi::keyvalue::store::Error as DraftError;
     use draft2::wasi::keyvalue::store::Error as Draft2Error;
-    use spin2::fermyon::spin::key_value::{Error as SpinError, HostStore as _};
+    use bindings_v2::fermyon::spin::key_value::{Error as SpinError, HostStore as _};
     let dir = tempfile::tempdir().unwrap();
     let app = app_with_default(dir.path());
     let mut inst = app
@@ -440,13 +440,13 @@ fn every_interface_maps_errors_onto_its_own_variants() {
         .instance();
     runtime().block_on(async {
         // fermyon:spin/key-value@2.0.0
-        let r = spin2::fermyon::spin::key_value::HostStore::open(&mut inst, s("nope")).await.unwrap();
+        let r = bindings_v2::fermyon::spin::key_value::HostStore::open(&mut inst, s("nope")).await.unwrap();
         assert!(matches!(r, Err(SpinError::AccessDenied)));
-        let r = spin2::fermyon::spin::key_value::HostStore::open(&mut inst, s("unconfigured"))
+        let r = bindings_v2::fermyon::spin::key_value::HostStore::open(&mut inst, s("unconfigured"))
             .await
             .unwrap();
         assert!(matches!(r, Err(SpinError::NoSuchStore)));
-        let store = spin2::fermyon::spin::key_value::HostStore::open(&mut inst, s("default"))
+        let store = bindings_v2::fermyon::spin::key_value::HostStore::open(&mut inst, s("default"))
             .await
             .unwrap()
             .unwrap();
@@ -455,7 +455,7 @@ fn every_interface_maps_errors_onto_its_own_variants() {
         inst.set(Resource::new_borrow(store.rep()), s("k"), b"v".to_vec()).await.unwrap().unwrap();
         let keys = inst.get_keys(Resource::new_borrow(store.rep())).await.unwrap().unwrap();
         assert_eq!(keys, vec![s("k")]);
-        spin2::fermyon::spin::key_value::HostStore::drop(&mut inst, store).await.unwrap();
+        bindings_v2::fermyon::spin::key_value::HostStore::drop(&mut inst, store).await.unwrap();
 
         // wasi:keyvalue@0.2.0-draft2
         let r = draft2::wasi::keyvalue::store::Host::open(&mut inst, s("nope")).await.unwrap();
@@ -615,7 +615,7 @@ fn wasi_draft_interface_works_through_the_host_functions() {
 
 #[test]
 fn too_many_open_stores_is_store_table_full() {
-    use spin2::fermyon::spin::key_value::{Error as SpinError, HostStore};
+    use bindings_v2::fermyon::spin::key_value::{Error as SpinError, HostStore};
     let dir = tempfile::tempdir().unwrap();
     let app = app_with_default(dir.path());
     let mut inst = app.component_state(&[s("default")]).instance();

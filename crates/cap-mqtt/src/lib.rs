@@ -19,7 +19,7 @@
 //! engine has component-model concurrency.
 
 mod client;
-mod p3;
+mod host_v3;
 #[cfg(test)]
 mod tests;
 

@@ -14,7 +14,7 @@
 //! other types are `unsupported`.
 
 mod ops;
-mod p3;
+mod host_v3;
 #[cfg(test)]
 mod tests;
 
@@ -373,7 +373,7 @@ impl v2::HostConnection for MysqlInstance {
     }
 }
 
-// ---- spin:mysql/mysql@3.0.0 (async funcs, in p3.rs) ----
+// ---- spin:mysql/mysql@3.0.0 (async funcs, in host_v3.rs) ----
 
 /// The P3 bindings' host functions get the instance's [`MysqlInstance`].
 pub type MysqlData = HasSelf<MysqlInstance>;

@@ -1,7 +1,7 @@
 //! The older interfaces' types ↔ 4.0.0's, which the capability works in. Values an older WIT
 //! cannot carry read as `unsupported` (their column type as `other`), as in Spin.
 
-use crate::v42::v42;
+use crate::host_v42::v42;
 use crate::{v2_types as v2, v3, v4};
 
 fn query_error_text(e: v4::QueryError) -> String {

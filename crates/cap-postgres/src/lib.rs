@@ -1,6 +1,6 @@
 //! The outbound PostgreSQL capability: `fermyon:spin/postgres@2.0.0`, `spin:postgres/postgres@3.0.0`
 //! and `spin:postgres/postgres@4.0.0` (spin-sdk 5's `pg`, `pg3` and `pg4`), and, when the engine has
-//! component-model concurrency, `spin:postgres/postgres@4.2.0` (spin-sdk 7's `pg`; see `v42.rs`), which
+//! component-model concurrency, `spin:postgres/postgres@4.2.0` (spin-sdk 7's `pg`; see `host_v42.rs`), which
 //! then serves 4.0.x guests too.
 //!
 //! `open(address)` takes a `postgres://` URL or `key=value` pairs, as tokio-postgres does. Every
@@ -29,7 +29,7 @@ mod pool;
 #[cfg(test)]
 mod tests;
 mod types;
-mod v42;
+mod host_v42;
 
 pub use pool::PgTimeouts;
 
@@ -104,7 +104,7 @@ fn link(linker: &mut Linker<KilnState>) -> Result<()> {
     // 4.2.0 is a superset of 4.0.0, so with concurrency it alone serves 4.0.x guests too
     // (wasmtime links imports semver-compatibly, and would refuse both).
     if linker.engine().get_concurrency_support() {
-        v42::link(linker)?;
+        host_v42::link(linker)?;
     } else {
         v4::add_to_linker::<KilnState, HasSelf<PgInstance>>(linker, instance)?;
     }

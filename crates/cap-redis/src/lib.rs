@@ -393,4 +393,4 @@ fn v3_error(e: RedisError) -> v3::Error {
     }
 }
 
-mod p3;
+mod host_v3;

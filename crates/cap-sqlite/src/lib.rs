@@ -106,7 +106,7 @@ macro_rules! conversions {
     };
 }
 
-mod v31;
+mod host_v31;
 
 use bindings::fermyon::spin::sqlite as v2;
 use bindings::spin::sqlite::sqlite as v3;
@@ -150,7 +150,7 @@ fn link(linker: &mut Linker<KilnState>) -> Result<()> {
         s.capability::<SqliteInstance>()
     })?;
     if linker.engine().get_concurrency_support() {
-        v31::link(linker)?;
+        host_v31::link(linker)?;
     } else {
         v3::add_to_linker::<KilnState, HasSelf<SqliteInstance>>(linker, |s| {
             s.capability::<SqliteInstance>()

@@ -27,27 +27,27 @@ use kiln_variables::{Resolver, VariablesError};
 use wasmtime::component::{Accessor, HasSelf, Linker};
 
 /// `fermyon:spin/variables@2.0.0`.
-mod spin2 {
+mod bindings_v2 {
     wasmtime::component::bindgen!({
         path: ["../../wit/spin@2.0.0"],
         inline: "
-            package kiln:variables-spin2;
+            package kiln:variables-v2;
             world imports { import fermyon:spin/variables@2.0.0; }
         ",
-        world: "kiln:variables-spin2/imports",
+        world: "kiln:variables-v2/imports",
         additional_derives: [PartialEq, Eq],
     });
 }
 
 /// `spin:variables/variables@3.0.0` (`get` is an `async func`: a concurrent host function).
-mod spin3 {
+mod bindings_v3 {
     wasmtime::component::bindgen!({
         path: ["../../wit/spin-variables@3.0.0"],
         inline: "
-            package kiln:variables-spin3;
+            package kiln:variables-v3;
             world imports { import spin:variables/variables@3.0.0; }
         ",
-        world: "kiln:variables-spin3/imports",
+        world: "kiln:variables-v3/imports",
         additional_derives: [PartialEq, Eq],
     });
 }
@@ -84,8 +84,8 @@ mod config_runtime {
 use config_2024_09_27::wasi::config::store as store_2024_09_27;
 use config_runtime::wasi::config::runtime as config_runtime_draft;
 use config_draft::wasi::config::store as store_draft;
-use spin2::fermyon::spin::variables as v2;
-use spin3::spin::variables::variables as v3;
+use bindings_v2::fermyon::spin::variables as v2;
+use bindings_v3::spin::variables::variables as v3;
 
 /// The variables capability.
 pub struct Variables;

@@ -14,7 +14,7 @@ use kiln_engine::KilnState;
 use std::sync::Arc;
 use wasmtime::component::{Accessor, FutureReader, HasSelf, Linker, Resource, StreamReader};
 
-mod bindings {
+mod bindings_v42 {
     wasmtime::component::bindgen!({
         path: ["../../wit/spin-postgres@4.2.0"],
         inline: "
@@ -24,12 +24,12 @@ mod bindings {
         imports: { default: async | trappable },
         with: {
             "spin:postgres/postgres.connection": crate::PgConnection,
-            "spin:postgres/postgres.connection-builder": crate::v42::PgConnectionBuilder,
+            "spin:postgres/postgres.connection-builder": crate::host_v42::PgConnectionBuilder,
         },
     });
 }
 
-pub(crate) use bindings::spin::postgres::postgres as v42;
+pub(crate) use bindings_v42::spin::postgres::postgres as v42;
 
 /// Host functions get the instance's [`PgInstance`].
 type PgData = HasSelf<PgInstance>;
