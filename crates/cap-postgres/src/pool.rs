@@ -71,9 +71,12 @@ pub(crate) fn address_allowed(allowed: &AllowedHosts, address: &str) -> Result<(
     Ok(())
 }
 
-/// An app's pools, by address and extra CA root (a connection builder's `set-ca-root`).
+/// What a pool is for: an address, and the extra CA root a connection builder gave (`set-ca-root`).
+type PoolKey = (String, Option<Arc<str>>);
+
+/// An app's pools, by address and extra CA root.
 pub(crate) struct Pools {
-    pools: Mutex<HashMap<(String, Option<Arc<str>>), Pool>>,
+    pools: Mutex<HashMap<PoolKey, Pool>>,
     timeouts: PgTimeouts,
 }
 

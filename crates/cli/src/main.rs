@@ -9,6 +9,7 @@ mod new;
 mod registry;
 mod serve;
 mod up;
+mod watch;
 
 use clap::{Parser, Subcommand};
 
@@ -35,6 +36,8 @@ enum Command {
     Templates(new::TemplatesArgs),
     /// Run the `[component.<id>.build]` commands of an application.
     Build(build::BuildArgs),
+    /// Build and serve an application, rebuilding and swapping it in when its watched files change.
+    Watch(watch::WatchArgs),
     /// Host many apps: deployed, updated and removed live over an authenticated admin API.
     Serve(serve::ServeArgs),
     /// Upload an application to a `kiln serve` host (deploy or update).
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
             init_logging(false, false);
             build::run(&args)
         }
+        Command::Watch(args) => watch::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Deploy(args) => deploy::run(args),
         Command::Apps(args) => apps::run(args),

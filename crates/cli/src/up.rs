@@ -11,25 +11,25 @@ pub(crate) struct UpArgs {
     /// (`host[:port]/repository:tag`, `…@sha256:…` to pin; pulled unless cached) [default: the
     /// current directory].
     #[arg(short = 'f', long = "from", value_name = "PATH|REF")]
-    file: Option<String>,
+    pub(crate) file: Option<String>,
     /// The registry of `--from REF` speaks plain HTTP (a registry on loopback).
     #[arg(short = 'k', long)]
-    insecure: bool,
+    pub(crate) insecure: bool,
     /// Address to serve HTTP on.
     #[arg(long, default_value = "127.0.0.1:3000", env = "KILN_LISTEN")]
-    listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
     /// Run the components' build commands before serving.
     #[arg(long)]
     build: bool,
     /// Log only warnings and errors (no line per request).
     #[arg(short, long)]
-    quiet: bool,
+    pub(crate) quiet: bool,
     /// Log as JSON lines.
     #[arg(long)]
-    json_logs: bool,
+    pub(crate) json_logs: bool,
     /// Where compiled components are cached [default: $KILN_CACHE_DIR, else ~/.cache/kiln].
     #[arg(long, value_name = "DIR")]
-    cache_dir: Option<PathBuf>,
+    pub(crate) cache_dir: Option<PathBuf>,
     /// Compile every component at start instead of using the cache.
     #[arg(long)]
     no_cache: bool,
@@ -39,7 +39,7 @@ pub(crate) struct UpArgs {
     /// SQL to run against the `default` SQLite database before serving (`@file` for a file of
     /// statements, `@file:label` for another database). Repeatable; runs in order.
     #[arg(long, value_name = "SQL")]
-    sqlite: Vec<String>,
+    pub(crate) sqlite: Vec<String>,
     /// Where the app keeps its state [default: .kiln/ beside the manifest].
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
@@ -99,7 +99,7 @@ pub(crate) fn run(args: UpArgs) -> Result<()> {
     Ok(())
 }
 
-fn settings(args: &UpArgs) -> Settings {
+pub(crate) fn settings(args: &UpArgs) -> Settings {
     let mut settings = Settings::new(args.listen);
     if let Some(workers) = args.workers {
         settings.workers = workers;
@@ -120,7 +120,7 @@ fn settings(args: &UpArgs) -> Settings {
     settings
 }
 
-fn print_banner(host: &Host, started: Instant) {
+pub(crate) fn print_banner(host: &Host, started: Instant) {
     let app = host.app();
     let mut lines = vec![format!("Serving http://{} ({}, ready in {:.1} ms)", host.addr(), app.name(), started.elapsed().as_secs_f64() * 1000.0)];
     lines.push("Available routes and triggers:".to_string());

@@ -143,13 +143,20 @@ pub struct Prepared {
 
 /// Binds the app's HTTP address and checks its trigger tables.
 pub fn prepare(manifest: Manifest, settings: Settings) -> Result<Prepared> {
+    let listener = kiln_trigger_http::bind(settings.listen)?;
+    prepare_on(manifest, settings, listener)
+}
+
+/// Checks the app's trigger tables, to serve HTTP on `listener` (bound already: `kiln watch` hands
+/// each new version of the app a clone of the same socket, so no connection is refused while the
+/// versions change over).
+pub fn prepare_on(manifest: Manifest, settings: Settings, listener: std::net::TcpListener) -> Result<Prepared> {
     let limits = Limits::resolve(&settings, &manifest.application.limits)?;
     let messaging_config = match &settings.runtime_config_file {
         Some(path) => kiln_messaging::MessagingRuntimeConfig::load(path)?,
         None => None,
     };
     let messaging = kiln_cap_messaging::Messaging::new(messaging_config);
-    let listener = kiln_trigger_http::bind(settings.listen)?;
     let addr = listener.local_addr()?;
     let http = HttpListener::new(
         listener,
@@ -260,6 +267,18 @@ impl ShutdownSignal {
             (signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?)
         };
         Ok(ShutdownSignal { runtime, terminate, interrupt })
+    }
+
+    /// Whether SIGINT or SIGTERM arrives within `timeout` (or arrived since `install`).
+    pub fn received_within(&mut self, timeout: Duration) -> bool {
+        let ShutdownSignal { runtime, terminate, interrupt } = self;
+        runtime.block_on(async {
+            tokio::select! {
+                _ = terminate.recv() => true,
+                _ = interrupt.recv() => true,
+                _ = tokio::time::sleep(timeout) => false,
+            }
+        })
     }
 
     /// Blocks until SIGINT or SIGTERM (also one that arrived since `install`).

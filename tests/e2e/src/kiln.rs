@@ -67,7 +67,8 @@ impl Kiln {
         Kiln { child, addr, log }
     }
 
-    fn wait_healthy(&self, timeout: Duration) {
+    /// Waits until `/.well-known/spin/health` answers 200; panics if kiln exits or `timeout` passes.
+    pub fn wait_healthy(&self, timeout: Duration) {
         let started = Instant::now();
         let url = self.url("/.well-known/spin/health");
         while started.elapsed() < timeout {

@@ -133,3 +133,53 @@ fn kiln_new_refuses_bad_names_unknown_templates_and_existing_directories() {
     assert!(!status.success() && output.contains("not empty"), "{output}");
     assert_eq!(std::fs::read_to_string(existing.join("keep.txt")).expect("still there"), "mine");
 }
+
+/// `kiln watch` on the Rust HTTP template: an edit is rebuilt and swapped in while a small load runs,
+/// and not one request fails; a broken edit leaves the working version serving.
+#[test]
+fn kiln_watch_rebuilds_an_edit_and_swaps_it_in_without_failing_a_request() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let (_temp, dir) = new_app("http-rust", "watched");
+    let addr = kiln_e2e::kiln::free_addr();
+    let mut command = Command::new(kiln_bin());
+    command.args(["watch", "-f"]).arg(&dir).args(["--listen", &addr.to_string()]);
+    command.env_remove("CARGO_TARGET_DIR").env("KILN_CACHE_DIR", kiln_e2e::kiln::shared_cache_dir());
+    let kiln = Kiln::spawn(command, addr);
+    kiln.wait_healthy(Duration::from_secs(900));
+    assert_eq!(text(kiln.get("/")), (200, "Hello from watched! Visit number 1.\n".into()));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = {
+        let (stop, url) = (stop.clone(), kiln.url("/kv/missing"));
+        std::thread::spawn(move || {
+            let client = kiln_e2e::kiln::client();
+            let (mut served, mut failures) = (0, Vec::new());
+            while !stop.load(Ordering::Relaxed) {
+                match client.get(&url).send() {
+                    Ok(response) if response.status() == 404 => served += 1,
+                    Ok(response) => failures.push(format!("status {}", response.status())),
+                    Err(err) => failures.push(err.to_string()),
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            (served, failures)
+        })
+    };
+    let lib = dir.join("src/lib.rs");
+    let source = std::fs::read_to_string(&lib).expect("read src/lib.rs");
+    std::fs::write(&lib, source.replace("} from ", "} (edited) from ")).expect("edit src/lib.rs");
+    let edited = crate::redis_trigger::wait_until(Duration::from_secs(900), || text(kiln.get("/")).1.contains("(edited) from watched!"));
+    assert!(edited, "the edit was never served:\n{}", kiln.log());
+    assert!(kiln.log().contains("changed: rebuilding watched") && kiln.log().contains("reloaded in"), "{}", kiln.log());
+
+    // A change that does not build: the error is printed and the edited version keeps serving.
+    std::fs::write(&lib, "this is not Rust").expect("break src/lib.rs");
+    wait_for(&kiln, "waiting for a change to try again", Duration::from_secs(600));
+    let (status, body) = text(kiln.get("/"));
+    assert!(status == 200 && body.contains("(edited) from watched!"), "{status} {body}");
+
+    stop.store(true, Ordering::Relaxed);
+    let (served, failures) = load.join().expect("load thread");
+    assert!(served > 0 && failures.is_empty(), "{served} served, failures: {failures:?}\n{}", kiln.log());
+}
