@@ -33,6 +33,12 @@ impl Kiln {
     }
 
     pub fn up_with_env(bin: &Path, manifest: &Path, extra: &[&str], env: &[(&str, &str)]) -> Kiln {
+        Self::up_with_env_timeout(bin, manifest, extra, env, Duration::from_secs(120))
+    }
+
+    /// As [`Kiln::up_with_env`], waiting up to `timeout` for the app to serve (a large guest's first
+    /// compile, such as an interpreter's, takes longer than the default allows on a busy machine).
+    pub fn up_with_env_timeout(bin: &Path, manifest: &Path, extra: &[&str], env: &[(&str, &str)], timeout: Duration) -> Kiln {
         // Start-ups run one at a time: the first start of a guest compiles it into the shared cache,
         // and dozens of test threads compiling the same guests at once on a small machine would
         // starve each other. Once started, tests run in parallel.
@@ -46,7 +52,7 @@ impl Kiln {
             command.env(key, value);
         }
         let kiln = Self::spawn(command, addr);
-        kiln.wait_healthy(Duration::from_secs(120));
+        kiln.wait_healthy(timeout);
         kiln
     }
 

@@ -75,6 +75,35 @@ fn http_rust_serves_key_value_variables_and_outbound_http() {
     assert_eq!(text(kiln.get("/kv/colour")).0, 404);
 }
 
+/// componentize-py must be on PATH (`.ci/run` installs it into a virtualenv); a machine without it
+/// fails here, with what to install, rather than skipping.
+fn require_componentize_py() {
+    let found = Command::new("componentize-py").arg("--version").output().is_ok_and(|output| output.status.success());
+    assert!(found, "componentize-py is not on PATH: `python3 -m venv /var/tmp/kiln-toolchains/venv && /var/tmp/kiln-toolchains/venv/bin/pip install componentize-py==0.25.1`, then put its bin/ on PATH (.ci/run does)");
+}
+
+#[test]
+fn http_python_serves_key_value_variables_and_outbound_http() {
+    require_componentize_py();
+    let (_temp, dir) = new_app("http-python", "hello-py");
+    build(&dir);
+    let kiln = Kiln::up_with_env_timeout(&kiln_bin(), &dir.join("spin.toml"), &[], &[("KILN_VARIABLE_GREETING", "Howdy")], Duration::from_secs(300));
+    assert_eq!(text(kiln.get("/")), (200, "Howdy from hello-py! Visit number 1.\n".into()));
+    assert_eq!(text(kiln.get("/")), (200, "Howdy from hello-py! Visit number 2.\n".into()));
+    let client = kiln_e2e::kiln::client();
+    let put = client.put(kiln.url("/kv/colour")).body("blue").send().expect("PUT");
+    assert_eq!(text(put), (200, "stored\n".into()));
+    assert_eq!(text(kiln.get("/kv/colour")), (200, "blue".into()));
+    assert_eq!(text(kiln.get("/fetch?url=http://self/kv/colour")), (200, "200 blue".into()));
+    assert_eq!(text(kiln.get("/fetch?url=/kv/colour")), (200, "200 blue".into()));
+    let delete = client.delete(kiln.url("/kv/colour")).send().expect("DELETE");
+    assert_eq!(text(delete).0, 200);
+    assert_eq!(text(kiln.get("/kv/colour")).0, 404);
+    // Not granted: the guest's outbound request is denied, and the app keeps serving.
+    assert_eq!(text(kiln.get("/fetch?url=https://example.com/")).0, 500);
+    assert_eq!(text(kiln.get("/")).0, 200);
+}
+
 #[test]
 fn redis_rust_records_published_messages() {
     let redis = RedisServer::start();
@@ -115,7 +144,7 @@ fn kiln_new_refuses_bad_names_unknown_templates_and_existing_directories() {
     let temp = tempfile::tempdir().expect("temp dir");
     let run = |args: &[&str]| run_to_exit(&kiln_bin(), args, Duration::from_secs(30));
     let (_, list) = run(&["templates", "list"]);
-    for template in ["http-rust", "redis-rust", "nats-rust", "cron-rust"] {
+    for template in ["http-rust", "redis-rust", "nats-rust", "cron-rust", "http-python"] {
         assert!(list.contains(template), "{template} missing from:\n{list}");
     }
     for bad in ["My_App", "2fast", "a--b", "../escape", "test"] {
