@@ -139,6 +139,7 @@ fn run_command(command: &str, workdir: &Path) -> Result<(bool, String)> {
 /// Toolchains the templates use: the program, and how to install it.
 const TOOLCHAINS: &[(&str, &str, &str)] = &[
     ("Rust", "cargo", "install Rust with rustup (https://rustup.rs), then `rustup target add wasm32-wasip2`"),
+    ("JavaScript", "npm", "install Node.js (18 or later) and npm, e.g. `apt-get install -y nodejs npm`"),
     ("Python", "componentize-py", "`python3 -m venv .venv && .venv/bin/pip install -r requirements.txt`, then put `.venv/bin` on PATH"),
 ];
 

@@ -21,6 +21,7 @@ pub(crate) const TEMPLATES: &[Template] = &[
     Template { name: "nats-rust", language: "Rust", description: "NATS subscriber (wasi:messaging) counting messages and answering requests" },
     Template { name: "cron-rust", language: "Rust", description: "Cron job (Spin's cron trigger) counting its runs in key-value" },
     Template { name: "http-python", language: "Python", description: "HTTP handler (componentize-py): key-value, variables, outbound HTTP" },
+    Template { name: "http-js", language: "JavaScript", description: "HTTP handler (Spin JS build tools): key-value, variables, outbound HTTP" },
 ];
 
 #[derive(clap::Args)]

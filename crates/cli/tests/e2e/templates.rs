@@ -105,6 +105,28 @@ fn http_python_serves_key_value_variables_and_outbound_http() {
 }
 
 #[test]
+fn http_js_serves_key_value_variables_and_outbound_http() {
+    let found = Command::new("npm").arg("--version").output().is_ok_and(|output| output.status.success());
+    assert!(found, "npm is not on PATH: install Node.js and npm (`apt-get install -y nodejs npm`; .ci/run does)");
+    let (_temp, dir) = new_app("http-js", "hello-js");
+    build(&dir);
+    let kiln = Kiln::up_with_env_timeout(&kiln_bin(), &dir.join("spin.toml"), &[], &[("KILN_VARIABLE_GREETING", "Howdy")], Duration::from_secs(300));
+    assert_eq!(text(kiln.get("/")), (200, "Howdy from hello-js! Visit number 1.\n".into()));
+    assert_eq!(text(kiln.get("/")), (200, "Howdy from hello-js! Visit number 2.\n".into()));
+    let client = kiln_e2e::kiln::client();
+    let put = client.put(kiln.url("/kv/colour")).body("blue").send().expect("PUT");
+    assert_eq!(text(put).0, 200);
+    assert_eq!(text(kiln.get("/kv/colour")), (200, "blue".into()));
+    assert_eq!(text(kiln.get("/fetch?url=http://self/kv/colour")), (200, "200 blue".into()));
+    let delete = client.delete(kiln.url("/kv/colour")).send().expect("DELETE");
+    assert_eq!(text(delete).0, 200);
+    assert_eq!(text(kiln.get("/kv/colour")).0, 404);
+    // Not granted: `fetch` fails inside the guest (the template answers 502), and the app keeps serving.
+    assert_eq!(text(kiln.get("/fetch?url=https://example.com/")).0, 502);
+    assert_eq!(text(kiln.get("/")).0, 200);
+}
+
+#[test]
 fn redis_rust_records_published_messages() {
     let redis = RedisServer::start();
     let (_temp, dir) = new_app("redis-rust", "redis-app");
@@ -144,7 +166,7 @@ fn kiln_new_refuses_bad_names_unknown_templates_and_existing_directories() {
     let temp = tempfile::tempdir().expect("temp dir");
     let run = |args: &[&str]| run_to_exit(&kiln_bin(), args, Duration::from_secs(30));
     let (_, list) = run(&["templates", "list"]);
-    for template in ["http-rust", "redis-rust", "nats-rust", "cron-rust", "http-python"] {
+    for template in ["http-rust", "redis-rust", "nats-rust", "cron-rust", "http-python", "http-js"] {
         assert!(list.contains(template), "{template} missing from:\n{list}");
     }
     for bad in ["My_App", "2fast", "a--b", "../escape", "test"] {
