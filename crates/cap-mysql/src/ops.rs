@@ -187,11 +187,14 @@ pub(crate) async fn query(conn: &mut Conn, statement: &str, args: Vec<Param>) ->
     let rows = rows
         .into_iter()
         .map(|row| {
-            let values = row.unwrap();
-            values
+            // `unwrap_raw`, not `unwrap`: a value already taken out of the row is an error, not a panic.
+            row.unwrap_raw()
                 .into_iter()
                 .zip(&columns)
-                .map(|(value, column)| db_value(column, value))
+                .map(|(value, column)| match value {
+                    Some(value) => db_value(column, value),
+                    None => Err(DbError::ValueConversionFailed(format!("column `{}` has no value", column.name_str()))),
+                })
                 .collect::<Result<Vec<_>, _>>()
         })
         .collect::<Result<Vec<_>, _>>()?;
