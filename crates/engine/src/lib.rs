@@ -19,7 +19,6 @@ pub use capability::{ComponentCapability, LinkFn};
 pub use component::{CommandIo, ComponentPre, InstanceCall, InstanceLimits, InstanceOptions, SocketPolicy, WasiTemplate};
 pub use config::{EngineConfig, default_cache_dir};
 pub use limits::{InstanceFailure, classify_failure};
-pub use self_requests::SELF_AUTHORITY;
 pub use state::KilnState;
 pub use wasmtime;
 pub use wasmtime_wasi::sockets::SocketAddrUse;

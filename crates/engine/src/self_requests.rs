@@ -14,7 +14,7 @@ use wasmtime::component::{Accessor, HasData, Linker, Resource};
 use wasmtime_wasi_http::{WasiHttp, WasiHttpCtxView, WasiHttpView};
 
 /// The authority a relative request gets (see `kiln-outbound-http`: `http://self`).
-pub const SELF_AUTHORITY: &str = "self";
+pub(crate) const SELF_AUTHORITY: &str = "self";
 
 /// The WASI 0.2 interface wasmtime-wasi-http 48 defines (guests of any 0.2.x link to it).
 const P2_OUTGOING_HANDLER: &str = "wasi:http/outgoing-handler@0.2.12";
