@@ -98,6 +98,11 @@ async fn dropped_connections_are_pooled_and_reused() {
     H::publish(&mut second, borrow(&c), "p".into(), b"2".to_vec(), v2::Qos::AtLeastOnce).await.unwrap();
     drop(second);
     assert_eq!(app.pool.idle_count(), 1, "an instance's end returns its connections too");
+    // Mosquitto writes its log asynchronously: wait for the line before counting.
+    let logged = std::time::Instant::now();
+    while !broker.log().contains("New client connected") && logged.elapsed() < std::time::Duration::from_secs(5) {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     assert_eq!(broker.log().matches("New client connected").count(), 1, "{}", broker.log());
     // A broker gone: the pooled connection is noticed dead and `open` fails cleanly.
     broker.stop();

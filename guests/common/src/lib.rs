@@ -23,7 +23,12 @@ pub fn respond(out: ResponseOutparam, status: u16, headers: &[(&str, &str)], bod
     {
         let mut stream = outgoing.write().expect("response body stream");
         stream.write_all(body).expect("write response body");
-        stream.blocking_flush().expect("flush response body");
+        // Once the whole body is written the host may already have taken it and closed the stream
+        // (it knows the length): a closed stream here is not an error.
+        match stream.blocking_flush() {
+            Ok(()) | Err(StreamError::Closed) => {}
+            Err(e) => panic!("flush response body: {e:?}"),
+        }
     }
     OutgoingBody::finish(outgoing, None).expect("finish response body");
 }
