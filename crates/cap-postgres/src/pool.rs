@@ -71,12 +71,13 @@ pub(crate) fn address_allowed(allowed: &AllowedHosts, address: &str) -> Result<(
     Ok(())
 }
 
-/// What a pool is for: an address, and the extra CA root a connection builder gave (`set-ca-root`).
-type PoolKey = (String, Option<Arc<str>>);
+/// The pools of one address, by extra CA root.
+type PoolsByRoot = HashMap<Option<Arc<str>>, Pool>;
 
-/// An app's pools, by address and extra CA root.
+/// An app's pools, by address, then by the extra CA root a connection builder gave (`set-ca-root`;
+/// `None` for a plain `open`). Nested, so finding a pool allocates nothing.
 pub(crate) struct Pools {
-    pools: Mutex<HashMap<PoolKey, Pool>>,
+    pools: Mutex<HashMap<String, PoolsByRoot>>,
     timeouts: PgTimeouts,
 }
 
@@ -98,13 +99,12 @@ impl Pools {
     }
 
     fn pool(&self, address: &str, ca_root: Option<&Arc<str>>) -> Result<Pool, v4::Error> {
-        let key = (address.to_string(), ca_root.cloned());
         let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(pool) = pools.get(&key) {
+        if let Some(pool) = pools.get(address).and_then(|by_root| by_root.get(&ca_root.cloned())) {
             return Ok(pool.clone());
         }
         let pool = self.new_pool(address, ca_root)?;
-        pools.insert(key, pool.clone());
+        pools.entry(address.to_string()).or_default().insert(ca_root.cloned(), pool.clone());
         Ok(pool)
     }
 
