@@ -137,6 +137,7 @@ fn load_component(
     let wasi = WasiTemplate {
         env: component.environment.clone(),
         preopens: files::stage(manifest, component, files_dir)?,
+        writable_preopens: Vec::new(),
         sockets: socket_policy(&allowed),
     };
     let path = match &component.source {
@@ -164,7 +165,7 @@ fn load_component(
 
 /// `wasi:sockets` may reach exactly what `allowed_outbound_hosts` allows (TCP and UDP are checked
 /// by scheme, as Spin does); listening sockets are never allowed. No grants: no sockets at all.
-fn socket_policy(allowed: &AllowedHosts) -> Option<kiln_engine::SocketPolicy> {
+pub fn socket_policy(allowed: &AllowedHosts) -> Option<kiln_engine::SocketPolicy> {
     if allowed.is_empty() {
         return None;
     }

@@ -8,6 +8,7 @@ mod k8s;
 mod new;
 mod registry;
 mod serve;
+mod run;
 mod up;
 mod watch;
 
@@ -36,6 +37,8 @@ enum Command {
     Templates(new::TemplatesArgs),
     /// Run the `[component.<id>.build]` commands of an application.
     Build(build::BuildArgs),
+    /// Run a WASI program (`wasi:cli/run`) once on the terminal, as `wasmtime run` does.
+    Run(run::RunArgs),
     /// Build and serve an application, rebuilding and swapping it in when its watched files change.
     Watch(watch::WatchArgs),
     /// Host many apps: deployed, updated and removed live over an authenticated admin API.
@@ -63,6 +66,16 @@ fn main() -> ExitCode {
             build::run(&args)
         }
         Command::Watch(args) => watch::run(args),
+        Command::Run(args) => {
+            init_logging(true, false);
+            return match run::run(args) {
+                Ok(code) => ExitCode::from(code),
+                Err(err) => {
+                    report(&err);
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Command::Serve(args) => serve::run(args),
         Command::Deploy(args) => deploy::run(args),
         Command::Apps(args) => apps::run(args),

@@ -21,6 +21,9 @@ pub struct WasiTemplate {
     pub env: Vec<(String, String)>,
     /// Read-only directories: (host directory, guest path).
     pub preopens: Vec<(PathBuf, String)>,
+    /// Directories the guest may also write (`kiln run --dir`, as `wasmtime run --dir`); an app's
+    /// components have none.
+    pub writable_preopens: Vec<(PathBuf, String)>,
     /// Which socket addresses the guest may use (`wasi:sockets`); `None` denies every socket.
     pub sockets: Option<SocketPolicy>,
 }
@@ -40,14 +43,26 @@ pub struct InstanceOptions {
     pub command: Option<CommandIo>,
 }
 
-/// What a command run gets beyond the component's template: WAGI's CGI request.
+/// What a command run gets beyond the component's template: WAGI's CGI request, a file for the
+/// directory trigger, or the terminal for `kiln run`.
 pub struct CommandIo {
     pub args: Vec<String>,
     /// Added to the manifest's `environment`.
     pub env: Vec<(String, String)>,
-    pub stdin: bytes::Bytes,
-    /// Where stdout goes; the caller keeps a clone to read it once the run ends.
-    pub stdout: wasmtime_wasi::p2::pipe::MemoryOutputPipe,
+    pub stdio: CommandStdio,
+}
+
+/// A command's standard streams.
+pub enum CommandStdio {
+    /// stdin from memory, stdout captured (the caller keeps a clone of the pipe to read it once
+    /// the run ends), stderr captured too when given, else to the log.
+    Captured {
+        stdin: bytes::Bytes,
+        stdout: wasmtime_wasi::p2::pipe::MemoryOutputPipe,
+        stderr: Option<wasmtime_wasi::p2::pipe::MemoryOutputPipe>,
+    },
+    /// The kiln process's own stdin, stdout and stderr (`kiln run`).
+    Inherited,
 }
 
 /// What bounds one instance, as a trigger sets it.
@@ -200,20 +215,34 @@ impl ComponentPre {
     fn wasi_ctx(&self, command: Option<CommandIo>) -> Result<WasiCtx> {
         let mut builder = WasiCtxBuilder::new();
         builder.envs(&self.wasi.env);
+        let log_stderr = || GuestLog::new(self.id.clone(), Channel::Stderr);
         match command {
             Some(command) => {
                 builder.args(&command.args).envs(&command.env);
-                builder.stdin(wasmtime_wasi::p2::pipe::MemoryInputPipe::new(command.stdin));
-                builder.stdout(command.stdout);
+                match command.stdio {
+                    CommandStdio::Captured { stdin, stdout, stderr } => {
+                        builder.stdin(wasmtime_wasi::p2::pipe::MemoryInputPipe::new(stdin));
+                        builder.stdout(stdout);
+                        match stderr {
+                            Some(stderr) => builder.stderr(stderr),
+                            None => builder.stderr(log_stderr()),
+                        };
+                    }
+                    CommandStdio::Inherited => {
+                        builder.inherit_stdio();
+                    }
+                }
             }
             None => {
                 builder.stdout(GuestLog::new(self.id.clone(), Channel::Stdout));
+                builder.stderr(log_stderr());
             }
         }
-        builder.stderr(GuestLog::new(self.id.clone(), Channel::Stderr));
-        for (host, guest) in &self.wasi.preopens {
+        let read_only = self.wasi.preopens.iter().map(|(host, guest)| (host, guest, FsPerms::ReadOnly));
+        let writable = self.wasi.writable_preopens.iter().map(|(host, guest)| (host, guest, FsPerms::ReadWrite));
+        for (host, guest, perms) in read_only.chain(writable) {
             builder
-                .preopened_dir(host, guest, FsPerms::ReadOnly)
+                .preopened_dir(host, guest, perms)
                 .map_err(anyhow::Error::from)
                 .with_context(|| format!("failed to open `{}` for component `{}`", host.display(), self.id))?;
         }

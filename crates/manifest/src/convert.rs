@@ -49,6 +49,7 @@ pub(crate) struct Triggers {
     pub redis: Vec<RedisTrigger>,
     pub nats: Vec<NatsTrigger>,
     pub cron: Vec<CronTrigger>,
+    pub directory: Vec<DirectoryTrigger>,
 }
 
 pub(crate) type Result<T> = std::result::Result<T, ManifestError>;

@@ -39,6 +39,7 @@ pub struct Manifest {
     pub redis_triggers: Vec<RedisTrigger>,
     pub nats_triggers: Vec<NatsTrigger>,
     pub cron_triggers: Vec<CronTrigger>,
+    pub directory_triggers: Vec<DirectoryTrigger>,
     /// Declared components, then inline ones (with Spin's synthesized ids).
     pub components: IndexMap<String, Component>,
     source: SourceText,
@@ -86,6 +87,7 @@ impl Manifest {
             redis_triggers: parts.triggers.redis,
             nats_triggers: parts.triggers.nats,
             cron_triggers: parts.triggers.cron,
+            directory_triggers: parts.triggers.directory,
             components: parts.components,
             source: cx.src,
         })

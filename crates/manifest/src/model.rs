@@ -151,6 +151,22 @@ pub struct CronTrigger {
     pub component_span: Span,
 }
 
+/// `[[trigger.directory]]` (Kiln's own): each file that lands in `path` runs the component's
+/// `wasi:cli/run` with the file on stdin; what it prints becomes `output/<file name>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirectoryTrigger {
+    pub id: Option<String>,
+    /// The watched directory, absolute (written relative to the manifest's directory).
+    pub path: PathBuf,
+    pub path_span: Span,
+    /// A glob over file names (`*.csv`); every file when absent.
+    pub pattern: Option<String>,
+    /// Where results go, absolute; must not be `path` itself.
+    pub output: PathBuf,
+    pub component: String,
+    pub component_span: Span,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Schedule {
     /// The expression as written; only its field count (5 to 7) is checked here.

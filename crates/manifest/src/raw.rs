@@ -121,9 +121,10 @@ impl<'de> Deserialize<'de> for AppTriggerKey {
             TriggerKind::Http => Ok(AppTriggerKey::Http),
             TriggerKind::Redis => Ok(AppTriggerKey::Redis),
             TriggerKind::Nats => Ok(AppTriggerKey::Nats),
-            TriggerKind::Cron => Err(de::Error::custom(format!(
-                "unknown key `cron`{HELP_SEP}remove it; the cron trigger has no application settings \
-                 (keys allowed here: http, redis, nats)"
+            kind @ (TriggerKind::Cron | TriggerKind::Directory) => Err(de::Error::custom(format!(
+                "unknown key `{name}`{HELP_SEP}remove it; the {name} trigger has no application settings \
+                 (keys allowed here: http, redis, nats)",
+                name = kind.name()
             ))),
         }
     }
@@ -167,9 +168,10 @@ pub(crate) enum TriggerKind {
     Redis,
     Nats,
     Cron,
+    Directory,
 }
 
-pub(crate) const TRIGGER_KINDS: &str = "http, redis, nats, cron";
+pub(crate) const TRIGGER_KINDS: &str = "http, redis, nats, cron, directory";
 
 impl TriggerKind {
     fn from_name(name: &str) -> Option<TriggerKind> {
@@ -178,6 +180,7 @@ impl TriggerKind {
             "redis" => Some(TriggerKind::Redis),
             "nats" => Some(TriggerKind::Nats),
             "cron" => Some(TriggerKind::Cron),
+            "directory" => Some(TriggerKind::Directory),
             _ => None,
         }
     }
@@ -188,6 +191,7 @@ impl TriggerKind {
             TriggerKind::Redis => "redis",
             TriggerKind::Nats => "nats",
             TriggerKind::Cron => "cron",
+            TriggerKind::Directory => "directory",
         }
     }
 }
@@ -214,6 +218,7 @@ pub(crate) enum RawTriggerList {
     Redis(Vec<Spanned<RawRedisTrigger>>),
     Nats(Vec<Spanned<RawNatsTrigger>>),
     Cron(Vec<Spanned<RawCronTrigger>>),
+    Directory(Vec<Spanned<RawDirectoryTrigger>>),
 }
 
 /// `[trigger]`: trigger lists in manifest order. The key is parsed as a `TriggerKind` so an
@@ -244,6 +249,7 @@ impl<'de> Visitor<'de> for TriggersVisitor {
                 TriggerKind::Redis => RawTriggerList::Redis(map.next_value()?),
                 TriggerKind::Nats => RawTriggerList::Nats(map.next_value()?),
                 TriggerKind::Cron => RawTriggerList::Cron(map.next_value()?),
+                TriggerKind::Directory => RawTriggerList::Directory(map.next_value()?),
             };
             out.push((kind, list));
         }
@@ -286,6 +292,16 @@ pub(crate) struct RawCronTrigger {
     pub id: Option<Spanned<String>>,
     pub cron_expression: Option<Spanned<String>>,
     pub interval: Option<Spanned<String>>,
+    pub component: Spanned<RawComponentRef>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDirectoryTrigger {
+    pub id: Option<Spanned<String>>,
+    pub path: Spanned<String>,
+    pub pattern: Option<Spanned<String>>,
+    pub output: Spanned<String>,
     pub component: Spanned<RawComponentRef>,
 }
 

@@ -828,3 +828,22 @@ fn dependency_errors() {
     assert_err(&at("\"a:b/c\" = { component = \"mw\" }"), "names itself", 12, 1);
     assert_err(&at("my-dep = { registry = \"r\", version = \"1.0.0\" }"), "needs `package`", 12, 10);
 }
+
+#[test]
+fn directory_triggers() {
+    let m = ok("[component.m]\nsource = \"m.wasm\"\n[[trigger.directory]]\npath = \"in\"\npattern = \"*.csv\"\noutput = \"data/out\"\ncomponent = \"m\"\n");
+    let t = &m.directory_triggers[0];
+    assert_eq!(t.path, PathBuf::from("/app/in"));
+    assert_eq!(t.output, PathBuf::from("/app/data/out"));
+    assert_eq!(t.pattern.as_deref(), Some("*.csv"));
+    assert_eq!(t.component, "m");
+
+    let c = "[component.m]\nsource = \"m.wasm\"\n[[trigger.directory]]\ncomponent = \"m\"\n";
+    assert_err(&err(&format!("{c}path = \"in\"\noutput = \"in/out\"\n")), "apart from its watched `path`", 9, 10);
+    assert_err(&err(&format!("{c}path = \".\"\noutput = \"out\"\n")), "the manifest's own directory", 8, 8);
+    assert_err(&err(&format!("{c}path = \"in\"\noutput = \"out\"\npattern = \"a/*.csv\"\n")), "file names, not paths", 10, 11);
+    assert_err(&err(&format!("{c}path = \"in\"\noutput = \"out\"\npattern = \"[\"\n")), "invalid file name pattern", 10, 11);
+    assert!(err(&format!("{c}path = \"in\"\n")).message().contains("output"), "output is required");
+    let e = err("[application.trigger.directory]\n");
+    assert!(e.message().contains("unknown key `directory`"), "{e:?}");
+}

@@ -196,11 +196,12 @@ fn variables(raw: &toml::Table) -> Result<Map<String, Value>> {
 /// Every `[[trigger.<type>]]` table as written, with `component` naming the component's id (an
 /// inline component gets the id the manifest gave it).
 fn triggers(manifest: &Manifest, raw: &toml::Table) -> Result<Vec<LockedTrigger>> {
-    let bound: [(&str, Vec<&str>); 4] = [
+    let bound: [(&str, Vec<&str>); 5] = [
         ("http", manifest.http_triggers.iter().map(|t| t.component.as_str()).collect()),
         ("redis", manifest.redis_triggers.iter().map(|t| t.component.as_str()).collect()),
         ("nats", manifest.nats_triggers.iter().map(|t| t.component.as_str()).collect()),
         ("cron", manifest.cron_triggers.iter().map(|t| t.component.as_str()).collect()),
+        ("directory", manifest.directory_triggers.iter().map(|t| t.component.as_str()).collect()),
     ];
     let mut out = Vec::new();
     let raw_triggers = raw.get("trigger").and_then(toml::Value::as_table).cloned().unwrap_or_default();

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use kiln_engine::{CommandIo, ComponentPre, KilnState};
+use kiln_engine::{CommandIo, CommandStdio, ComponentPre, KilnState};
 use kiln_manifest::WagiExecutor;
 use wasmtime::Store;
 use wasmtime_wasi::p2::bindings::CommandPre;
@@ -37,7 +37,11 @@ impl WagiPre {
 
     /// The arguments and environment for `request` (whose `spin-*` headers the router has set).
     pub(crate) fn command_io(&self, parts: &http::request::Parts, body: Bytes, stdout: wasmtime_wasi::p2::pipe::MemoryOutputPipe) -> CommandIo {
-        CommandIo { args: arguments(&self.argv, &parts.uri), env: environment(parts, body.len()), stdin: body, stdout }
+        CommandIo {
+            args: arguments(&self.argv, &parts.uri),
+            env: environment(parts, body.len()),
+            stdio: CommandStdio::Captured { stdin: body, stdout, stderr: None },
+        }
     }
 
     /// Instantiates the program in `store` and runs it to its end. Exiting with 0 is success.

@@ -68,6 +68,12 @@ impl<'a> TriggerBuilder<'a> {
                         self.out.cron.push(t);
                     }
                 }
+                RawTriggerList::Directory(ts) => {
+                    for t in ts {
+                        let t = self.directory(t, &mut counter)?;
+                        self.out.directory.push(t);
+                    }
+                }
             }
         }
         Ok(())
@@ -86,6 +92,9 @@ impl<'a> TriggerBuilder<'a> {
                     ts.iter().filter_map(|t| t.get_ref().id.as_ref()).collect()
                 }
                 RawTriggerList::Cron(ts) => {
+                    ts.iter().filter_map(|t| t.get_ref().id.as_ref()).collect()
+                }
+                RawTriggerList::Directory(ts) => {
                     ts.iter().filter_map(|t| t.get_ref().id.as_ref()).collect()
                 }
             };
@@ -264,6 +273,69 @@ impl<'a> TriggerBuilder<'a> {
             component,
             component_span,
         })
+    }
+}
+
+impl TriggerBuilder<'_> {
+    fn directory(&mut self, t: Spanned<RawDirectoryTrigger>, counter: &mut u32) -> Result<DirectoryTrigger> {
+        let t = t.into_inner();
+        let path_span = t.path.span();
+        let path = self.trigger_dir(t.path, "path", "path = \"inbox\"")?;
+        let output_span = t.output.span();
+        let output = self.trigger_dir(t.output, "output", "output = \"outbox\"")?;
+        if output.starts_with(&path) || path.starts_with(&output) {
+            return Err(self.cx.err(
+                output_span,
+                "directory trigger `output` must be apart from its watched `path` (neither inside the other)",
+                "write the results to a sibling directory, e.g. `path = \"inbox\"`, `output = \"outbox\"`",
+            ));
+        }
+        let pattern = match t.pattern {
+            Some(pattern) => {
+                if let Err(err) = glob::Pattern::new(pattern.get_ref()) {
+                    return Err(self.cx.err(
+                        pattern.span(),
+                        format!("invalid file name pattern `{}`: {err}", pattern.get_ref()),
+                        "write a glob over file names, e.g. `pattern = \"*.csv\"`",
+                    ));
+                }
+                if pattern.get_ref().contains('/') {
+                    return Err(self.cx.err(
+                        pattern.span(),
+                        "directory trigger `pattern` matches file names, not paths",
+                        "remove the `/`: only the files directly in `path` are watched",
+                    ));
+                }
+                Some(pattern.into_inner())
+            }
+            None => None,
+        };
+        let (component, component_span) =
+            self.component_ref(TriggerKind::Directory, &t.id, t.component, counter)?;
+        Ok(DirectoryTrigger {
+            id: t.id.map(Spanned::into_inner),
+            path,
+            path_span: path_span.into(),
+            pattern,
+            output,
+            component,
+            component_span,
+        })
+    }
+
+    /// A directory of a directory trigger, absolute (relative to the manifest's directory).
+    fn trigger_dir(&self, value: Spanned<String>, key: &str, example: &str) -> Result<std::path::PathBuf> {
+        let span = value.span();
+        let written = non_empty(self.cx, value, &format!("directory trigger `{key}`"), example)?;
+        let path = super::normalize(&self.cx.dir.join(&written));
+        if path == self.cx.dir {
+            return Err(self.cx.err(
+                span,
+                format!("directory trigger `{key}` must not be the manifest's own directory"),
+                format!("name a directory of its own, e.g. `{example}`"),
+            ));
+        }
+        Ok(path)
     }
 }
 
