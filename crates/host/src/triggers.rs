@@ -9,6 +9,8 @@ use kiln_trigger_messaging::{NatsTrigger, Redelivery};
 /// the messaging capability's runtime config.
 pub fn all(http: HttpListener, messaging: &kiln_cap_messaging::Messaging) -> Vec<Box<dyn Trigger>> {
     let mut triggers = events(messaging);
+    // Not in `events`: an app on a shared `kiln serve` host may not watch the host's directories.
+    triggers.push(Box::new(kiln_trigger_directory::DirectoryTrigger));
     triggers.push(Box::new(http));
     triggers
 }

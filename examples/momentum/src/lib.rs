@@ -3,8 +3,10 @@
 //! One component, three ways to run it, all the same code path ([`momentum`]):
 //! - **HTTP** (`wasi:http/incoming-handler`): `POST /` a CSV, the response is the result CSV; a bad
 //!   row is a `400` whose body names its line.
-//! - **Command** (`wasi:cli/run`): `kiln run momentum.wasm < in.csv > out.csv` (or `wasmtime run`);
-//!   a bad row is a message on stderr and exit code 1.
+//! - **Command** (`wasi:cli/run`): `kiln run momentum.wasm < in.csv > out.csv` (or `wasmtime run`),
+//!   or with file arguments in a granted directory: `kiln run --dir data momentum.wasm data/in.csv
+//!   data/out.csv` (`momentum [IN [OUT]]`, `-` for stdin/stdout). A bad row is a message on stderr
+//!   and exit code 1, and no output file.
 //! - **Event**: a `[[trigger.directory]]` runs the command for each file dropped in a directory and
 //!   writes what it prints to the output directory.
 
@@ -24,10 +26,21 @@ struct Momentum;
 
 impl Run for Momentum {
     fn run() -> Result<(), ()> {
-        let input = read_all(&wasi::cli::stdin::get_stdin()).map_err(|err| complain(&format!("cannot read stdin: {err}")))?;
-        match momentum(&input) {
-            Ok(output) => write_all(&wasi::cli::stdout::get_stdout(), output.as_bytes()).map_err(|err| complain(&format!("cannot write stdout: {err}"))),
-            Err(err) => Err(complain(&err.to_string())),
+        // argv[0] is the program's name.
+        let args = wasi::cli::environment::get_arguments();
+        let input_path = args.get(1).filter(|p| *p != "-");
+        let output_path = args.get(2).filter(|p| *p != "-");
+        if args.len() > 3 {
+            return Err(complain("usage: momentum [IN.csv|- [OUT.csv|-]]"));
+        }
+        let input = match input_path {
+            Some(path) => std::fs::read(path).map_err(|err| complain(&format!("cannot read `{path}`: {err}")))?,
+            None => read_all(&wasi::cli::stdin::get_stdin()).map_err(|err| complain(&format!("cannot read stdin: {err}")))?,
+        };
+        let output = momentum(&input).map_err(|err| complain(&err.to_string()))?;
+        match output_path {
+            Some(path) => std::fs::write(path, output).map_err(|err| complain(&format!("cannot write `{path}`: {err}"))),
+            None => write_all(&wasi::cli::stdout::get_stdout(), output.as_bytes()).map_err(|err| complain(&format!("cannot write stdout: {err}"))),
         }
     }
 }

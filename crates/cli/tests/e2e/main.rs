@@ -15,6 +15,7 @@ mod key_value;
 mod lifecycle;
 mod manifest;
 mod messaging;
+mod momentum;
 mod mqtt;
 mod mysql;
 mod outbound;

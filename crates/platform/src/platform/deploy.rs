@@ -196,6 +196,10 @@ impl Platform {
         for trigger in events {
             trigger.check(manifest).map_err(located)?;
         }
+        if let Some(trigger) = manifest.directory_triggers.first() {
+            let message = "`[[trigger.directory]]` runs under `kiln up` and in containers only: an app on a shared host may not watch or write the host's directories";
+            return Err(located(manifest.error_at(&trigger.path_span, message, "run this app with `kiln up`, or send its files as messages to a `[[trigger.nats]]`").into()));
+        }
         for component in manifest.components.values() {
             if let kiln_manifest::ComponentSource::Local(path) = &component.source {
                 // On a shared host a `source` may only name a file the app uploaded: `../` would
