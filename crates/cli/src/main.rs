@@ -3,6 +3,7 @@
 mod apps;
 mod build;
 mod client;
+mod connections;
 mod deploy;
 mod k8s;
 mod new;

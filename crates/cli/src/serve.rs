@@ -63,6 +63,8 @@ pub(crate) struct ServeArgs {
     /// HTTP worker threads [default: one per available core].
     #[arg(long)]
     workers: Option<usize>,
+    #[command(flatten)]
+    connections: crate::connections::ConnectionArgs,
     /// Log only warnings and errors (no line per request).
     #[arg(short, long)]
     quiet: bool,
@@ -93,8 +95,8 @@ pub(crate) fn run(args: ServeArgs) -> Result<()> {
     let public = kiln_trigger_http::bind(args.listen)?;
     let admin = kiln_trigger_http::bind(args.admin_listen).map_err(|err| anyhow::anyhow!("{err:#} (admin listener: --admin-listen)"))?;
     let workers = args.workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-    let front = Server::start(Front::new(platform.clone()), public, workers, args.shutdown_grace)?;
-    let admin = Server::start(Admin::new(platform.clone(), token), admin, 1, args.shutdown_grace)?;
+    let front = Server::start(Front::new(platform.clone()), public, workers, args.shutdown_grace, args.connections.limits())?;
+    let admin = Server::start(Admin::new(platform.clone(), token), admin, 1, args.shutdown_grace, args.connections.limits())?;
     let idle = IdleUnloader::start(platform.clone(), args.idle_timeout);
     tracing::info!(
         "kiln serve ready in {:.1} ms: apps at http://<app>.{}:{} ({} deployed), admin API at http://{} (token in {})",

@@ -64,6 +64,8 @@ pub(crate) struct UpArgs {
     /// HTTP worker threads [default: one per available core].
     #[arg(long)]
     workers: Option<usize>,
+    #[command(flatten)]
+    connections: crate::connections::ConnectionArgs,
 }
 
 pub(crate) fn run(args: UpArgs) -> Result<()> {
@@ -106,6 +108,7 @@ pub(crate) fn settings(args: &UpArgs) -> Settings {
     }
     settings.queue_timeout = args.queue_timeout;
     settings.shutdown_grace = args.shutdown_grace;
+    settings.connections = args.connections.limits();
     settings.request_timeout = args.request_timeout;
     settings.memory_limit_mib = args.memory_limit;
     settings.max_concurrency = args.max_concurrency;

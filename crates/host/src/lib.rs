@@ -14,7 +14,7 @@ use kiln_app::{App, LoadOptions, RunningTrigger, Trigger, TriggerContext, Trigge
 use kiln_engine::{Engine, EngineConfig, InstanceLimits};
 use kiln_manifest::Manifest;
 use kiln_runtime_config::RuntimeConfig;
-use kiln_trigger_http::{HttpListener, ListenerSettings};
+use kiln_trigger_http::{ConnectionLimits, HttpListener, ListenerSettings};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -40,6 +40,8 @@ pub struct Settings {
     pub state_dir: Option<PathBuf>,
     /// The environment the app's variables are read from (`SPIN_VARIABLE_<NAME>`).
     pub env: Vec<(String, String)>,
+    /// What one client connection may hold: header size and timeout, connections at once.
+    pub connections: ConnectionLimits,
 }
 
 impl Settings {
@@ -57,6 +59,7 @@ impl Settings {
             runtime_config_file: None,
             state_dir: None,
             env: Vec::new(),
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -165,6 +168,7 @@ pub fn prepare_on(manifest: Manifest, settings: Settings, listener: std::net::Tc
             queue_timeout: settings.queue_timeout,
             max_request_body: limits.max_request_body,
             grace: settings.shutdown_grace,
+            connections: settings.connections,
         },
     );
     let triggers = triggers::all(http, &messaging);

@@ -1,7 +1,7 @@
 //! `[[trigger.http]]` as a [`Trigger`] for `kiln up`: one app on its own listener. (`kiln serve`
 //! routes many apps' requests through its front instead, building an [`HttpTrigger`] per app.)
 
-use crate::{HttpOptions, HttpTrigger, Server, check_routes};
+use crate::{ConnectionLimits, HttpOptions, HttpTrigger, Server, check_routes};
 use anyhow::{Context, Result};
 use kiln_app::{App, BoxFuture, Draining, RunningTrigger, Trigger, TriggerContext, TriggerLimits};
 use kiln_manifest::Manifest;
@@ -27,6 +27,8 @@ pub struct ListenerSettings {
     pub max_request_body: Option<u64>,
     /// On shutdown, how long in-flight requests may take to finish.
     pub grace: Duration,
+    /// Header size and timeout, and open connections.
+    pub connections: ConnectionLimits,
 }
 
 impl HttpListener {
@@ -67,7 +69,7 @@ impl Trigger for HttpListener {
             ..HttpOptions::default()
         };
         let trigger = HttpTrigger::new(app, options)?;
-        let server = Server::start(trigger.clone(), listener, self.settings.workers, self.settings.grace)?;
+        let server = Server::start(trigger.clone(), listener, self.settings.workers, self.settings.grace, self.settings.connections)?;
         Ok(Box::new(Running { addr: server.local_addr(), server, trigger }))
     }
 }

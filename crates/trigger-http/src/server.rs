@@ -8,16 +8,42 @@
 use crate::{Body, HttpTrigger};
 use anyhow::{Context, Result};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use http::{Request, Response};
 use hyper::body::Incoming;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
+
+/// What one client connection may hold of the server: how long it may take to send a request head
+/// (and how long it may sit idle between requests), how large the head may be, and how many
+/// connections there may be at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// A connection that has not sent a whole request line and headers this long after it opened,
+    /// or after its previous response, is closed: slowloris clients and idle keep-alive connections
+    /// both end. (HTTP/1; an HTTP/2 connection is bounded by its keep-alive pings.)
+    pub header_read_timeout: Duration,
+    /// Request line and headers larger than this (in all) get `431 Request Header Fields Too Large`
+    /// (HTTP/1; for HTTP/2 the header list is bounded to it).
+    pub max_header_bytes: usize,
+    /// Open connections, across the workers. At the limit, each new connection asks the oldest to
+    /// close (at once if idle, after its response otherwise); at twice the limit new ones are refused.
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits { header_read_timeout: Duration::from_secs(30), max_header_bytes: 64 << 10, max_connections: 10_000 }
+    }
+}
+
+/// hyper's smallest read buffer; the header limit cannot be lower.
+const MIN_HEADER_BUFFER: usize = 8192;
 
 /// Binds the listening socket, with an error that says what to do when the port is taken.
 pub fn bind(addr: SocketAddr) -> Result<TcpListener> {
@@ -52,17 +78,20 @@ pub struct Server {
 
 impl Server {
     /// Starts `workers` threads serving `trigger` on `listener`.
-    pub fn start<S: HttpService>(trigger: Arc<S>, listener: TcpListener, workers: usize, grace: Duration) -> Result<Server> {
+    pub fn start<S: HttpService>(trigger: Arc<S>, listener: TcpListener, workers: usize, grace: Duration, limits: ConnectionLimits) -> Result<Server> {
         let local_addr = listener.local_addr()?;
         let (shutdown, stop) = watch::channel(false);
         let mut handles = Vec::new();
-        for index in 0..workers.max(1) {
+        let workers = workers.max(1);
+        // Each worker keeps its share of the connection limit (the kernel spreads accepts evenly).
+        let per_worker = limits.max_connections.div_ceil(workers).max(1);
+        for index in 0..workers {
             let listener = listener.try_clone().context("failed to share the listening socket")?;
             let trigger = trigger.clone();
             let stop = stop.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("kiln-http-{index}"))
-                .spawn(move || run_worker(trigger, listener, stop, grace))
+                .spawn(move || run_worker(trigger, listener, stop, grace, limits, per_worker))
                 .context("failed to start a worker thread")?;
             handles.push(handle);
         }
@@ -83,7 +112,7 @@ impl Server {
     }
 }
 
-fn run_worker<S: HttpService>(trigger: Arc<S>, listener: TcpListener, stop: watch::Receiver<bool>, grace: Duration) {
+fn run_worker<S: HttpService>(trigger: Arc<S>, listener: TcpListener, stop: watch::Receiver<bool>, grace: Duration, limits: ConnectionLimits, max_connections: usize) {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -93,7 +122,7 @@ fn run_worker<S: HttpService>(trigger: Arc<S>, listener: TcpListener, stop: watc
     };
     runtime.block_on(async move {
         let _heartbeat = AbortOnDrop(tokio::spawn(keep_a_timer_armed()));
-        if let Err(err) = accept_loop(trigger, listener, stop, grace).await {
+        if let Err(err) = accept_loop(trigger, listener, stop, grace, limits, max_connections).await {
             tracing::error!("HTTP worker stopped: {err:#}");
         }
     });
@@ -117,11 +146,79 @@ impl Drop for AbortOnDrop {
     }
 }
 
-async fn accept_loop<S: HttpService>(trigger: Arc<S>, listener: TcpListener, mut stop: watch::Receiver<bool>, grace: Duration) -> Result<()> {
+/// The open connections of one worker, oldest first, each with the signal that asks it to close.
+#[derive(Clone, Default)]
+struct Connections {
+    open: Arc<Mutex<BTreeMap<u64, Arc<Notify>>>>,
+    /// Told when the last connection ends (shutdown waits for it).
+    emptied: Arc<Notify>,
+}
+
+impl Connections {
+    fn len(&self) -> usize {
+        self.open.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Registers connection `id`; it stays registered until the returned entry is dropped.
+    fn add(&self, id: u64) -> (ConnectionEntry, Arc<Notify>) {
+        let close = Arc::new(Notify::new());
+        self.open.lock().unwrap_or_else(|p| p.into_inner()).insert(id, close.clone());
+        (ConnectionEntry { connections: self.clone(), id }, close)
+    }
+
+    /// Asks the oldest connection to close.
+    fn close_oldest(&self) {
+        if let Some((_, close)) = self.open.lock().unwrap_or_else(|p| p.into_inner()).first_key_value() {
+            close.notify_one();
+        }
+    }
+}
+
+struct ConnectionEntry {
+    connections: Connections,
+    id: u64,
+}
+
+impl Drop for ConnectionEntry {
+    fn drop(&mut self) {
+        let mut open = self.connections.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.remove(&self.id);
+        if open.is_empty() {
+            self.connections.emptied.notify_waiters();
+        }
+    }
+}
+
+fn connection_builder(limits: &ConnectionLimits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(MIN_HEADER_BUFFER));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        // A peer that stops answering pings is gone; its streams and buffers are freed.
+        .keep_alive_interval(Some(Duration::from_secs(20)))
+        .keep_alive_timeout(Duration::from_secs(20));
+    builder
+}
+
+async fn accept_loop<S: HttpService>(
+    trigger: Arc<S>,
+    listener: TcpListener,
+    mut stop: watch::Receiver<bool>,
+    grace: Duration,
+    limits: ConnectionLimits,
+    max_connections: usize,
+) -> Result<()> {
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let local = listener.local_addr()?;
-    let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let builder = connection_builder(&limits);
+    let connections = Connections::default();
+    let mut next_id = 0u64;
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -134,6 +231,14 @@ async fn accept_loop<S: HttpService>(trigger: Arc<S>, listener: TcpListener, mut
                         continue;
                     }
                 };
+                let open = connections.len();
+                if open >= max_connections.saturating_mul(2) {
+                    tracing::warn!("refused a connection from {client}: {open} connections open on this worker (limit {max_connections}, none idle)");
+                    continue;
+                }
+                if open >= max_connections {
+                    connections.close_oldest();
+                }
                 let _ = stream.set_nodelay(true);
                 let trigger = trigger.clone();
                 let service = service_fn(move |request| {
@@ -141,9 +246,21 @@ async fn accept_loop<S: HttpService>(trigger: Arc<S>, listener: TcpListener, mut
                     async move { Ok::<_, std::convert::Infallible>(trigger.serve(request, client, local).await) }
                 });
                 let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-                let connection = graceful.watch(connection);
+                next_id += 1;
+                let (entry, close) = connections.add(next_id);
+                let stop = stop.clone();
                 tokio::spawn(async move {
-                    if let Err(err) = connection.await {
+                    let _entry = entry;
+                    let mut connection = std::pin::pin!(connection);
+                    let result = tokio::select! {
+                        result = connection.as_mut() => result,
+                        () = closing(stop, &close) => {
+                            // Closes at once if idle, after the response in flight otherwise.
+                            connection.as_mut().graceful_shutdown();
+                            connection.await
+                        }
+                    };
+                    if let Err(err) = result {
                         tracing::debug!("connection from {client} ended: {err}");
                     }
                 });
@@ -152,8 +269,19 @@ async fn accept_loop<S: HttpService>(trigger: Arc<S>, listener: TcpListener, mut
         }
     }
     drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+    // Registered before the count is read, so the last connection's end cannot slip in between.
+    let mut emptied = std::pin::pin!(connections.emptied.notified());
+    emptied.as_mut().enable();
+    if connections.len() > 0 && tokio::time::timeout(grace, emptied).await.is_err() {
         tracing::warn!("shutdown grace period of {grace:?} elapsed; cutting off the requests still running");
     }
     Ok(())
+}
+
+/// Resolves when the server shuts down or the connection is asked to make room.
+async fn closing(mut stop: watch::Receiver<bool>, close: &Notify) {
+    tokio::select! {
+        _ = stop.wait_for(|stopped| *stopped) => {}
+        () = close.notified() => {}
+    }
 }

@@ -8,6 +8,8 @@ mod dependencies;
 mod dashboard;
 mod engine;
 mod files;
+mod finicky_whiskers;
+mod hostile_clients;
 mod http;
 mod isolation;
 mod k8s;
