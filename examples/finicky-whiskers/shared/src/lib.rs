@@ -1,0 +1,144 @@
+//! What the Finicky Whiskers components share: the four foods, the sequence of requested foods a
+//! game's seed gives (the page computes the same in `static/game.js`), the game record `session`
+//! stores, the key names in the `default` store, and checks of what comes from the network.
+
+use serde::{Deserialize, Serialize};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The foods the cat asks for, in the order of the page's buttons.
+pub const FOODS: [&str; 4] = ["chicken", "fish", "beef", "veg"];
+
+/// Default game length, and the lengths a page may ask for (`/?seconds=5`).
+pub const DEFAULT_SECONDS: u32 = 30;
+pub const MIN_SECONDS: u32 = 1;
+pub const MAX_SECONDS: u32 = 120;
+
+/// A click that reaches the server this long after the game's end still counts (the network and the
+/// page's own timer are not exact); later ones are counted as `late`, never as a score.
+pub const GRACE_MS: u64 = 1500;
+
+/// Morsel events are published on `fw.morsel.<game>`; `tally` subscribes to `fw.morsel.*`.
+pub const SUBJECT_PREFIX: &str = "fw.morsel.";
+
+/// The food requested at position `index` of the game with `seed`: a 32-bit integer hash of both
+/// (the same integer operations as `foodAt` in `static/game.js`).
+pub fn food_at(seed: u32, index: u32) -> &'static str {
+    let mut x = seed ^ index.wrapping_mul(0x9E37_79B9);
+    x ^= x >> 16;
+    x = x.wrapping_mul(0x7FEB_352D);
+    x ^= x >> 15;
+    x = x.wrapping_mul(0x846C_A68B);
+    x ^= x >> 16;
+    FOODS[(x % 4) as usize]
+}
+
+/// What `session` stores under [`game_key`] when a game starts.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Game {
+    pub seed: u32,
+    /// Start, in milliseconds since the Unix epoch (the host's wall clock).
+    pub start_ms: u64,
+    pub seconds: u32,
+}
+
+impl Game {
+    pub fn end_ms(&self) -> u64 {
+        self.start_ms + u64::from(self.seconds) * 1000
+    }
+
+    pub fn parse(bytes: &[u8]) -> Result<Game, String> {
+        serde_json::from_slice(bytes).map_err(|e| format!("corrupt game record: {e}"))
+    }
+}
+
+/// A morsel event: what `morsel` publishes and `tally` consumes.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Morsel {
+    pub game: String,
+    /// The page's click number in this game (0, 1, 2, …): one event per click, so a redelivered
+    /// event is recognised by it.
+    pub click: u32,
+    /// Which request of the sequence the click answered.
+    pub index: u32,
+    pub food: String,
+    /// When `morsel` received the click (ms since the Unix epoch).
+    pub at_ms: u64,
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// A game id is 16 lower-case hex digits (what `session` makes).
+pub fn check_game_id(id: &str) -> Result<(), String> {
+    if id.len() == 16 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        Ok(())
+    } else {
+        Err(format!("bad game id {:?}: expected 16 hex digits", truncate(id, 40)))
+    }
+}
+
+pub fn check_food(food: &str) -> Result<(), String> {
+    if FOODS.contains(&food) { Ok(()) } else { Err(format!("unknown food {:?}: one of {}", truncate(food, 40), FOODS.join(", "))) }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+// Keys of the `default` store.
+pub fn game_key(game: &str) -> String {
+    format!("fw:game:{game}")
+}
+/// Counters of a game: `correct`, `wrong`, `late`, `duplicate`, `processed`.
+pub fn counter_key(game: &str, name: &str) -> String {
+    format!("fw:{game}:{name}")
+}
+pub fn click_key(game: &str, click: u32) -> String {
+    format!("fw:{game}:click:{click}")
+}
+pub fn hit_key(game: &str, index: u32) -> String {
+    format!("fw:{game}:hit:{index}")
+}
+pub const LEADERBOARD_KEY: &str = "fw:leaderboard";
+
+/// A counter's value as `atomics.increment` stored it (decimal text); absent is 0.
+pub fn parse_counter(bytes: Option<Vec<u8>>) -> Result<i64, String> {
+    match bytes {
+        None => Ok(0),
+        Some(b) => std::str::from_utf8(&b).ok().and_then(|s| s.trim().parse().ok()).ok_or_else(|| "corrupt counter".to_string()),
+    }
+}
+
+/// A query-string parameter (no percent-decoding needed: game ids are hex).
+pub fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
+    query.split('&').filter_map(|pair| pair.split_once('=')).find(|(k, _)| *k == name).map(|(_, v)| v)
+}
+
+/// One row of the top-10 list (`fw:leaderboard` holds a JSON array of them, best first).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Entry {
+    pub game: String,
+    pub name: String,
+    pub score: i64,
+    pub wrong: i64,
+    /// When it was submitted: the earlier of two equal scores ranks first.
+    pub at_ms: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequence_is_deterministic_and_uses_every_food() {
+        // (That game.js's `foodAt` gives the same sequence is checked by the browser test.)
+        let foods: Vec<_> = (0..8).map(|i| food_at(12345, i)).collect();
+        assert_eq!(foods, (0..8).map(|i| food_at(12345, i)).collect::<Vec<_>>());
+        assert_ne!(foods, (0..8).map(|i| food_at(12346, i)).collect::<Vec<_>>(), "another seed, another game");
+        // All four foods come up over a game.
+        for food in FOODS {
+            assert!((0..64).any(|i| food_at(99, i) == food), "{food}");
+        }
+    }
+}
