@@ -185,7 +185,7 @@ for _ in range(players):
     status, body = call(setup, "POST", "/api/session", {"seconds": int(duration) + 10})
     if status != 201:
         sys.exit(f"POST /api/session: {status} {body}")
-    games.append({"game": body["game"], "seed": body["seed"], "accepted": 0, "refused": 0, "correct_sent": 0, "wrong_sent": 0})
+    games.append({"game": body["game"], "token": body["token"], "seed": body["seed"], "accepted": 0, "refused": 0, "correct_sent": 0, "wrong_sent": 0})
 
 start_barrier = threading.Barrier(players + 1)
 def play(g):
@@ -240,7 +240,7 @@ ok = not pending and all(scores[g["game"]]["correct"] == g["correct_sent"] and s
 results = [None] * players
 def submit(i, g):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    results[i] = call(conn, "POST", "/api/leaderboard", {"game": g["game"], "name": f"player {i}", "clicks": g["accepted"]})
+    results[i] = call(conn, "POST", "/api/leaderboard", {"game": g["game"], "token": g["token"], "name": f"player {i}", "clicks": g["accepted"]})
 submitters = [threading.Thread(target=submit, args=(i, g)) for i, g in enumerate(games)]
 # Games last duration + 10 s: wait for them to end before submitting.
 time.sleep(max(0.0, t0 + duration + 10.5 - time.monotonic()))

@@ -192,6 +192,7 @@ impl ComponentPre {
             http_hooks: options.http_hooks,
             limiter: MemoryLimiter::new(options.memory_limit),
             capabilities: self.capabilities.iter().map(|c| c.instance_state()).collect(),
+            response_body: Default::default(),
         };
         let mut store = Store::new(self.engine.wasmtime(), state);
         store.limiter(|state| &mut state.limiter);

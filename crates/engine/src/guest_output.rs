@@ -2,11 +2,15 @@
 
 use bytes::Bytes;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
 /// Longest line kept before it is flushed anyway, so a guest cannot grow host memory without bound.
 const MAX_LINE: usize = 16 * 1024;
+/// What one instance may write to each of stdout and stderr; the rest is dropped (after one line
+/// saying so), so a guest cannot flood the host's log and its disk.
+pub(crate) const MAX_OUTPUT_PER_INSTANCE: usize = 1 << 20;
 
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Channel {
@@ -18,11 +22,30 @@ pub(crate) enum Channel {
 pub(crate) struct GuestLog {
     component: Arc<str>,
     channel: Channel,
+    /// Bytes the instance may still write on this channel (shared by every stream it opens on it).
+    budget: Arc<AtomicUsize>,
+    /// Whether the line saying the budget is spent has been logged.
+    announced: Arc<AtomicBool>,
 }
 
 impl GuestLog {
     pub(crate) fn new(component: Arc<str>, channel: Channel) -> GuestLog {
-        GuestLog { component, channel }
+        GuestLog {
+            component,
+            channel,
+            budget: Arc::new(AtomicUsize::new(MAX_OUTPUT_PER_INSTANCE)),
+            announced: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Takes up to `wanted` bytes from the budget; says when this call used it up.
+    fn take(&self, wanted: usize) -> (usize, bool) {
+        let mut granted = 0;
+        let _ = self.budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+            granted = left.min(wanted);
+            Some(left - granted)
+        });
+        (granted, granted < wanted && !self.announced.swap(true, Ordering::Relaxed))
     }
 }
 
@@ -48,7 +71,25 @@ struct LineWriter {
 }
 
 impl LineWriter {
-    fn push(&mut self, mut bytes: &[u8]) {
+    /// Logs `bytes` within the instance's budget; past it they are dropped.
+    fn push(&mut self, bytes: &[u8]) {
+        let (granted, used_up) = self.log.take(bytes.len());
+        self.push_lines(&bytes[..granted]);
+        if used_up {
+            if !self.line.is_empty() {
+                self.emit();
+            }
+            tracing::warn!(
+                target: "kiln::guest",
+                "[{}] wrote more than {} KiB to {:?} in one instance; the rest of its output is dropped",
+                self.log.component,
+                MAX_OUTPUT_PER_INSTANCE >> 10,
+                self.log.channel
+            );
+        }
+    }
+
+    fn push_lines(&mut self, mut bytes: &[u8]) {
         while let Some(pos) = bytes.iter().position(|b| *b == b'\n') {
             self.line.extend_from_slice(&bytes[..pos]);
             self.emit();
@@ -135,6 +176,18 @@ mod tests {
         w.push(b"lo\nwor");
         assert_eq!(w.line, b"wor", "the completed line was emitted");
         w.push(b"ld\n\n");
+        assert!(w.line.is_empty());
+    }
+
+    #[test]
+    fn output_past_the_budget_is_dropped_and_said_once() {
+        let log = GuestLog::new("c".into(), Channel::Stderr);
+        assert_eq!(log.take(MAX_OUTPUT_PER_INSTANCE - 10), (MAX_OUTPUT_PER_INSTANCE - 10, false));
+        assert_eq!(log.take(100), (10, true), "cut short: announced");
+        assert_eq!(log.take(100), (0, false), "announced once");
+        // A second stream of the same instance shares the budget.
+        let mut w = LineWriter { log: log.clone(), line: Vec::new() };
+        w.push(b"more\n");
         assert!(w.line.is_empty());
     }
 

@@ -12,6 +12,7 @@ mod config;
 mod epoch;
 mod guest_output;
 mod limits;
+mod response_body;
 mod self_requests;
 mod state;
 

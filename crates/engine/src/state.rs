@@ -15,6 +15,8 @@ pub struct KilnState {
     pub(crate) limiter: MemoryLimiter,
     /// One state per capability of this instance (see [`crate::ComponentCapability`]).
     pub(crate) capabilities: Vec<Box<dyn Any + Send>>,
+    /// Which body is the response's, and whether the guest finished it (WASI 0.2).
+    pub(crate) response_body: crate::response_body::ResponseBody,
 }
 
 impl KilnState {
@@ -38,6 +40,12 @@ impl KilnState {
     /// The instance's resource table (for capabilities whose resources live beside WASI's).
     pub fn table(&mut self) -> &mut ResourceTable {
         &mut self.table
+    }
+
+    /// Set once the guest has finished its WASI 0.2 response body: a body that ends without it was
+    /// cut short (the instance trapped or ran out of time), and must not reach the client as whole.
+    pub fn response_finished(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+        self.response_body.finished()
     }
 
     /// Whether this instance asked for more memory than its limit allowed.
@@ -66,6 +74,7 @@ pub(crate) fn linker(engine: &wasmtime::Engine, concurrency: bool, capabilities:
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
     crate::self_requests::shadow_p2_handle(&mut linker).map_err(anyhow::Error::from)?;
+    crate::response_body::shadow_p2_response_body(&mut linker).map_err(anyhow::Error::from)?;
     if concurrency {
         wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(anyhow::Error::from)?;
         crate::self_requests::add_p3_to_linker(&mut linker).map_err(anyhow::Error::from)?;

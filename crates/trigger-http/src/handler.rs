@@ -436,7 +436,9 @@ where
                 match proxy {
                     Proxy::P2(proxy) => {
                         let request = store.data_mut().http().new_incoming_request(Scheme::Http, request)?;
+                        let finished = store.data().response_finished();
                         let outparam = store.data_mut().http().new_response_outparam_from_callback(move |response| {
+                            let response = response.map(|response| response.map(|body| UnlessFinished::wrap(body, finished)));
                             _ = sender.send(response.map_err(|code| format!("{code:?}")));
                         })?;
                         proxy.wasi_http_incoming_handler().call_handle(&mut *store, request, outparam).await
@@ -618,6 +620,43 @@ where
 
     fn is_end_stream(&self) -> bool {
         self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A guest's response body that ends cleanly only if the guest finished it: one that stops because
+/// the instance ended first (a trap, the deadline) ends in an error, so hyper cuts the connection
+/// (or resets the stream) and the client sees an incomplete message, never a short body it would
+/// take for whole. See kiln-engine's `response_body`.
+struct UnlessFinished {
+    inner: Body,
+    finished: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl UnlessFinished {
+    fn wrap(inner: Body, finished: Arc<std::sync::atomic::AtomicBool>) -> Body {
+        UnlessFinished { inner, finished }.boxed_unsync()
+    }
+}
+
+impl http_body::Body for UnlessFinished {
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(None) if !self.finished.load(std::sync::atomic::Ordering::Acquire) => {
+                Poll::Ready(Some(Err(wasmtime_wasi_http::Error::InternalError(Some("the component ended before finishing its response body".into())))))
+            }
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream() && self.finished.load(std::sync::atomic::Ordering::Acquire)
     }
 
     fn size_hint(&self) -> http_body::SizeHint {

@@ -86,7 +86,8 @@ async function start() {
     message(`could not start a game: ${(data && data.error) || "server error"}`);
     return;
   }
-  game = { id: data.game, seed: data.seed, endAt: performance.now() + data.seconds * 1000, index: 0, clicks: 0, correct: 0, wrong: 0, accepted: 0, pending: [] };
+  clearInterval(poller); // "Play again" without submitting: the last game's poller stops here
+  game = { id: data.game, token: data.token, seed: data.seed, endAt: performance.now() + data.seconds * 1000, index: 0, clicks: 0, correct: 0, wrong: 0, accepted: 0, pending: [] };
   body.dataset.game = game.id;
   $("#over").hidden = true;
   $("#submit-form").hidden = false;
@@ -149,7 +150,8 @@ async function submit(event) {
   await Promise.allSettled(game.pending);
   let result = null;
   for (let attempt = 0; attempt < 5; attempt++) {
-    result = await api("POST", "/api/leaderboard", { game: game.id, name, clicks: game.accepted });
+    result = await api("POST", "/api/leaderboard", { game: game.id, token: game.token, name, clicks: game.accepted });
+    if (result.ok && !result.data) break; // a 200 that is not JSON: reported below
     if (result.ok && result.data.complete) break;
     // Still running (409) or events still in flight: ask again in a moment.
     if (!(result.status === 409 || result.ok)) break;
@@ -157,12 +159,14 @@ async function submit(event) {
   }
   clearInterval(poller);
   await pollTally();
-  if (!result || !result.ok) {
+  if (!result || !result.ok || !result.data) {
     message(`could not submit: ${(result && result.data && result.data.error) || "server error"}`);
     setState("over");
     return;
   }
   const data = result.data;
+  // Clicks still uncounted after every retry: say the score may be short rather than pass it off as final.
+  if (!data.complete) message(`${data.clicks - data.processed} of your clicks were not counted in time`);
   $("#final-score").textContent = String(data.score);
   $("#rank").textContent = data.rank ? `(#${data.rank} on the board)` : "(not in the top 10)";
   renderBoard(data.top);

@@ -227,6 +227,11 @@ fn archives_cannot_escape_the_app_directory() {
     assert!(body["error"].as_str().unwrap_or_default().contains("`..` is not allowed"), "{body}");
     assert!(!serve.data_dir.join("escaped").exists() && !serve.data_dir.join("apps/escaped").exists());
     assert!(!serve.data_dir.join("apps/evil").exists(), "a failed first deploy leaves nothing");
+    // A directory trigger would watch and write the host's directories: refused on a shared host.
+    let manifest = format!("{}[[trigger.directory]]\npath = \"../../../etc\"\noutput = \"out\"\ncomponent = \"evil\"\n", http_app("evil", "e.wasm", "/...", ""));
+    let (status, body) = serve.deploy("evil", "", AppArchive::new(&manifest).guest("e.wasm", "echo_request").build());
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"].as_str().unwrap_or_default().contains("`[[trigger.directory]]` runs under `kiln up`"), "{body}");
 }
 
 #[test]

@@ -1,8 +1,8 @@
 //! The top 10 across players, in `fw:leaderboard` of the `default` store (a JSON array, best first).
 //!
 //! - `GET /api/leaderboard` → `{"top": [{"game", "name", "score", "wrong", "at_ms"}, …]}`.
-//! - `POST /api/leaderboard` with `{"game": "<id>", "name": "Tom", "clicks": 17}` submits a
-//!   finished game. Morsel events are counted asynchronously, so the page says how many clicks it
+//! - `POST /api/leaderboard` with `{"game": "<id>", "token": "<token>", "name": "Tom", "clicks": 17}`
+//!   submits a finished game; the token is the one `session` gave the player (403 without it). Morsel events are counted asynchronously, so the page says how many clicks it
 //!   made and this waits (at most [`WAIT`]) until `tally` has processed that many before it reads the
 //!   score; the answer says whether it got there (`complete`), and a game submitted again replaces
 //!   its own entry (so the page may retry). The list is updated with compare-and-swap
@@ -15,7 +15,7 @@ mod bindings {
 
 use bindings::wasi::keyvalue::atomics::{self, Cas, CasError};
 use bindings::wasi::keyvalue::store::{self, Bucket};
-use finicky_shared::{Entry, Game, LEADERBOARD_KEY, check_game_id, counter_key, game_key, now_ms, parse_counter};
+use finicky_shared::{Entry, Game, LEADERBOARD_KEY, Tally, check_game_id, game_key, now_ms, tally_key};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use spin_sdk::http::{IntoResponse, Method, Request, Response};
@@ -32,6 +32,7 @@ const MAX_CLICKS: u32 = 100_000;
 #[serde(deny_unknown_fields)]
 struct Submission {
     game: String,
+    token: String,
     name: String,
     clicks: u32,
 }
@@ -69,8 +70,13 @@ fn check_name(name: &str) -> Result<String, String> {
     Ok(name.to_string())
 }
 
-/// Inserts (or replaces) `entry` and keeps the best [`TOP`]; returns the new list and its rank.
+/// Inserts (or replaces) `entry` and keeps the best [`TOP`]; returns the new list and its rank. A
+/// game submitted again keeps its first submission's time (its place among equal scores).
 fn insert(mut list: Vec<Entry>, entry: &Entry) -> (Vec<Entry>, Option<usize>) {
+    let mut entry = entry.clone();
+    if let Some(earlier) = list.iter().find(|e| e.game == entry.game) {
+        entry.at_ms = earlier.at_ms;
+    }
     list.retain(|e| e.game != entry.game);
     list.push(entry.clone());
     list.sort_by(|a, b| b.score.cmp(&a.score).then(a.at_ms.cmp(&b.at_ms)).then(a.game.cmp(&b.game)));
@@ -98,7 +104,7 @@ fn record(bucket: &Bucket, entry: &Entry) -> Result<(Vec<Entry>, Option<usize>),
 fn submit(bucket: &Bucket, body: &[u8]) -> Result<Response, String> {
     let submission: Submission = match serde_json::from_slice(body) {
         Ok(s) => s,
-        Err(e) => return Ok(error(400, format!("bad submission: {e} (send {{\"game\", \"name\", \"clicks\"}})"))),
+        Err(e) => return Ok(error(400, format!("bad submission: {e} (send {{\"game\", \"token\", \"name\", \"clicks\"}})"))),
     };
     let name = match check_game_id(&submission.game).and_then(|()| check_name(&submission.name)) {
         Ok(name) => name,
@@ -112,19 +118,23 @@ fn submit(bucket: &Bucket, body: &[u8]) -> Result<Response, String> {
         return Ok(error(404, format!("no game {id}")));
     };
     let game = Game::parse(&game_record)?;
+    if submission.token != game.token {
+        return Ok(error(403, format!("game {id} is not yours: send the token /api/session gave you")));
+    }
     let now = now_ms();
     if now < game.end_ms() {
         return Ok(error(409, format!("game {id} is still running ({} ms left)", game.end_ms() - now)));
     }
-    let counter = |name: &str| kv(bucket.get(&counter_key(id, name))).and_then(parse_counter);
+    let tally = || kv(bucket.get(&tally_key(id))).and_then(|record| Tally::parse(record.as_deref()));
     // Wait, bounded, for the clicks still in flight to be counted.
     let started = Instant::now();
-    let mut processed = counter("processed")?;
-    while processed < i64::from(submission.clicks) && started.elapsed() < WAIT {
+    let mut counted = tally()?;
+    while counted.processed < i64::from(submission.clicks) && started.elapsed() < WAIT {
         std::thread::sleep(Duration::from_millis(20));
-        processed = counter("processed")?;
+        counted = tally()?;
     }
-    let entry = Entry { game: id.clone(), name, score: counter("correct")?, wrong: counter("wrong")?, at_ms: now };
+    let processed = counted.processed;
+    let entry = Entry { game: id.clone(), name, score: counted.correct, wrong: counted.wrong, at_ms: now };
     let (top, rank) = record(bucket, &entry)?;
     Ok(reply(
         200,
@@ -146,7 +156,7 @@ fn handle(req: Request) -> impl IntoResponse {
     let result = match *req.method() {
         Method::Get => kv(bucket.get(LEADERBOARD_KEY)).and_then(parse_list).map(|top| reply(200, json!({ "top": top }))),
         Method::Post => submit(&bucket, req.body()),
-        _ => Ok(error(405, "GET the top 10, or POST {\"game\", \"name\", \"clicks\"}")),
+        _ => Ok(error(405, "GET the top 10, or POST {\"game\", \"token\", \"name\", \"clicks\"}")),
     };
     result.unwrap_or_else(|e| error(503, e))
 }

@@ -3,7 +3,7 @@
 //! (morsel events are counted asynchronously, so `processed` catches up with the clicks a moment
 //! later). 400 without a valid id, 404 for a game that was never started.
 
-use finicky_shared::{Game, check_game_id, counter_key, game_key, now_ms, parse_counter, query_param};
+use finicky_shared::{Game, Tally, check_game_id, game_key, now_ms, query_param, tally_key};
 use serde_json::{Value, json};
 use spin_sdk::http::{IntoResponse, Method, Request, Response};
 use spin_sdk::http_component;
@@ -18,16 +18,16 @@ fn error(status: u16, message: impl Into<String>) -> Response {
 }
 
 fn score(store: &Store, id: &str, game: &Game) -> Result<Value, String> {
-    let counter = |name: &str| store.get(&counter_key(id, name)).map_err(|e| format!("key-value: {e}")).and_then(parse_counter);
-    let correct = counter("correct")?;
+    let record = store.get(&tally_key(id)).map_err(|e| format!("key-value: {e}"))?;
+    let tally = Tally::parse(record.as_deref())?;
     Ok(json!({
         "game": id,
-        "score": correct,
-        "correct": correct,
-        "wrong": counter("wrong")?,
-        "late": counter("late")?,
-        "duplicate": counter("duplicate")?,
-        "processed": counter("processed")?,
+        "score": tally.correct,
+        "correct": tally.correct,
+        "wrong": tally.wrong,
+        "late": tally.late,
+        "duplicate": tally.duplicate,
+        "processed": tally.processed,
         "seconds": game.seconds,
         "start_ms": game.start_ms,
         "ended": now_ms() >= game.end_ms(),

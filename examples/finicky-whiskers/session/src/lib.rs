@@ -1,6 +1,7 @@
 //! `POST /api/session` (optional JSON body `{"seconds": 5}`, 1–120, default 30): starts a game. Stores
-//! `fw:game:<id>` = `{"seed", "start_ms", "seconds"}` in the `default` store and answers 201
-//! `{"game", "seed", "seconds", "start_ms", "foods"}`. The sequence of requested foods derives from
+//! `fw:game:<id>` = `{"seed", "start_ms", "seconds", "token"}` in the `default` store and answers 201
+//! `{"game", "seed", "seconds", "start_ms", "foods", "token"}` (the token is the player's proof that
+//! the game is theirs when they submit it to the leaderboard). The sequence of requested foods derives from
 //! the seed (`finicky_shared::food_at`), so `tally` can check every click.
 
 use finicky_shared::{DEFAULT_SECONDS, FOODS, Game, MAX_SECONDS, MIN_SECONDS, game_key, now_ms};
@@ -51,7 +52,7 @@ fn handle(req: Request) -> impl IntoResponse {
         Err(e) => return error(400, e),
     };
     let id = format!("{:016x}", random_u64(1));
-    let game = Game { seed: random_u64(2) as u32, start_ms: now_ms(), seconds };
+    let game = Game { seed: random_u64(2) as u32, start_ms: now_ms(), seconds, token: format!("{:016x}", random_u64(3)) };
     let record = match serde_json::to_vec(&game) {
         Ok(r) => r,
         Err(e) => return error(500, e.to_string()),
@@ -60,5 +61,5 @@ fn handle(req: Request) -> impl IntoResponse {
     if let Err(e) = stored {
         return error(503, format!("key-value: {e}"));
     }
-    reply(201, json!({ "game": id, "seed": game.seed, "seconds": seconds, "start_ms": game.start_ms, "foods": FOODS }))
+    reply(201, json!({ "game": id, "seed": game.seed, "seconds": seconds, "start_ms": game.start_ms, "foods": FOODS, "token": game.token }))
 }

@@ -3,6 +3,7 @@
 //! stores, the key names in the `default` store, and checks of what comes from the network.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The foods the cat asks for, in the order of the page's buttons.
@@ -39,6 +40,10 @@ pub struct Game {
     /// Start, in milliseconds since the Unix epoch (the host's wall clock).
     pub start_ms: u64,
     pub seconds: u32,
+    /// Given to the player who started the game (and to nobody else: the leaderboard lists game
+    /// ids, never tokens); a submission to the leaderboard must carry it.
+    #[serde(default)]
+    pub token: String,
 }
 
 impl Game {
@@ -90,23 +95,60 @@ fn truncate(s: &str, max: usize) -> String {
 pub fn game_key(game: &str) -> String {
     format!("fw:game:{game}")
 }
-/// Counters of a game: `correct`, `wrong`, `late`, `duplicate`, `processed`.
-pub fn counter_key(game: &str, name: &str) -> String {
-    format!("fw:{game}:{name}")
-}
-pub fn click_key(game: &str, click: u32) -> String {
-    format!("fw:{game}:click:{click}")
-}
-pub fn hit_key(game: &str, index: u32) -> String {
-    format!("fw:{game}:hit:{index}")
+/// A game's [`Tally`].
+pub fn tally_key(game: &str) -> String {
+    format!("fw:{game}:tally")
 }
 pub const LEADERBOARD_KEY: &str = "fw:leaderboard";
 
-/// A counter's value as `atomics.increment` stored it (decimal text); absent is 0.
-pub fn parse_counter(bytes: Option<Vec<u8>>) -> Result<i64, String> {
-    match bytes {
-        None => Ok(0),
-        Some(b) => std::str::from_utf8(&b).ok().and_then(|s| s.trim().parse().ok()).ok_or_else(|| "corrupt counter".to_string()),
+/// What `tally` has counted of a game, in one record updated by compare-and-swap: a click is
+/// counted in the same write that marks it counted, so a delivery that fails before its write
+/// leaves nothing behind (its redelivery counts it), and one after it only adds a `duplicate`.
+#[derive(Serialize, Deserialize, Default, Clone, Debug, PartialEq)]
+pub struct Tally {
+    pub correct: i64,
+    pub wrong: i64,
+    pub late: i64,
+    pub duplicate: i64,
+    /// Clicks counted (`correct + wrong + late`).
+    pub processed: i64,
+    /// The click numbers counted.
+    pub clicks: BTreeSet<u32>,
+    /// The requests of the sequence answered correctly: each scores once, however many clicks claim it.
+    pub hits: BTreeSet<u32>,
+}
+
+impl Tally {
+    /// The record as stored; none yet is an empty tally.
+    pub fn parse(bytes: Option<&[u8]>) -> Result<Tally, String> {
+        match bytes {
+            None => Ok(Tally::default()),
+            Some(b) => serde_json::from_slice(b).map_err(|e| format!("corrupt tally: {e}")),
+        }
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // A struct of integers and sets of integers always serializes.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Counts `morsel` of `game`, and says how: `correct`, `wrong`, `late` or `duplicate`.
+    pub fn count(&mut self, game: &Game, morsel: &Morsel) -> &'static str {
+        if !self.clicks.insert(morsel.click) {
+            self.duplicate += 1;
+            return "duplicate";
+        }
+        self.processed += 1;
+        if morsel.at_ms < game.start_ms || morsel.at_ms > game.end_ms() + GRACE_MS {
+            self.late += 1;
+            "late"
+        } else if morsel.food == food_at(game.seed, morsel.index) && self.hits.insert(morsel.index) {
+            self.correct += 1;
+            "correct"
+        } else {
+            self.wrong += 1;
+            "wrong"
+        }
     }
 }
 
@@ -131,10 +173,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_click_counts_once_and_a_request_scores_once() {
+        let game = Game { seed: 7, start_ms: 1_000, seconds: 5, token: String::new() };
+        let click = |click, index, at_ms| Morsel { game: "g".into(), click, index, food: food_at(7, index).into(), at_ms };
+        let mut tally = Tally::default();
+        assert_eq!(tally.count(&game, &click(0, 0, 1_500)), "correct");
+        assert_eq!(tally.count(&game, &click(0, 0, 1_500)), "duplicate", "a redelivery");
+        assert_eq!(tally.count(&game, &click(1, 0, 1_600)), "wrong", "the same request claimed again");
+        assert_eq!(tally.count(&game, &click(2, 1, 6_000 + GRACE_MS + 1)), "late");
+        assert_eq!(tally.count(&game, &click(3, 1, 999)), "late", "before the start");
+        let mut wrong_food = click(4, 1, 2_000);
+        wrong_food.food = FOODS.iter().find(|f| **f != food_at(7, 1)).copied().unwrap_or_default().into();
+        assert_eq!(tally.count(&game, &wrong_food), "wrong");
+        assert_eq!((tally.correct, tally.wrong, tally.late, tally.duplicate, tally.processed), (1, 2, 2, 1, 5));
+        assert_eq!(Tally::parse(Some(&tally.to_bytes())), Ok(tally));
+        assert_eq!(Tally::parse(None), Ok(Tally::default()));
+        assert!(Tally::parse(Some(b"{")).is_err());
+    }
+
+    #[test]
     fn sequence_is_deterministic_and_uses_every_food() {
         // (That game.js's `foodAt` gives the same sequence is checked by the browser test.)
         let foods: Vec<_> = (0..8).map(|i| food_at(12345, i)).collect();
-        assert_eq!(foods, (0..8).map(|i| food_at(12345, i)).collect::<Vec<_>>());
         assert_ne!(foods, (0..8).map(|i| food_at(12346, i)).collect::<Vec<_>>(), "another seed, another game");
         // All four foods come up over a game.
         for food in FOODS {

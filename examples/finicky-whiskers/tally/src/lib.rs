@@ -1,29 +1,34 @@
 //! Subscribed to `fw.morsel.*`: one fresh instance per morsel event. Checks the clicked food
 //! against the one the game's seed requested at that index, and the click's time against the game's
-//! window (its length plus a small grace), then counts it with atomic increments in the `default`
-//! store: `fw:<game>:correct`, `wrong` or `late`, and last `processed`.
+//! window (its length plus a small grace), and counts it in the game's tally (`fw:<game>:tally` in
+//! the `default` store).
 //!
-//! Delivery can repeat (JetStream redelivers a message whose ack was lost), so each click counts
-//! once: `fw:<game>:click:<n>` is incremented first, and a delivery that does not make it 1 only
-//! bumps `duplicate`. A request of the sequence scores once too (`fw:<game>:hit:<index>`), however
-//! many clicks claim it.
+//! Delivery can repeat (JetStream redelivers a message whose handler failed or whose ack was lost).
+//! The tally is one record, updated with compare-and-swap (`wasi:keyvalue/atomics` `cas` + `swap`,
+//! redone on a conflict), and a click is counted in the same write that records it as counted
+//! ([`Tally::count`]): a delivery that fails before that write leaves nothing half-counted and its
+//! redelivery counts it; one after it only adds a `duplicate`. So every click is counted exactly once.
 
 mod bindings {
     wit_bindgen::generate!({ world: "tally", path: "wit", generate_all });
 }
 
 use bindings::exports::wasi::messaging::incoming_handler::Guest;
-use bindings::wasi::keyvalue::{atomics, store};
+use bindings::wasi::keyvalue::atomics::{self, Cas, CasError};
+use bindings::wasi::keyvalue::store::{self, Bucket};
 use bindings::wasi::messaging::types::{Error, Message};
-use finicky_shared::{GRACE_MS, Game, Morsel, check_food, check_game_id, click_key, counter_key, food_at, game_key, hit_key};
+use finicky_shared::{Game, Morsel, Tally, check_food, check_game_id, game_key, tally_key};
 
-struct Tally;
+/// Compare-and-swap rounds before the event is failed (and redelivered).
+const MAX_ROUNDS: usize = 200;
+
+struct TallyHandler;
 
 fn kv<T>(r: Result<T, store::Error>) -> Result<T, Error> {
     r.map_err(|e| Error::Other(format!("key-value: {e:?}")))
 }
 
-impl Guest for Tally {
+impl Guest for TallyHandler {
     fn handle(message: Message) -> Result<(), Error> {
         // A malformed event can never succeed: it is logged and acked, not redelivered forever.
         let morsel: Morsel = match serde_json::from_slice(&message.data()) {
@@ -42,33 +47,34 @@ impl Guest for Tally {
             println!("dropping a morsel for unknown game {}", morsel.game);
             return Ok(());
         };
-        let game = match Game::parse(&record) {
-            Ok(g) => g,
+        match Game::parse(&record) {
+            Ok(game) => count(&bucket, &game, &morsel),
             Err(e) => {
                 println!("game {}: {e}", morsel.game);
-                return Ok(());
+                Ok(())
             }
-        };
-        let id = &morsel.game;
-        if kv(atomics::increment(&bucket, &click_key(id, morsel.click), 1))? != 1 {
-            kv(atomics::increment(&bucket, &counter_key(id, "duplicate"), 1))?;
-            println!("game {id}: click {} already counted", morsel.click);
-            return Ok(());
         }
-        let outcome = if morsel.at_ms < game.start_ms || morsel.at_ms > game.end_ms() + GRACE_MS {
-            "late"
-        } else if morsel.food == food_at(game.seed, morsel.index)
-            && kv(atomics::increment(&bucket, &hit_key(id, morsel.index), 1))? == 1
-        {
-            "correct"
-        } else {
-            "wrong"
-        };
-        kv(atomics::increment(&bucket, &counter_key(id, outcome), 1))?;
-        // Last: once `processed` is N, the counters of N clicks are all in place.
-        kv(atomics::increment(&bucket, &counter_key(id, "processed"), 1))?;
-        Ok(())
     }
 }
 
-bindings::export!(Tally with_types_in bindings);
+/// Counts the click in the game's tally, redoing the update on what a concurrent writer left.
+fn count(bucket: &Bucket, game: &Game, morsel: &Morsel) -> Result<(), Error> {
+    let mut cas = kv(Cas::new(bucket, &tally_key(&morsel.game)))?;
+    for _ in 0..MAX_ROUNDS {
+        let mut tally = Tally::parse(kv(cas.current())?.as_deref()).map_err(Error::Other)?;
+        let outcome = tally.count(game, morsel);
+        match atomics::swap(cas, &tally.to_bytes()) {
+            Ok(()) => {
+                if outcome == "duplicate" {
+                    println!("game {}: click {} already counted", morsel.game, morsel.click);
+                }
+                return Ok(());
+            }
+            Err(CasError::CasFailed(latest)) => cas = latest,
+            Err(CasError::StoreError(e)) => return Err(Error::Other(format!("key-value: {e:?}"))),
+        }
+    }
+    Err(Error::Other(format!("game {}: the tally stayed busy for {MAX_ROUNDS} rounds", morsel.game)))
+}
+
+bindings::export!(TallyHandler with_types_in bindings);
