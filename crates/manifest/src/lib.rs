@@ -185,3 +185,6 @@ fn validate_host_pattern(pattern: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod fuzz;

@@ -849,3 +849,6 @@ impl fmt::Display for OutboundUrl {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod fuzz;

@@ -79,6 +79,10 @@ fn safe_relative_path(raw: &[u8]) -> Result<Option<PathBuf>, &'static str> {
 }
 
 #[cfg(test)]
+#[path = "archive_fuzz.rs"]
+mod fuzz;
+
+#[cfg(test)]
 pub(crate) mod tests {
     use super::*;
 

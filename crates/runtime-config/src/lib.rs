@@ -101,3 +101,6 @@ impl RuntimeConfig {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod fuzz;

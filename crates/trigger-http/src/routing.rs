@@ -557,6 +557,10 @@ pub fn spin_headers(
 }
 
 #[cfg(test)]
+#[path = "routing_fuzz.rs"]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
