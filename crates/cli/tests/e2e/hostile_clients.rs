@@ -146,3 +146,36 @@ fn conflicting_framing_cannot_smuggle_a_request() {
     assert!(!kiln.log().contains("/smuggled"), "the smuggled request never reached the app\n{}", kiln.log());
     still_serves(&kiln);
 }
+
+/// Pieces of HTTP/1 requests, well-formed and not, for the fuzz target below.
+const HTTP_FRAGMENTS: &[&str] = &[
+    "GET ", "POST ", "PUT ", "CONNECT ", "BREW ", "/", "/ok", "/%00", "/..%2f", "?a=b", "*", " HTTP/1.1\r\n", " HTTP/1.0\r\n",
+    " HTTP/2.0\r\n", "HTTP/9\r\n", "Host: x\r\n", "Host: \r\n", "Content-Length: 5\r\n", "Content-Length: -1\r\n",
+    "Content-Length: 99999999999999999999\r\n", "Transfer-Encoding: chunked\r\n", "Transfer-Encoding: gzip, chunked\r\n",
+    "Expect: 100-continue\r\n", "Connection: close\r\n", "Connection: upgrade\r\nUpgrade: h2c\r\n", "X: \u{1}\r\n",
+    "\r\n", "\n", "5\r\nhello\r\n", "0\r\n\r\n", "ffffffffffffffff\r\n", "hello", " ", ":", "\t", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+];
+
+/// Fuzz target: whatever bytes a client sends, the host answers or closes the connection within
+/// the header timeout and keeps serving everyone else. Random requests under `cargo test`.
+#[test]
+fn any_bytes_from_a_client_leave_the_host_serving() {
+    let (kiln, _dir) = serve_guest("echo_request", &["--header-read-timeout", "2s"]);
+    bolero::check!().with_test_time(Duration::from_secs(5)).for_each(|input: &[u8]| {
+        let request = kiln_fuzz_input::assemble(input, HTTP_FRAGMENTS);
+        let mut stream = TcpStream::connect(kiln.addr).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let _ = stream.write_all(request.as_bytes());
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+        let mut answer = Vec::new();
+        match stream.read_to_end(&mut answer) {
+            Ok(_) => {}
+            Err(err) => assert!(!matches!(err.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut), "no answer and no close within 10 s for {request:?}"),
+        }
+        // A request that opens with HTTP/2's preface is answered in HTTP/2 frames.
+        if !answer.is_empty() && !request.starts_with("PRI * HTTP/2.0") {
+            assert!(answer.starts_with(b"HTTP/1."), "not an HTTP answer to {request:?}: {:?}", String::from_utf8_lossy(&answer));
+        }
+    });
+    still_serves(&kiln);
+}
