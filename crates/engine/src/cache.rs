@@ -18,12 +18,15 @@ pub(crate) fn load(engine: &wasmtime::Engine, cache_dir: Option<&Path>, bytes: &
     };
     let path = artifact_path(engine, dir, bytes);
     if path.exists() {
-        // SAFETY: the file was written by `store` below from `Component::serialize` of an engine with
-        // the same compatibility hash (part of the file name); wasmtime additionally checks the
-        // header. A corrupt or foreign file fails to deserialize and is recompiled.
-        match unsafe { Component::deserialize_file(engine, &path) } {
-            Ok(component) => return Ok(component),
-            Err(err) => tracing::warn!("ignoring unusable cached artifact {}: {err}", path.display()),
+        match intact(&path) {
+            // SAFETY: the file was written by `store` below from `Component::serialize` of an engine
+            // with the same compatibility hash (part of the file name), and its checksum matches
+            // the one written with it; wasmtime additionally checks the header.
+            Ok(()) => match unsafe { Component::deserialize_file(engine, &path) } {
+                Ok(component) => return Ok(component),
+                Err(err) => tracing::warn!("ignoring unusable cached artifact {}: {err}", path.display()),
+            },
+            Err(reason) => tracing::warn!("ignoring cached artifact {}: {reason}; compiling again", path.display()),
         }
     }
     let component = compile(engine, bytes)?;
@@ -40,11 +43,35 @@ fn artifact_path(engine: &wasmtime::Engine, dir: &Path, bytes: &[u8]) -> PathBuf
     dir.join(format!("{content}-{:016x}.cwasm", engine_hash.finish()))
 }
 
+/// Where an artifact's checksum is kept: wasmtime checks an artifact's header, not its code, so a
+/// cached file damaged on disk (a flipped bit in machine code) would otherwise be run.
+fn checksum_path(artifact: &Path) -> PathBuf {
+    artifact.with_extension("cwasm.crc32")
+}
+
+fn checksum(bytes: &[u8]) -> String {
+    format!("{:08x}", crc32fast::hash(bytes))
+}
+
+/// Whether the artifact at `path` is the one `store` wrote (its checksum matches).
+fn intact(path: &Path) -> Result<(), String> {
+    let expected = std::fs::read_to_string(checksum_path(path)).map_err(|err| format!("no checksum beside it ({err})"))?;
+    let bytes = std::fs::read(path).map_err(|err| format!("cannot read it ({err})"))?;
+    if checksum(&bytes) == expected.trim() { Ok(()) } else { Err("its checksum does not match: the file is damaged".into()) }
+}
+
+/// Writes the artifact and its checksum, each whole (a temporary file, synced, then renamed); the
+/// checksum first, so an artifact is never found without it.
 fn store(component: &Component, dir: &Path, path: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     let artifact = component.serialize().map_err(anyhow::Error::from)?;
+    write_whole(dir, &checksum_path(path), checksum(&artifact).as_bytes())?;
+    write_whole(dir, path, &artifact)
+}
+
+fn write_whole(dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
     let mut tmp = tempfile_in(dir)?;
-    tmp.1.write_all(&artifact)?;
+    tmp.1.write_all(bytes)?;
     tmp.1.sync_all()?;
     std::fs::rename(&tmp.0, path)?;
     Ok(())
@@ -179,6 +206,26 @@ mod tests {
         std::fs::write(&cached, b"not an artifact").unwrap();
         load(&engine(), Some(dir.path()), &empty_component()).unwrap();
         assert!(std::fs::read(&cached).unwrap().len() > 100);
+    }
+
+    #[test]
+    fn a_damaged_artifact_is_recompiled_not_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let component = wat::parse_str(r#"(component (core module (func (export "f") (result i32) i32.const 42)))"#).unwrap();
+        load(&engine(), Some(dir.path()), &component).unwrap();
+        let cached = artifacts(dir.path()).remove(0);
+        let good = std::fs::read(&cached).unwrap();
+        // One bit flipped past the header, where wasmtime itself would not notice.
+        let mut damaged = good.clone();
+        let middle = damaged.len() / 2;
+        damaged[middle] ^= 0x01;
+        std::fs::write(&cached, &damaged).unwrap();
+        load(&engine(), Some(dir.path()), &component).unwrap();
+        assert_eq!(std::fs::read(&cached).unwrap(), good, "the damaged artifact was replaced by a fresh compile");
+        // An artifact from before checksums were kept is compiled again too.
+        std::fs::remove_file(checksum_path(&cached)).unwrap();
+        load(&engine(), Some(dir.path()), &component).unwrap();
+        assert!(checksum_path(&cached).is_file());
     }
 
     #[test]

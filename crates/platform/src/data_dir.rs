@@ -4,7 +4,7 @@
 //! <data-dir>/
 //!   admin-token            the admin API's bearer token (mode 0600)
 //!   blobs/<sha256>.wasm    components, content-addressed, shared by every app that uses them
-//!   cache/                 precompiled artifacts (`<sha256>-<engine>.cwasm`), mmapped on load
+//!   cache/                 precompiled artifacts (`<sha256>-<engine>.cwasm`, each with its `.crc32`), mmapped on load
 //!   apps/<name>/app.json   the app's record: current version, limits, route prefix
 //!   apps/<name>/v<N>/      version N as uploaded (manifest, files; sources hard-linked to blobs/)
 //!   apps/<name>/state/     key-value stores and SQLite databases, kept across versions

@@ -124,7 +124,8 @@ fn write_bundle(cache: &Path, original: Option<&[u8]>) -> Result<Vec<u8>> {
     for artifact in std::fs::read_dir(cache).context("nothing was compiled")? {
         let artifact = artifact?;
         let name = artifact.file_name().to_string_lossy().into_owned();
-        if name.ends_with(".cwasm") {
+        // Each artifact with its checksum (kiln-engine compiles again an artifact without one).
+        if is_artifact_name(&name) {
             append(&mut bundle, &format!("cache/{name}"), &std::fs::read(artifact.path())?)?;
         }
     }
@@ -165,14 +166,16 @@ pub fn unpack(bundle: &[u8], cache_dir: &Path) -> Result<Unpacked> {
             unpacked.original = Some(data);
         } else if let Some(name) = path.strip_prefix("cache").ok().and_then(|name| name.to_str()).filter(|name| is_artifact_name(name)) {
             std::fs::write(cache_dir.join(name), data).with_context(|| format!("cannot write `{name}` into the compile cache"))?;
-            unpacked.artifacts += 1;
+            unpacked.artifacts += usize::from(name.ends_with(".cwasm"));
         }
     }
     Ok(unpacked)
 }
 
-/// `<hex>-<hex>.cwasm`, nothing that could name another directory.
+/// `<hex>-<hex>.cwasm` or its checksum `<hex>-<hex>.cwasm.crc32`, nothing that could name another
+/// directory.
 fn is_artifact_name(name: &str) -> bool {
+    let name = name.strip_suffix(".crc32").unwrap_or(name);
     name.strip_suffix(".cwasm").is_some_and(|stem| !stem.is_empty() && stem.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'))
 }
 
@@ -184,6 +187,7 @@ mod tests {
     fn a_bundle_round_trips_its_artifacts_and_original_only() {
         let cache = tempfile::tempdir().unwrap();
         std::fs::write(cache.path().join("ab12-cd34.cwasm"), b"compiled").unwrap();
+        std::fs::write(cache.path().join("ab12-cd34.cwasm.crc32"), b"0badf00d").unwrap();
         std::fs::write(cache.path().join(".tmp-1-2"), b"torn").unwrap();
         let bundle = write_bundle(cache.path(), Some(b"{\"locked\":1}")).unwrap();
         let into = tempfile::tempdir().unwrap();
@@ -191,7 +195,8 @@ mod tests {
         assert_eq!(unpacked.artifacts, 1);
         assert_eq!(unpacked.original.as_deref(), Some(&b"{\"locked\":1}"[..]));
         assert_eq!(std::fs::read(into.path().join("ab12-cd34.cwasm")).unwrap(), b"compiled");
-        assert_eq!(std::fs::read_dir(into.path()).unwrap().count(), 1);
+        assert_eq!(std::fs::read(into.path().join("ab12-cd34.cwasm.crc32")).unwrap(), b"0badf00d", "with its checksum");
+        assert_eq!(std::fs::read_dir(into.path()).unwrap().count(), 2);
     }
 
     #[test]
