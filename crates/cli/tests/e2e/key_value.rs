@@ -737,3 +737,71 @@ fn wasi_keyvalue_example_with_its_runtime_config_on_redis() {
     assert_eq!(send(&kiln, "PUT", "/kv/color", "red"), (200, "stored\n".into()));
     assert_eq!(redis.get("color").as_deref(), Some("red"));
 }
+
+/// A small tmpfs mounted for one test (root only), unmounted when dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    /// `None` (and the test says SKIPPED) where it cannot be mounted; `KILN_REQUIRE_ROOT=1` (set by
+    /// `.ci/run` as root) makes that a failure.
+    fn mount(size: &str) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mounted = std::process::Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(dir.path()).status();
+        match mounted {
+            Ok(status) if status.success() => Some(SmallDisk { dir }),
+            other if std::env::var_os("KILN_REQUIRE_ROOT").is_some() => panic!("cannot mount a tmpfs (the disk-full test needs root): {other:?}"),
+            other => {
+                eprintln!("SKIPPED: the disk-full test needs root to mount a tmpfs: {other:?}");
+                None
+            }
+        }
+    }
+
+    fn resize(&self, size: &str) {
+        let status = std::process::Command::new("mount").args(["-o", &format!("remount,size={size}")]).arg(self.dir.path()).status().expect("mount");
+        assert!(status.success(), "remount the tmpfs");
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(self.dir.path()).status();
+    }
+}
+
+/// The state directory's disk fills up under writes: each write that does not fit fails with a
+/// clear error, everything acknowledged stays readable, and once there is room again writes succeed
+/// without a restart; a kill -9 afterwards loses nothing acknowledged.
+#[test]
+fn a_full_disk_fails_writes_clearly_and_recovers_without_a_restart() {
+    let Some(disk) = SmallDisk::mount("2m") else { return };
+    let state = disk.dir.path().display().to_string();
+    let mut app = App::start(&kv_manifest("spin_kv", "[\"default\"]", ""), None, &["--state-dir", &state], &[]);
+    let mut acknowledged = Vec::new();
+    let refusal = loop {
+        let key = format!("big{}", acknowledged.len());
+        match app.q(&[("op", "set"), ("key", &key), ("size", "65536")]) {
+            (200, _) => acknowledged.push(key),
+            refused => break refused,
+        }
+        assert!(acknowledged.len() < 200, "2 MiB never filled up");
+    };
+    eprintln!("after {} writes of 64 KiB: {refusal:?}", acknowledged.len());
+    assert!(acknowledged.len() >= 5, "the disk filled before any write: {refusal:?}");
+    assert_eq!(refusal.0, 500, "{refusal:?}");
+    assert!(refusal.1.to_lowercase().contains("full") || refusal.1.contains("disk"), "the error says why: {refusal:?}\n{}", app.kiln.log());
+    for key in &acknowledged {
+        assert_eq!(app.q(&[("op", "get"), ("key", key)]).0, 200, "{key} is still readable on a full disk");
+    }
+    assert_eq!(app.get("/.well-known/spin/health").0, 200);
+    disk.resize("16m");
+    assert_eq!(app.q(&[("op", "set"), ("key", "after"), ("size", "65536")]).0, 200, "writes succeed again once there is room");
+    acknowledged.push("after".into());
+    app.kill9_and_restart();
+    let keys: BTreeSet<String> = ok(app.q(&[("op", "keys")])).lines().map(str::to_string).collect();
+    for key in &acknowledged {
+        assert!(keys.contains(key), "acknowledged write {key} lost");
+    }
+}
