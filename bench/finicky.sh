@@ -7,7 +7,7 @@
 #     over its own keep-alive connection) and clicks as fast as the answers come for DURATION seconds:
 #     POST /api/morsel with the food the game's seed requests (every WRONG_EVERY-th click a wrong one);
 #   - each click travels HTTP in → `morsel` publishes an event → `tally` (NATS trigger) checks it and
-#     counts it with key-value atomics. A click is done when it is counted as processed in key-value:
+#     counts it in the game's tally (one key-value record, compare-and-swap). A click is done when it is counted as processed in key-value:
 #     after the load, the generator polls every game's /api/score until `processed` equals the clicks
 #     the server accepted (202);
 #   - events/s = clicks processed ÷ (first click → last processed); also HTTP clicks accepted/s (the

@@ -9,7 +9,9 @@ use tokio::sync::mpsc;
 
 /// Messages a subscriber may have waiting before new ones are dropped for it (NATS calls such a
 /// subscriber a slow consumer).
-const CHANNEL_CAPACITY: usize = 8192;
+pub(crate) const CHANNEL_CAPACITY: usize = 8192;
+/// The queue group of durable consumer `name` is `$kiln.durable.<name>`.
+const DURABLE_GROUP_PREFIX: &str = "$kiln.durable.";
 
 /// A message and how often it was delivered (1 unless a durable consumer redelivers it).
 pub(crate) struct Envelope {
@@ -64,12 +66,31 @@ impl Bus {
 
     /// Delivers `message` to every matching plain subscriber and to one member of every matching
     /// queue group. Returns how many subscribers got it.
-    pub(crate) fn publish(&self, message: Message) -> usize {
-        self.publish_envelope(Envelope { message, attempt: 1 }, None)
+    ///
+    /// A plain subscriber or queue group whose queue is full misses the message (at most once, as
+    /// core NATS drops for a slow consumer). A durable consumer never does: the publisher waits for
+    /// room in its queue (backpressure), so a message whose publish returned was taken in.
+    pub(crate) async fn publish(&self, message: Message) -> usize {
+        self.publish_envelope(Envelope { message, attempt: 1 }, None).await
     }
 
     /// With `only_group`, delivers only to that queue group (a durable consumer's redelivery).
-    fn publish_envelope(&self, envelope: Envelope, only_group: Option<&str>) -> usize {
+    async fn publish_envelope(&self, envelope: Envelope, only_group: Option<&str>) -> usize {
+        let (delivered, waiting) = self.offer(envelope, only_group);
+        let mut taken = 0;
+        for (tx, envelope) in waiting {
+            let subject = envelope.message.subject.clone();
+            match tx.send(envelope).await {
+                Ok(()) => taken += 1,
+                Err(_) => tracing::warn!("in-process bus: a durable consumer went away; a message on {subject} was dropped for it"),
+            }
+        }
+        delivered + taken
+    }
+
+    /// Hands the envelope to every subscriber with room; returns how many took it, and the queues of
+    /// durable consumers that had none (to wait on).
+    fn offer(&self, envelope: Envelope, only_group: Option<&str>) -> (usize, Vec<(mpsc::Sender<Envelope>, Envelope)>) {
         let mut state = self.lock();
         let mut plain = Vec::new();
         let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
@@ -89,6 +110,7 @@ impl Bus {
         }
         let mut delivered = 0;
         let mut slow = Vec::new();
+        let mut waiting = Vec::new();
         for index in plain {
             let sub = &state.subs[index];
             match sub.tx.try_send(Envelope { message: envelope.message.clone(), attempt: envelope.attempt }) {
@@ -110,7 +132,11 @@ impl Bus {
                     break;
                 }
             }
-            if !sent {
+            if !sent && group.starts_with(DURABLE_GROUP_PREFIX) {
+                let index = members[start % members.len()];
+                state.cursor.insert(group.clone(), (start + 1) % members.len());
+                waiting.push((state.subs[index].tx.clone(), Envelope { message: envelope.message.clone(), attempt: envelope.attempt }));
+            } else if !sent {
                 slow.push(format!("queue group {group}"));
             }
         }
@@ -119,7 +145,7 @@ impl Bus {
         for who in slow {
             tracing::warn!("in-process bus: a subscriber of {who} is not keeping up; a message on {} was dropped for it", envelope.message.subject);
         }
-        delivered
+        (delivered, waiting)
     }
 
     pub(crate) async fn request(&self, mut message: Message, timeout: Duration, max_replies: usize) -> Result<Vec<Message>, MessagingError> {
@@ -127,7 +153,7 @@ impl Bus {
         let mut replies = self.subscribe(&inbox, None);
         let subject = message.subject.clone();
         message.reply_to = Some(inbox);
-        if self.publish(message) == 0 {
+        if self.publish(message).await == 0 {
             return Err(MessagingError::NoResponders(subject));
         }
         let deadline = tokio::time::Instant::now() + timeout;
@@ -142,7 +168,7 @@ impl Bus {
     }
 
     pub(crate) fn durable(&self, pattern: &str, durable: &str, options: DurableOptions) -> Durable {
-        let group = format!("$kiln.durable.{durable}");
+        let group = format!("{DURABLE_GROUP_PREFIX}{durable}");
         let sub = self.subscribe(pattern, Some(group.clone()));
         Durable { sub, group, durable: durable.to_string(), options, bus: self.me.clone() }
     }
@@ -209,7 +235,7 @@ impl Acker {
             tokio::time::sleep(delay).await;
             if let Some(bus) = bus.upgrade() {
                 let subject = message.subject.clone();
-                if bus.publish_envelope(Envelope { message, attempt }, Some(&group)) == 0 {
+                if bus.publish_envelope(Envelope { message, attempt }, Some(&group)).await == 0 {
                     tracing::warn!("in-process bus: no consumer left for a redelivery on {subject}; the message is dropped");
                 }
             }
@@ -222,9 +248,9 @@ impl Acker {
         }
     }
 
-    pub(crate) fn publish(self, message: Message) {
+    pub(crate) async fn publish(self, message: Message) {
         if let Some(bus) = self.bus.upgrade() {
-            bus.publish(message);
+            bus.publish(message).await;
         }
     }
 }

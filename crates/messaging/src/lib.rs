@@ -151,7 +151,7 @@ impl Broker {
         let message = Message { subject: subject.to_string(), payload, reply_to, headers };
         match &*self.backend {
             Backend::InProcess(bus) => {
-                bus.publish(message);
+                bus.publish(message).await;
                 Ok(())
             }
             Backend::Nats(n) => n.publish(message).await,
@@ -322,7 +322,7 @@ impl Delivery {
         headers.push((DLQ_REASON_HEADER.to_string(), one_line(reason)));
         let dead = Message { subject: subject.clone(), payload: self.message.payload.clone(), reply_to: None, headers };
         match self.acker {
-            Acker::InProcess(acker) => acker.publish(dead),
+            Acker::InProcess(acker) => acker.publish(dead).await,
             Acker::Nats(acker) => acker.dead_letter(dead).await?,
         }
         Ok(FailOutcome::DeadLettered { subject })

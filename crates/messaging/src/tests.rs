@@ -62,6 +62,31 @@ async fn in_process_queue_groups_deliver_each_message_once() {
     assert!(recv(&mut a).await.is_some() && recv(&mut b).await.is_some());
 }
 
+/// A durable consumer that falls behind slows its publishers down instead of losing messages: a
+/// publish beyond its queue waits for room, and every message published is delivered.
+#[tokio::test]
+async fn in_process_durable_consumers_push_back_instead_of_dropping() {
+    let broker = Broker::in_process();
+    let mut durable = broker.durable("slow.>", "slow", DurableOptions::default()).await.unwrap();
+    let total = inprocess::CHANNEL_CAPACITY + 100;
+    let publisher = {
+        let broker = broker.clone();
+        tokio::spawn(async move {
+            for i in 0..total {
+                broker.publish("slow.x", Bytes::from(i.to_string()), Vec::new(), None).await.unwrap();
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!publisher.is_finished(), "the publisher waits while the consumer's queue is full");
+    for i in 0..total {
+        let delivery = tokio::time::timeout(Duration::from_secs(5), durable.next()).await.expect("a message").expect("open");
+        assert_eq!(delivery.message.payload, Bytes::from(i.to_string()), "in order, none lost");
+        delivery.ack().await.unwrap();
+    }
+    publisher.await.unwrap();
+}
+
 #[tokio::test]
 async fn in_process_dropped_subscriptions_stop_receiving() {
     let broker = Broker::in_process();

@@ -15,7 +15,7 @@ mod bindings {
 
 use bindings::wasi::keyvalue::atomics::{self, Cas, CasError};
 use bindings::wasi::keyvalue::store::{self, Bucket};
-use finicky_shared::{Entry, Game, LEADERBOARD_KEY, Tally, check_game_id, game_key, now_ms, tally_key};
+use finicky_shared::{Entry, Game, LEADERBOARD_KEY, SHARDS, Tally, check_game_id, game_key, now_ms, tally_key};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use spin_sdk::http::{IntoResponse, Method, Request, Response};
@@ -125,7 +125,10 @@ fn submit(bucket: &Bucket, body: &[u8]) -> Result<Response, String> {
     if now < game.end_ms() {
         return Ok(error(409, format!("game {id} is still running ({} ms left)", game.end_ms() - now)));
     }
-    let tally = || kv(bucket.get(&tally_key(id))).and_then(|record| Tally::parse(record.as_deref()));
+    let tally = || -> Result<Tally, String> {
+        let shards = (0..SHARDS).map(|shard| kv(bucket.get(&tally_key(id, shard))).and_then(|record| Tally::parse(record.as_deref())));
+        Ok(Tally::sum(shards.collect::<Result<Vec<_>, _>>()?))
+    };
     // Wait, bounded, for the clicks still in flight to be counted.
     let started = Instant::now();
     let mut counted = tally()?;

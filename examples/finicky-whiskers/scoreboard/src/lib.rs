@@ -3,7 +3,7 @@
 //! (morsel events are counted asynchronously, so `processed` catches up with the clicks a moment
 //! later). 400 without a valid id, 404 for a game that was never started.
 
-use finicky_shared::{Game, Tally, check_game_id, game_key, now_ms, query_param, tally_key};
+use finicky_shared::{Game, SHARDS, Tally, check_game_id, game_key, now_ms, query_param, tally_key};
 use serde_json::{Value, json};
 use spin_sdk::http::{IntoResponse, Method, Request, Response};
 use spin_sdk::http_component;
@@ -18,8 +18,12 @@ fn error(status: u16, message: impl Into<String>) -> Response {
 }
 
 fn score(store: &Store, id: &str, game: &Game) -> Result<Value, String> {
-    let record = store.get(&tally_key(id)).map_err(|e| format!("key-value: {e}"))?;
-    let tally = Tally::parse(record.as_deref())?;
+    let mut shards = Vec::new();
+    for shard in 0..SHARDS {
+        let record = store.get(&tally_key(id, shard)).map_err(|e| format!("key-value: {e}"))?;
+        shards.push(Tally::parse(record.as_deref())?);
+    }
+    let tally = Tally::sum(shards);
     Ok(json!({
         "game": id,
         "score": tally.correct,

@@ -95,15 +95,30 @@ fn truncate(s: &str, max: usize) -> String {
 pub fn game_key(game: &str) -> String {
     format!("fw:game:{game}")
 }
-/// A game's [`Tally`].
-pub fn tally_key(game: &str) -> String {
-    format!("fw:{game}:tally")
+/// A game's tally is kept in this many records (shards, by click number), so the events of one
+/// game, handled at once by many instances, rarely update the same record.
+pub const SHARDS: u32 = 16;
+
+/// Shard `shard` of a game's [`Tally`].
+pub fn tally_key(game: &str, shard: u32) -> String {
+    format!("fw:{game}:tally:{shard}")
+}
+
+/// The shard that counts click `click`.
+pub fn shard_of(click: u32) -> u32 {
+    click % SHARDS
+}
+
+/// The click that scored request `index` of a game (the first correct click to claim it).
+pub fn hit_key(game: &str, index: u32) -> String {
+    format!("fw:{game}:hit:{index}")
 }
 pub const LEADERBOARD_KEY: &str = "fw:leaderboard";
 
-/// What `tally` has counted of a game, in one record updated by compare-and-swap: a click is
-/// counted in the same write that marks it counted, so a delivery that fails before its write
-/// leaves nothing behind (its redelivery counts it), and one after it only adds a `duplicate`.
+/// What `tally` has counted of one shard of a game (or, summed, of the game), in one record updated
+/// by compare-and-swap: a click is counted in the same write that marks it counted, so a delivery
+/// that fails before its write leaves nothing behind (its redelivery counts it), and one after it
+/// only adds a `duplicate`.
 #[derive(Serialize, Deserialize, Default, Clone, Debug, PartialEq)]
 pub struct Tally {
     pub correct: i64,
@@ -114,8 +129,6 @@ pub struct Tally {
     pub processed: i64,
     /// The click numbers counted.
     pub clicks: BTreeSet<u32>,
-    /// The requests of the sequence answered correctly: each scores once, however many clicks claim it.
-    pub hits: BTreeSet<u32>,
 }
 
 impl Tally {
@@ -132,23 +145,62 @@ impl Tally {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
-    /// Counts `morsel` of `game`, and says how: `correct`, `wrong`, `late` or `duplicate`.
-    pub fn count(&mut self, game: &Game, morsel: &Morsel) -> &'static str {
+    /// Counts `morsel`, whose [`verdict`] is `verdict`, and says how: the verdict, or `duplicate`.
+    pub fn count(&mut self, morsel: &Morsel, verdict: Verdict) -> &'static str {
         if !self.clicks.insert(morsel.click) {
             self.duplicate += 1;
             return "duplicate";
         }
         self.processed += 1;
-        if morsel.at_ms < game.start_ms || morsel.at_ms > game.end_ms() + GRACE_MS {
-            self.late += 1;
-            "late"
-        } else if morsel.food == food_at(game.seed, morsel.index) && self.hits.insert(morsel.index) {
-            self.correct += 1;
-            "correct"
-        } else {
-            self.wrong += 1;
-            "wrong"
+        match verdict {
+            Verdict::Late => self.late += 1,
+            Verdict::Correct => self.correct += 1,
+            Verdict::Wrong => self.wrong += 1,
         }
+        verdict.name()
+    }
+
+    /// The game's tally: its shards added up.
+    pub fn sum(shards: impl IntoIterator<Item = Tally>) -> Tally {
+        shards.into_iter().fold(Tally::default(), |mut all, shard| {
+            all.correct += shard.correct;
+            all.wrong += shard.wrong;
+            all.late += shard.late;
+            all.duplicate += shard.duplicate;
+            all.processed += shard.processed;
+            all.clicks.extend(shard.clicks);
+            all
+        })
+    }
+}
+
+/// How a click counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Correct,
+    Wrong,
+    Late,
+}
+
+impl Verdict {
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Correct => "correct",
+            Verdict::Wrong => "wrong",
+            Verdict::Late => "late",
+        }
+    }
+}
+
+/// Whether a click could score: it came within the game's window and clicked the requested food.
+/// (It scores only if it is also the first to claim its request: see `tally`.)
+pub fn could_score(game: &Game, morsel: &Morsel) -> Result<(), Verdict> {
+    if morsel.at_ms < game.start_ms || morsel.at_ms > game.end_ms() + GRACE_MS {
+        Err(Verdict::Late)
+    } else if morsel.food != food_at(game.seed, morsel.index) {
+        Err(Verdict::Wrong)
+    } else {
+        Ok(())
     }
 }
 
@@ -173,22 +225,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_click_counts_once_and_a_request_scores_once() {
+    fn a_click_counts_once_and_shards_add_up() {
         let game = Game { seed: 7, start_ms: 1_000, seconds: 5, token: String::new() };
         let click = |click, index, at_ms| Morsel { game: "g".into(), click, index, food: food_at(7, index).into(), at_ms };
-        let mut tally = Tally::default();
-        assert_eq!(tally.count(&game, &click(0, 0, 1_500)), "correct");
-        assert_eq!(tally.count(&game, &click(0, 0, 1_500)), "duplicate", "a redelivery");
-        assert_eq!(tally.count(&game, &click(1, 0, 1_600)), "wrong", "the same request claimed again");
-        assert_eq!(tally.count(&game, &click(2, 1, 6_000 + GRACE_MS + 1)), "late");
-        assert_eq!(tally.count(&game, &click(3, 1, 999)), "late", "before the start");
+        assert_eq!(could_score(&game, &click(0, 0, 1_500)), Ok(()));
+        assert_eq!(could_score(&game, &click(2, 1, 6_000 + GRACE_MS + 1)), Err(Verdict::Late));
+        assert_eq!(could_score(&game, &click(3, 1, 999)), Err(Verdict::Late), "before the start");
         let mut wrong_food = click(4, 1, 2_000);
         wrong_food.food = FOODS.iter().find(|f| **f != food_at(7, 1)).copied().unwrap_or_default().into();
-        assert_eq!(tally.count(&game, &wrong_food), "wrong");
-        assert_eq!((tally.correct, tally.wrong, tally.late, tally.duplicate, tally.processed), (1, 2, 2, 1, 5));
-        assert_eq!(Tally::parse(Some(&tally.to_bytes())), Ok(tally));
+        assert_eq!(could_score(&game, &wrong_food), Err(Verdict::Wrong));
+
+        let (mut even, mut odd) = (Tally::default(), Tally::default());
+        assert_eq!(even.count(&click(0, 0, 1_500), Verdict::Correct), "correct");
+        assert_eq!(even.count(&click(0, 0, 1_500), Verdict::Correct), "duplicate", "a redelivery");
+        assert_eq!(odd.count(&click(1, 0, 1_600), Verdict::Wrong), "wrong");
+        assert_eq!(even.count(&click(2, 1, 9_000), Verdict::Late), "late");
+        let all = Tally::sum([even.clone(), odd]);
+        assert_eq!((all.correct, all.wrong, all.late, all.duplicate, all.processed), (1, 1, 1, 1, 3));
+        assert_eq!(Tally::parse(Some(&even.to_bytes())), Ok(even));
         assert_eq!(Tally::parse(None), Ok(Tally::default()));
         assert!(Tally::parse(Some(b"{")).is_err());
+        assert_eq!((shard_of(3), shard_of(SHARDS + 3)), (3, 3));
     }
 
     #[test]
