@@ -46,11 +46,11 @@ kiln, wasmtime, wasm, work, runs, rows, big_rows = sys.argv[1:4] + [sys.argv[4]]
 env = dict(os.environ, KILN_CACHE_DIR=os.path.join(work, "kiln-cache"))
 # wasmtime's cache goes to its default place unless told; give it its own, as kiln's.
 with open(os.path.join(work, "wasmtime-cache.toml"), "w") as f:
-    f.write(f'[cache]\nenabled = true\ndirectory = "{os.path.join(work, "wasmtime-cache")}"\n')
+    f.write(f'[cache]\ndirectory = "{os.path.join(work, "wasmtime-cache")}"\n')
 tools = {
     "kiln run": [kiln, "run", wasm],
     # -S http: the component also exports a wasi:http handler, so it imports wasi:http's types.
-    "wasmtime run": [wasmtime, "run", "-S", "http", "-C", f"cache-config={os.path.join(work, 'wasmtime-cache.toml')}", wasm],
+    "wasmtime run": [wasmtime, "run", "-S", "http", "-C", "cache=y", "-C", f"cache-config={os.path.join(work, 'wasmtime-cache.toml')}", wasm],
 }
 print(f"kiln: {subprocess.run([kiln, '--version'], capture_output=True, text=True).stdout.strip()}; "
       f"{subprocess.run([wasmtime, '--version'], capture_output=True, text=True).stdout.strip()}; {runs} runs each")

@@ -57,6 +57,8 @@ async fn run_program(args: RunArgs) -> Result<u8> {
         max_instances: 1,
         max_instance_memory: args.max_memory,
         concurrency: Engine::needs_concurrency(&args.file)?,
+        // Epoch checks only when there is a deadline to keep (they cost compute-bound programs ~20%).
+        deadlines: args.timeout.is_some(),
         ..EngineConfig::default()
     };
     let engine = Engine::new(config, &[])?;

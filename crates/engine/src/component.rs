@@ -202,14 +202,16 @@ impl ComponentPre {
         // back only after the worker has polled for I/O: a worker whose guests loop would otherwise
         // always have a task ready and look at its sockets only every 61 polls, ~120 ms of 2 ms ticks,
         // before it sees a neighbour's request.
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline {
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
-            }
-        });
+        if self.engine.config().deadlines {
+            store.set_epoch_deadline(1);
+            store.epoch_deadline_callback(move |_| {
+                if Instant::now() >= deadline {
+                    Ok(UpdateDeadline::Interrupt)
+                } else {
+                    Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
+                }
+            });
+        }
         Ok(store)
     }
 

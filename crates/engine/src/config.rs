@@ -24,6 +24,10 @@ pub struct EngineConfig {
     /// Spin 4's `spin:*@3.0.0` interfaces, and measurably slower for every other guest. Turn it on
     /// only when a component needs it (see [`crate::needs_concurrency`]).
     pub concurrency: bool,
+    /// Interrupt guests at their deadline and make busy ones yield (epoch interruption). Every
+    /// trigger needs it; `kiln run` without `--timeout` does not, and runs compute-bound programs
+    /// faster without the checks it compiles into every loop.
+    pub deadlines: bool,
 }
 
 impl Default for EngineConfig {
@@ -34,6 +38,7 @@ impl Default for EngineConfig {
             cache_dir: default_cache_dir(),
             pooling: true,
             concurrency: false,
+            deadlines: true,
         }
     }
 }
@@ -53,7 +58,7 @@ impl EngineConfig {
     pub(crate) fn wasmtime_config(&self) -> Result<wasmtime::Config> {
         let mut config = wasmtime::Config::new();
         config.wasm_component_model(true);
-        config.epoch_interruption(true);
+        config.epoch_interruption(self.deadlines);
         // wasi:http 0.2 needs none of the component-model-async machinery; leaving it off saves
         // per-store setup on every request.
         config.concurrency_support(self.concurrency);

@@ -40,7 +40,7 @@ struct EngineInner {
     linker: Linker<KilnState>,
     cache_dir: Option<PathBuf>,
     config: EngineConfig,
-    _epoch: epoch::EpochTicker,
+    _epoch: Option<epoch::EpochTicker>,
 }
 
 /// `wasi:*@0.3.*` and Spin 4's async interfaces (`spin:key-value`, `spin:variables`, `spin:redis`,
@@ -67,7 +67,7 @@ impl Engine {
             .map_err(anyhow::Error::from)
             .context("failed to create the wasmtime engine")?;
         let linker = state::linker(&wasmtime, config.concurrency, capabilities)?;
-        let epoch = epoch::EpochTicker::start(wasmtime.clone(), config::EPOCH_TICK);
+        let epoch = config.deadlines.then(|| epoch::EpochTicker::start(wasmtime.clone(), config::EPOCH_TICK));
         Ok(Engine {
             inner: Arc::new(EngineInner {
                 wasmtime,
