@@ -102,7 +102,7 @@ fn environment(pairs: &[String]) -> Result<Vec<(String, String)>> {
     pairs
         .iter()
         .map(|pair| match pair.split_once('=') {
-            Some((name, _)) if name.is_empty() => bail!("--env `{pair}`: the variable has no name"),
+            Some(("", _)) => bail!("--env `{pair}`: the variable has no name"),
             Some((name, value)) => Ok((name.to_string(), value.to_string())),
             None => std::env::var(pair)
                 .map(|value| (pair.clone(), value))

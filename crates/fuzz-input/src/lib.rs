@@ -30,7 +30,7 @@ mod tests {
     fn bytes_pick_fragments_or_stand_for_themselves() {
         assert_eq!(assemble(&[0, 1, 2], &["a", "b"]), "aba");
         assert_eq!(assemble(&[RAW_FROM_TEST, 1], &["a", "b"]), " b");
-        assert_eq!(assemble(&[b'x'], &[]), "x");
+        assert_eq!(assemble(b"x", &[]), "x");
     }
 
     const RAW_FROM_TEST: u8 = super::RAW_FROM;

@@ -31,7 +31,8 @@ impl Run for Momentum {
         let input_path = args.get(1).filter(|p| *p != "-");
         let output_path = args.get(2).filter(|p| *p != "-");
         if args.len() > 3 {
-            return Err(complain("usage: momentum [IN.csv|- [OUT.csv|-]]"));
+            complain("usage: momentum [IN.csv|- [OUT.csv|-]]");
+            return Err(());
         }
         let input = match input_path {
             Some(path) => std::fs::read(path).map_err(|err| complain(&format!("cannot read `{path}`: {err}")))?,
