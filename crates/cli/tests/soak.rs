@@ -1,7 +1,9 @@
 //! The soak test: a mixed load on one `kiln serve` — HTTP requests, key-value writes and reads,
 //! events published and handled, and apps deployed and removed — while the host's resident memory,
-//! open file descriptors and threads are sampled. After a warm-up, none may keep growing: memory
-//! grows less than [`MAX_RSS_SLOPE_MIB_PER_MIN`], file descriptors and threads no more than a few.
+//! open file descriptors and threads are sampled. None may keep growing: the peak resident memory
+//! of the last third of the run may exceed the middle third's by at most [`MAX_RSS_GROWTH_MIB`]
+//! (memory settles in steps — pool slots and allocator segments first used under the load — so a
+//! plateau is fine and a leak is not), and file descriptors and threads vary by no more than a few.
 //!
 //! A test binary of its own (cargo runs test binaries one after another, so the suite's parallel
 //! load is not measured). `KILN_SOAK_SECS` (default 120) and `KILN_SOAK_SAMPLE_SECS` (default 5) set
@@ -14,8 +16,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// The largest growth of resident memory tolerated after the warm-up (a least-squares slope).
-const MAX_RSS_SLOPE_MIB_PER_MIN: f64 = 2.0;
+/// How much higher the last third's peak resident memory may be than the middle third's.
+const MAX_RSS_GROWTH_MIB: f64 = 4.0;
 /// File descriptors and threads may vary with the load by this much after the warm-up, no more.
 const MAX_FD_SPREAD: u64 = 64;
 const MAX_THREAD_SPREAD: u64 = 16;
@@ -156,11 +158,14 @@ fn a_mixed_load_does_not_grow_the_host() {
     eprintln!("soak: {operations} operations in {:?}; samples in {}", started.elapsed(), csv_path.display());
 
     // After a warm-up (the first third: caches, pools and stores fill), nothing keeps growing.
-    let settled = &samples[samples.len() / 3..];
+    let third = samples.len() / 3;
+    let settled = &samples[third..];
+    let peak_mib = |part: &[Sample]| part.iter().map(|s| s.rss_kib).max().unwrap_or(0) as f64 / 1024.0;
+    let growth = peak_mib(&samples[2 * third..]) - peak_mib(&samples[third..2 * third]);
     let rss_slope = slope(&settled.iter().map(|s| (s.at / 60.0, s.rss_kib as f64 / 1024.0)).collect::<Vec<_>>());
     let spread = |f: fn(&Sample) -> u64| settled.iter().map(f).max().unwrap_or(0) - settled.iter().map(f).min().unwrap_or(0);
     eprintln!(
-        "soak: RSS {} → {} MiB (slope {rss_slope:.2} MiB/min after the warm-up), fds {} → {}, threads {} → {}",
+        "soak: RSS {} → {} MiB (last third's peak {growth:+.1} MiB over the middle third's; slope {rss_slope:.2} MiB/min after the warm-up), fds {} → {}, threads {} → {}",
         samples[0].rss_kib / 1024,
         samples[samples.len() - 1].rss_kib / 1024,
         samples[0].fds,
@@ -169,7 +174,7 @@ fn a_mixed_load_does_not_grow_the_host() {
         samples[samples.len() - 1].threads
     );
     assert!(operations > 100, "the load barely ran: {operations} operations");
-    assert!(rss_slope < MAX_RSS_SLOPE_MIB_PER_MIN, "resident memory grows {rss_slope:.2} MiB/min after the warm-up (limit {MAX_RSS_SLOPE_MIB_PER_MIN})");
+    assert!(growth <= MAX_RSS_GROWTH_MIB, "resident memory keeps growing: the last third's peak is {growth:.1} MiB above the middle third's (limit {MAX_RSS_GROWTH_MIB}); slope {rss_slope:.2} MiB/min");
     assert!(spread(|s| s.fds) <= MAX_FD_SPREAD, "file descriptors vary by {} after the warm-up", spread(|s| s.fds));
     assert!(spread(|s| s.threads) <= MAX_THREAD_SPREAD, "threads vary by {} after the warm-up", spread(|s| s.threads));
 }

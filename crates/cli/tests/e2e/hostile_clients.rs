@@ -179,3 +179,48 @@ fn any_bytes_from_a_client_leave_the_host_serving() {
     });
     still_serves(&kiln);
 }
+
+/// HTTP/2 rapid reset (CVE-2023-44487): a client opens streams and cancels each at once, so the
+/// server starts work it never gets to finish. The host must bound it (hyper's h2 server refuses a
+/// connection that resets streams faster than they are accepted, with GOAWAY) and keep serving
+/// everyone else meanwhile.
+#[test]
+fn http2_rapid_reset_is_bounded() {
+    let (kiln, _dir) = serve_guest("echo_request", &[]);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let (reset, cut_off) = runtime.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(kiln.addr).await.expect("connect");
+        let (mut client, connection) = h2::client::handshake(tcp).await.expect("h2 handshake (prior knowledge)");
+        let driver = tokio::spawn(connection);
+        let (mut reset, mut cut_off) = (0u32, false);
+        for _ in 0..20_000 {
+            client = match client.ready().await {
+                Ok(client) => client,
+                Err(_) => {
+                    cut_off = true;
+                    break;
+                }
+            };
+            let request = http::Request::get(format!("http://{}/", kiln.addr)).body(()).expect("request");
+            match client.send_request(request, true) {
+                Ok((_response, mut stream)) => {
+                    stream.send_reset(h2::Reason::CANCEL);
+                    reset += 1;
+                }
+                Err(_) => {
+                    cut_off = true;
+                    break;
+                }
+            }
+        }
+        driver.abort();
+        (reset, cut_off)
+    });
+    eprintln!("rapid reset: {reset} streams reset, connection cut off by the server: {cut_off}");
+    still_serves(&kiln);
+    assert!(cut_off || reset == 20_000, "the burst ended neither by the server's GOAWAY nor by running out");
+    // Whatever it started has ended: no instance is left running for the cancelled streams.
+    let started = Instant::now();
+    while kiln.get("/ok").status() != 200 && started.elapsed() < Duration::from_secs(10) {}
+    assert_eq!(body(kiln.get("/ok")).0, 200);
+}
