@@ -149,6 +149,8 @@ impl Nats {
             durable: durable.to_string(),
             options,
             messages: None,
+            established: false,
+            missing_since: None,
             _runtime: self.runtime.clone(),
         };
         consumer.setup().await?;
@@ -214,8 +216,16 @@ pub(crate) struct Durable {
     durable: String,
     options: DurableOptions,
     messages: Option<pull::Stream>,
+    /// Whether the consumer was set up once (after that, a missing consumer is waited for).
+    established: bool,
+    /// Since when the consumer has been missing on re-establishing (see [`Durable::setup`]).
+    missing_since: Option<std::time::Instant>,
     _runtime: Arc<Runtime>,
 }
+
+/// How long a durable consumer that existed may be missing (a JetStream server still restoring its
+/// state after a restart) before Kiln creates it afresh, which redelivers the stream's history.
+const RECREATE_AFTER: Duration = Duration::from_secs(30);
 
 /// `KILN_<DURABLE>`: stream names allow no `.`, `*`, `>` or whitespace; durables are letters, digits,
 /// `-` and `_` already.
@@ -239,10 +249,24 @@ impl Durable {
             max_deliver: -1,
             ..Default::default()
         };
+        // Re-establishing: a consumer the server does not know (yet) is waited for, not created at
+        // once. A server that restarts may answer before it has restored its consumers, and a new
+        // consumer would deliver the whole stream again, messages already acked included.
+        if self.established {
+            if let Err(err) = stream.get_consumer::<pull::Config>(&self.durable).await {
+                let since = *self.missing_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() < RECREATE_AFTER {
+                    return Err(MessagingError::Other(format!("JetStream consumer `{}` is not there (yet): {err}", self.durable)));
+                }
+                tracing::warn!("JetStream consumer `{}` has been missing for {RECREATE_AFTER:?}; creating it again (it starts from the beginning of the stream)", self.durable);
+            }
+        }
         let consumer = stream
             .get_or_create_consumer(&self.durable, config)
             .await
             .map_err(|e| MessagingError::Other(format!("cannot create JetStream consumer `{}`: {e}", self.durable)))?;
+        self.established = true;
+        self.missing_since = None;
         let messages = consumer
             .stream()
             .max_messages_per_batch(self.options.batch)

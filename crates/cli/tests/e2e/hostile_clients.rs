@@ -161,7 +161,7 @@ const HTTP_FRAGMENTS: &[&str] = &[
 #[test]
 fn any_bytes_from_a_client_leave_the_host_serving() {
     let (kiln, _dir) = serve_guest("echo_request", &["--header-read-timeout", "2s"]);
-    bolero::check!().with_test_time(Duration::from_secs(5)).for_each(|input: &[u8]| {
+    bolero::check!().with_test_time(Duration::from_secs(2)).for_each(|input: &[u8]| {
         let request = kiln_fuzz_input::assemble(input, HTTP_FRAGMENTS);
         let mut stream = TcpStream::connect(kiln.addr).expect("connect");
         stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
