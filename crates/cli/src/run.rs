@@ -7,7 +7,7 @@
 //! (the manifest's `allowed_outbound_hosts` patterns), no file but the `--dir`s.
 
 use anyhow::{Context, Result, bail};
-use kiln_engine::{CommandIo, CommandStdio, ComponentPre, Engine, EngineConfig, InstanceLimits, KilnState, WasiTemplate};
+use kiln_engine::{CommandIo, CommandStdio, ComponentPre, Engine, EngineConfig, InstanceLimits, WasiTemplate};
 use kiln_outbound::AllowedHosts;
 use kiln_outbound_http::OutboundHttp;
 use std::path::PathBuf;
@@ -76,24 +76,10 @@ async fn run_program(args: RunArgs) -> Result<u8> {
     let argv = std::iter::once(name.clone()).chain(args.args).collect();
     let io = CommandIo { args: argv, env: Vec::new(), stdio: CommandStdio::Inherited };
     let hooks = OutboundHttp::new(name, allowed).hooks();
-    let outcome = component.run_command(limits, hooks, io, move |store| Box::pin(async move { run_to_exit(&command, store).await })).await;
+    let outcome = component.run_command(limits, hooks, io, move |store| Box::pin(async move { kiln_engine::run_to_exit(&command, store).await })).await;
     match outcome {
         Ok(code) => Ok(u8::try_from(code).unwrap_or(1)),
         Err(failure) => bail!("{}: {failure}", args.file.display()),
-    }
-}
-
-/// Instantiates the program and runs it to its end: its exit code (`exit(n)`, or 0/1 for `run`'s
-/// result).
-async fn run_to_exit(command: &CommandPre<KilnState>, store: &mut wasmtime::Store<KilnState>) -> wasmtime::Result<i32> {
-    let instance = command.instantiate_async(&mut *store).await?;
-    match instance.wasi_cli_run().call_run(&mut *store).await {
-        Ok(Ok(())) => Ok(0),
-        Ok(Err(())) => Ok(1),
-        Err(err) => match err.downcast_ref::<wasmtime_wasi::I32Exit>() {
-            Some(wasmtime_wasi::I32Exit(code)) => Ok(*code),
-            None => Err(err),
-        },
     }
 }
 

@@ -52,6 +52,20 @@ pub struct CommandIo {
     pub stdio: CommandStdio,
 }
 
+/// Instantiates a WASI program and runs its `wasi:cli/run` to the end: its exit code (`exit(n)`, or
+/// 0/1 for `run`'s result). A trap is the error.
+pub async fn run_to_exit(command: &wasmtime_wasi::p2::bindings::CommandPre<KilnState>, store: &mut wasmtime::Store<KilnState>) -> wasmtime::Result<i32> {
+    let instance = command.instantiate_async(&mut *store).await?;
+    match instance.wasi_cli_run().call_run(&mut *store).await {
+        Ok(Ok(())) => Ok(0),
+        Ok(Err(())) => Ok(1),
+        Err(err) => match err.downcast_ref::<wasmtime_wasi::I32Exit>() {
+            Some(wasmtime_wasi::I32Exit(code)) => Ok(*code),
+            None => Err(err),
+        },
+    }
+}
+
 /// A command's standard streams.
 pub enum CommandStdio {
     /// stdin from memory, stdout captured (the caller keeps a clone of the pipe to read it once

@@ -22,6 +22,16 @@ pub fn assemble(input: &[u8], fragments: &[&str]) -> String {
     text
 }
 
+/// Splits a fuzzer's bytes at the first `marker` byte: the part before it and the part after it
+/// (empty when there is none), for targets that take two inputs (a pattern and a URL, routes and a
+/// path).
+pub fn split_at_marker(input: &[u8], marker: u8) -> (&[u8], &[u8]) {
+    match input.iter().position(|b| *b == marker) {
+        Some(cut) => (&input[..cut], &input[cut + 1..]),
+        None => (input, &[]),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::assemble;
@@ -31,6 +41,8 @@ mod tests {
         assert_eq!(assemble(&[0, 1, 2], &["a", "b"]), "aba");
         assert_eq!(assemble(&[RAW_FROM_TEST, 1], &["a", "b"]), " b");
         assert_eq!(assemble(b"x", &[]), "x");
+        assert_eq!(super::split_at_marker(&[1, 0xFF, 2, 0xFF], 0xFF), (&[1][..], &[2, 0xFF][..]));
+        assert_eq!(super::split_at_marker(&[1], 0xFF), (&[1][..], &[][..]));
     }
 
     const RAW_FROM_TEST: u8 = super::RAW_FROM;

@@ -252,14 +252,14 @@ impl Durable {
         // Re-establishing: a consumer the server does not know (yet) is waited for, not created at
         // once. A server that restarts may answer before it has restored its consumers, and a new
         // consumer would deliver the whole stream again, messages already acked included.
-        if self.established {
-            if let Err(err) = stream.get_consumer::<pull::Config>(&self.durable).await {
-                let since = *self.missing_since.get_or_insert_with(std::time::Instant::now);
-                if since.elapsed() < RECREATE_AFTER {
-                    return Err(MessagingError::Other(format!("JetStream consumer `{}` is not there (yet): {err}", self.durable)));
-                }
-                tracing::warn!("JetStream consumer `{}` has been missing for {RECREATE_AFTER:?}; creating it again (it starts from the beginning of the stream)", self.durable);
+        if self.established
+            && let Err(err) = stream.get_consumer::<pull::Config>(&self.durable).await
+        {
+            let since = *self.missing_since.get_or_insert_with(std::time::Instant::now);
+            if since.elapsed() < RECREATE_AFTER {
+                return Err(MessagingError::Other(format!("JetStream consumer `{}` is not there (yet): {err}", self.durable)));
             }
+            tracing::warn!("JetStream consumer `{}` has been missing for {RECREATE_AFTER:?}; creating it again (it starts from the beginning of the stream)", self.durable);
         }
         let consumer = stream
             .get_or_create_consumer(&self.durable, config)

@@ -12,9 +12,8 @@ const FRAGMENTS: &[&str] = &[
 
 /// (pattern, URL) pairs built from the input: a byte 0xFF splits them.
 fn split(input: &[u8]) -> (String, String) {
-    let cut = input.iter().position(|b| *b == 0xFF).unwrap_or(input.len());
-    let (pattern, rest) = input.split_at(cut);
-    (kiln_fuzz_input::assemble(pattern, FRAGMENTS), kiln_fuzz_input::assemble(rest.get(1..).unwrap_or_default(), FRAGMENTS))
+    let (pattern, url) = kiln_fuzz_input::split_at_marker(input, 0xFF);
+    (kiln_fuzz_input::assemble(pattern, FRAGMENTS), kiln_fuzz_input::assemble(url, FRAGMENTS))
 }
 
 #[test]

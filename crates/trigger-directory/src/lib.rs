@@ -306,17 +306,7 @@ async fn run(watch: &Watch, context: &TriggerContext, name: &str, input: Bytes) 
     let result = export
         .pre
         .run_command(context.limits.instance, export.outbound.hooks(), io, move |store| {
-            Box::pin(async move {
-                let instance = command.instantiate_async(&mut *store).await?;
-                Ok(match instance.wasi_cli_run().call_run(&mut *store).await {
-                    Ok(Ok(())) => 0,
-                    Ok(Err(())) => 1,
-                    Err(err) => match err.downcast_ref::<wasmtime_wasi::I32Exit>() {
-                        Some(wasmtime_wasi::I32Exit(code)) => *code,
-                        None => return Err(err),
-                    },
-                })
-            })
+            Box::pin(async move { kiln_engine::run_to_exit(&command, store).await })
         })
         .await;
     let printed = String::from_utf8_lossy(&stderr.contents()).trim_end().to_string();

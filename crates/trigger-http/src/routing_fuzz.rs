@@ -9,10 +9,9 @@ const FRAGMENTS: &[&str] = &["/", "a", "b", ":id", ":x.json", "...", "*", ".", "
 
 /// The input as routes (split on 0xFE) and a request path (after 0xFF).
 fn split(input: &[u8]) -> (Vec<String>, String) {
-    let cut = input.iter().position(|b| *b == 0xFF).unwrap_or(input.len());
-    let (routes, path) = input.split_at(cut);
+    let (routes, path) = kiln_fuzz_input::split_at_marker(input, 0xFF);
     let routes = routes.split(|b| *b == 0xFE).map(|r| kiln_fuzz_input::assemble(r, FRAGMENTS)).collect();
-    (routes, kiln_fuzz_input::assemble(path.get(1..).unwrap_or_default(), FRAGMENTS))
+    (routes, kiln_fuzz_input::assemble(path, FRAGMENTS))
 }
 
 #[test]
