@@ -11,6 +11,8 @@ pub enum BrokerConfig {
     InProcess,
     /// A NATS server (or cluster: comma-separated URLs).
     Nats { url: String },
+    /// A Redis server: Pub/Sub and Streams.
+    Redis { url: String },
 }
 
 impl BrokerConfig {
@@ -31,9 +33,9 @@ impl BrokerConfig {
 ///
 /// ```toml
 /// [messaging]
-/// type = "nats"                 # or "in-process"
-/// url = "nats://127.0.0.1:4222" # required for "nats"
-/// max_deliver = 5               # JetStream deliveries before dead-lettering (optional)
+/// type = "nats"                 # or "redis", or "in-process"
+/// url = "nats://127.0.0.1:4222" # required for "nats" ("redis://127.0.0.1:6379" for "redis")
+/// max_deliver = 5               # durable deliveries before dead-lettering (optional)
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MessagingRuntimeConfig {
@@ -69,11 +71,11 @@ impl MessagingRuntimeConfig {
             }
         }
         let ty = match table.get("type") {
-            Some(v) => v.as_str().context("[messaging] type must be a string: \"nats\" or \"in-process\"")?,
-            None => bail!("[messaging] needs `type = \"nats\"` or `type = \"in-process\"`"),
+            Some(v) => v.as_str().context("[messaging] type must be a string: \"nats\", \"redis\" or \"in-process\"")?,
+            None => bail!("[messaging] needs `type = \"nats\"`, `type = \"redis\"` or `type = \"in-process\"`"),
         };
         let url = match table.get("url") {
-            Some(v) => Some(v.as_str().context("[messaging] url must be a string such as \"nats://127.0.0.1:4222\"")?.to_string()),
+            Some(v) => Some(v.as_str().context("[messaging] url must be a string such as \"nats://127.0.0.1:4222\" or \"redis://127.0.0.1:6379\"")?.to_string()),
             None => None,
         };
         let broker = match ty {
@@ -81,13 +83,20 @@ impl MessagingRuntimeConfig {
                 let url = url.filter(|u| !u.trim().is_empty()).context("[messaging] type = \"nats\" needs `url = \"nats://host:port\"`")?;
                 BrokerConfig::Nats { url }
             }
+            "redis" => {
+                let url = url.filter(|u| !u.trim().is_empty()).context("[messaging] type = \"redis\" needs `url = \"redis://host:port\"`")?;
+                if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("redis+unix://") || url.starts_with("unix://")) {
+                    bail!("[messaging] type = \"redis\": url `{url}` must start with redis:// (or rediss:// for TLS)");
+                }
+                BrokerConfig::Redis { url }
+            }
             "in-process" | "in_process" | "kiln" => {
                 if url.is_some() {
                     bail!("[messaging] type = \"{ty}\" takes no url");
                 }
                 BrokerConfig::InProcess
             }
-            other => bail!("[messaging]: unknown type \"{other}\" (types: \"nats\", \"in-process\")"),
+            other => bail!("[messaging]: unknown type \"{other}\" (types: \"nats\", \"redis\", \"in-process\")"),
         };
         let max_deliver = match table.get("max_deliver") {
             Some(v) => {
@@ -110,11 +119,15 @@ mod tests {
         let c = MessagingRuntimeConfig::parse("[messaging]\ntype = \"nats\"\nurl = \"nats://127.0.0.1:4222\"\nmax_deliver = 3\n").unwrap().unwrap();
         assert_eq!(c.broker, Some(BrokerConfig::Nats { url: "nats://127.0.0.1:4222".into() }));
         assert_eq!(c.max_deliver, Some(3));
+        let c = MessagingRuntimeConfig::parse("[messaging]\ntype = \"redis\"\nurl = \"redis://127.0.0.1:6379\"\n").unwrap().unwrap();
+        assert_eq!(c.broker, Some(BrokerConfig::Redis { url: "redis://127.0.0.1:6379".into() }));
         let c = MessagingRuntimeConfig::parse("[messaging]\ntype = \"in-process\"\n").unwrap().unwrap();
         assert_eq!(c.broker, Some(BrokerConfig::InProcess));
         for bad in [
             "[messaging]\ntype = \"nats\"\n",
             "[messaging]\ntype = \"kafka\"\n",
+            "[messaging]\ntype = \"redis\"\n",
+            "[messaging]\ntype = \"redis\"\nurl = \"nats://x:4222\"\n",
             "[messaging]\nurl = \"nats://x\"\n",
             "[messaging]\ntype = \"nats\"\nurl = \"nats://x\"\nmax_deliver = 0\n",
             "[messaging]\ntype = \"nats\"\nurl = \"nats://x\"\nextra = 1\n",

@@ -2,11 +2,12 @@
 //!
 //! A [`Broker`] is either the **in-process bus** (the zero-setup default: publish/subscribe between
 //! the components of one kiln process, NATS subject semantics, queue groups, request/reply, and
-//! durable consumers with redelivery and a dead-letter subject, nothing persisted) or a **NATS**
+//! durable consumers with redelivery and a dead-letter subject, nothing persisted), a **NATS**
 //! connection (async-nats on its own runtime; reconnects by itself, subscriptions resume; JetStream
-//! durable pull consumers for `durable = "name"` triggers).
+//! durable pull consumers for `durable = "name"` triggers), or **Redis** (Pub/Sub for plain
+//! subscriptions, Streams with consumer groups for durables and queue groups; see `redis.rs`).
 //!
-//! Both behave the same to their users:
+//! All behave the same to their users:
 //! - [`Broker::publish`], [`Broker::request`] / [`Broker::request_many`], [`Broker::subscribe`]
 //!   (with an optional queue group: each message to one member);
 //! - [`Broker::durable`]: at-least-once delivery with explicit [`Delivery::ack`] /
@@ -16,6 +17,8 @@
 mod config;
 mod inprocess;
 mod nats;
+mod own_runtime;
+mod redis;
 pub mod subject;
 
 pub use config::{BrokerConfig, MessagingRuntimeConfig};
@@ -106,6 +109,7 @@ pub struct Broker {
 enum Backend {
     InProcess(Arc<inprocess::Bus>),
     Nats(Box<nats::Nats>),
+    Redis(Box<redis::RedisBroker>),
 }
 
 impl Broker {
@@ -122,19 +126,29 @@ impl Broker {
         Ok(Broker { backend: Arc::new(Backend::Nats(Box::new(nats::Nats::connect(url, connect_timeout)?))) })
     }
 
-    /// The broker `config` names (in-process or NATS).
+    /// Connects to Redis at `url` (`redis://[user:password@]host:port[/db]`, `rediss://` for TLS) and
+    /// checks that it answers within `connect_timeout`; once connected, connections are re-made by
+    /// themselves. Blocking: call it at startup.
+    pub fn connect_redis(url: &str, connect_timeout: Duration) -> anyhow::Result<Broker> {
+        Ok(Broker { backend: Arc::new(Backend::Redis(Box::new(redis::RedisBroker::connect(url, connect_timeout)?))) })
+    }
+
+    /// The broker `config` names (in-process, NATS or Redis).
     pub fn from_config(config: &BrokerConfig) -> anyhow::Result<Broker> {
         match config {
             BrokerConfig::InProcess => Ok(Broker::in_process()),
             BrokerConfig::Nats { url } => Broker::connect_nats(url, Duration::from_secs(5)),
+            BrokerConfig::Redis { url } => Broker::connect_redis(url, Duration::from_secs(5)),
         }
     }
 
-    /// `in-process` or `nats://host:port` (without credentials), for banners and logs.
+    /// `in-process`, `nats://host:port` or `redis://host:port` (without credentials), for banners
+    /// and logs.
     pub fn describe(&self) -> String {
         match &*self.backend {
             Backend::InProcess(_) => "in-process".to_string(),
             Backend::Nats(n) => n.shown().to_string(),
+            Backend::Redis(r) => r.shown().to_string(),
         }
     }
 
@@ -155,6 +169,7 @@ impl Broker {
                 Ok(())
             }
             Backend::Nats(n) => n.publish(message).await,
+            Backend::Redis(r) => r.publish(message).await.map(|_| ()),
         }
     }
 
@@ -181,6 +196,7 @@ impl Broker {
         match &*self.backend {
             Backend::InProcess(bus) => bus.request(message, timeout, max_replies).await,
             Backend::Nats(n) => n.request(message, timeout, max_replies).await,
+            Backend::Redis(r) => r.request(message, timeout, max_replies).await,
         }
     }
 
@@ -194,13 +210,15 @@ impl Broker {
         match &*self.backend {
             Backend::InProcess(bus) => Ok(Subscription(SubscriptionInner::InProcess(bus.subscribe(pattern, queue_group.map(str::to_string))))),
             Backend::Nats(n) => Ok(Subscription(SubscriptionInner::Nats(n.subscribe(pattern, queue_group).await?))),
+            Backend::Redis(r) => Ok(Subscription(SubscriptionInner::Redis(r.subscribe(pattern, queue_group).await?))),
         }
     }
 
     /// A durable consumer named `durable` of the messages on `pattern`: at-least-once, explicit
     /// ack. On NATS this is a JetStream durable pull consumer on a stream covering `pattern` (one is
-    /// created, `KILN_<DURABLE>`, if none covers it). Consumers with the same name share the
-    /// messages (each to one of them), also across hosts on NATS.
+    /// created, `KILN_<DURABLE>`, if none covers it); on Redis a consumer group of the stream
+    /// `kiln:msg:durable:<durable>`. Consumers with the same name share the messages (each to one of
+    /// them), also across hosts on NATS and Redis.
     pub async fn durable(&self, pattern: &str, durable: &str, options: DurableOptions) -> Result<DurableConsumer, MessagingError> {
         subject::check_pattern(pattern)?;
         check_name("durable name", durable)?;
@@ -208,6 +226,7 @@ impl Broker {
         match &*self.backend {
             Backend::InProcess(bus) => Ok(DurableConsumer(DurableInner::InProcess(bus.durable(pattern, durable, options)))),
             Backend::Nats(n) => Ok(DurableConsumer(DurableInner::Nats(Box::new(n.durable(pattern, durable, options).await?)))),
+            Backend::Redis(r) => Ok(DurableConsumer(DurableInner::Redis(Box::new(r.durable(pattern, durable, options).await?)))),
         }
     }
 }
@@ -226,6 +245,7 @@ pub struct Subscription(SubscriptionInner);
 enum SubscriptionInner {
     InProcess(inprocess::Subscription),
     Nats(async_nats::Subscriber),
+    Redis(redis::Subscription),
 }
 
 impl Subscription {
@@ -237,6 +257,7 @@ impl Subscription {
                 use futures::StreamExt;
                 sub.next().await.map(nats::from_nats)
             }
+            SubscriptionInner::Redis(sub) => sub.next().await,
         }
     }
 }
@@ -247,6 +268,7 @@ pub struct DurableConsumer(DurableInner);
 enum DurableInner {
     InProcess(inprocess::Durable),
     Nats(Box<nats::Durable>),
+    Redis(Box<redis::Durable>),
 }
 
 impl DurableConsumer {
@@ -256,6 +278,7 @@ impl DurableConsumer {
         match &mut self.0 {
             DurableInner::InProcess(d) => d.next().await,
             DurableInner::Nats(d) => d.next().await,
+            DurableInner::Redis(d) => d.next().await,
         }
     }
 }
@@ -275,6 +298,7 @@ pub struct Delivery {
 pub(crate) enum Acker {
     InProcess(inprocess::Acker),
     Nats(Box<nats::Acker>),
+    Redis(Box<redis::Acker>),
 }
 
 /// What became of a failed delivery.
@@ -287,12 +311,13 @@ pub enum FailOutcome {
 }
 
 impl Delivery {
-    /// The handler succeeded: the message is done. On JetStream the ack is confirmed by the server
-    /// before this returns; an error means the broker may redeliver it.
+    /// The handler succeeded: the message is done. On JetStream and Redis the ack is confirmed by
+    /// the server before this returns; an error means the broker may redeliver it.
     pub async fn ack(self) -> Result<(), MessagingError> {
         match self.acker {
             Acker::InProcess(_) => Ok(()),
             Acker::Nats(acker) => acker.ack().await,
+            Acker::Redis(acker) => acker.ack().await,
         }
     }
 
@@ -306,6 +331,7 @@ impl Delivery {
         match self.acker {
             Acker::InProcess(acker) => acker.redeliver(self.message, next_attempt),
             Acker::Nats(acker) => acker.nak().await?,
+            Acker::Redis(acker) => acker.redeliver(self.message, next_attempt).await?,
         }
         Ok(FailOutcome::Redeliver { next_attempt })
     }
@@ -324,6 +350,7 @@ impl Delivery {
         match self.acker {
             Acker::InProcess(acker) => acker.publish(dead).await,
             Acker::Nats(acker) => acker.dead_letter(dead).await?,
+            Acker::Redis(acker) => acker.dead_letter(dead, self.message, self.attempt).await?,
         }
         Ok(FailOutcome::DeadLettered { subject })
     }

@@ -5,8 +5,8 @@
 //! none of them by accident. Publishing only hands the message to that task; requests and
 //! subscriptions are channels to it.
 
+use crate::own_runtime::OwnRuntime;
 use crate::{Delivery, DurableOptions, Message, MessagingError, subject};
-use anyhow::Context as _;
 use async_nats::jetstream::{self, consumer::pull, stream};
 use async_nats::{HeaderMap, HeaderName, HeaderValue};
 use futures::StreamExt;
@@ -17,21 +17,11 @@ use std::time::Duration;
 /// How long the stream Kiln creates for a durable trigger keeps messages.
 const STREAM_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 
-struct Runtime(Option<tokio::runtime::Runtime>);
-
-impl Drop for Runtime {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.0.take() {
-            runtime.shutdown_background();
-        }
-    }
-}
-
 pub(crate) struct Nats {
     client: async_nats::Client,
     js: jetstream::Context,
     shown: String,
-    runtime: Arc<Runtime>,
+    runtime: Arc<OwnRuntime>,
 }
 
 /// The URL without credentials.
@@ -49,12 +39,7 @@ fn redact(url: &str) -> String {
 impl Nats {
     pub(crate) fn connect(url: &str, connect_timeout: Duration) -> anyhow::Result<Nats> {
         let shown = redact(url);
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("kiln-nats-client")
-            .enable_all()
-            .build()
-            .context("cannot start the NATS client runtime")?;
+        let runtime = OwnRuntime::new("kiln-nats-client")?;
         let options = async_nats::ConnectOptions::new()
             .name("kiln")
             .connection_timeout(connect_timeout)
@@ -87,10 +72,10 @@ impl Nats {
         };
         // The JetStream context spawns onto the current runtime: make it ours, not the caller's.
         let js = {
-            let _in_runtime = runtime.enter();
+            let _in_runtime = runtime.handle().enter();
             jetstream::new(client.clone())
         };
-        Ok(Nats { client, js, shown, runtime: Arc::new(Runtime(Some(runtime))) })
+        Ok(Nats { client, js, shown, runtime: Arc::new(runtime) })
     }
 
     pub(crate) fn shown(&self) -> &str {
@@ -220,7 +205,7 @@ pub(crate) struct Durable {
     established: bool,
     /// Since when the consumer has been missing on re-establishing (see [`Durable::setup`]).
     missing_since: Option<std::time::Instant>,
-    _runtime: Arc<Runtime>,
+    _runtime: Arc<OwnRuntime>,
 }
 
 /// How long a durable consumer that existed may be missing (a JetStream server still restoring its

@@ -390,3 +390,199 @@ async fn jetstream_consumer_resumes_after_server_restart_without_losing_messages
     got.sort();
     assert_eq!(got, ["2", "3", "4"], "no acked message again, none lost");
 }
+
+// ---- a real redis-server (kiln-test-support) ----
+
+impl Connect for kiln_test_support::RedisServer {
+    fn broker(&self) -> Broker {
+        Broker::connect_redis(&self.url(), Duration::from_secs(5)).unwrap()
+    }
+}
+
+#[test]
+fn connecting_to_no_redis_fails_loudly() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let err = Broker::connect_redis(&format!("redis://user:secret@127.0.0.1:{port}"), Duration::from_millis(500)).err().unwrap().to_string();
+    assert!(err.contains("cannot connect to Redis"), "{err}");
+    assert!(!err.contains("secret"), "credentials are not shown: {err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_publish_subscribe_queue_groups_request_reply() {
+    let server = kiln_test_support::RedisServer::start();
+    let broker = server.broker();
+    assert_eq!(broker.describe(), server.url());
+    let mut star = broker.subscribe("orders.*", None).await.unwrap();
+    let mut exact = broker.subscribe("orders.created", None).await.unwrap();
+    let mut a = broker.subscribe("jobs.*", Some("workers")).await.unwrap();
+    // A second "host": its own connections in the same queue group.
+    let other_host = server.broker();
+    let mut b = other_host.subscribe("jobs.*", Some("workers")).await.unwrap();
+    broker.publish("orders.created", "payload".into(), h(&[("content-type", "text/plain")]), Some("replies.x".into())).await.unwrap();
+    let m = recv(&mut star).await.unwrap();
+    assert_eq!((m.subject.as_str(), &m.payload[..], m.reply_to.as_deref()), ("orders.created", &b"payload"[..], Some("replies.x")));
+    assert_eq!(m.header("content-type"), Some("text/plain"));
+    assert_eq!(recv(&mut exact).await.unwrap().payload, "payload");
+    // `*` is one token, though Redis's glob spans dots.
+    broker.publish("orders.created.eu", Bytes::new(), vec![], None).await.unwrap();
+    assert!(nothing(&mut star).await);
+    // Another Redis client's bare PUBLISH reaches a Kiln subscriber as its payload.
+    server.command(&["PUBLISH", "orders.external", "from redis-cli"]).unwrap();
+    let m = recv(&mut star).await.unwrap();
+    assert_eq!((m.subject.as_str(), &m.payload[..], m.headers.len()), ("orders.external", &b"from redis-cli"[..], 0));
+
+    for i in 0..20 {
+        broker.publish(&format!("jobs.{i}"), Bytes::from(i.to_string()), vec![], None).await.unwrap();
+    }
+    let mut got = Vec::new();
+    let (mut from_a, mut from_b) = (0, 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while got.len() < 20 && Instant::now() < deadline {
+        tokio::select! {
+            Some(m) = a.next() => { got.push(m.subject); from_a += 1; }
+            Some(m) = b.next() => { got.push(m.subject); from_b += 1; }
+            _ = tokio::time::sleep(Duration::from_millis(300)) => {}
+        }
+    }
+    assert!(nothing(&mut a).await && nothing(&mut b).await, "no job twice");
+    got.sort();
+    got.dedup();
+    assert_eq!(got.len(), 20, "each job once across both hosts");
+    assert!(from_a > 0 && from_b > 0, "both hosts took jobs: {from_a} and {from_b}");
+
+    let mut service = other_host.subscribe("echo", None).await.unwrap();
+    let responder = other_host.clone();
+    tokio::spawn(async move {
+        while let Some(m) = service.next().await {
+            responder.publish(m.reply_to.as_deref().unwrap(), m.payload.clone(), vec![], None).await.unwrap();
+        }
+    });
+    let reply = broker.request("echo", "ping".into(), vec![], Duration::from_secs(2)).await.unwrap();
+    assert_eq!(reply.payload, "ping");
+    assert_eq!(broker.request("nobody", Bytes::new(), vec![], Duration::from_secs(2)).await.unwrap_err(), MessagingError::NoResponders("nobody".into()));
+    let bad = broker.publish("x", Bytes::new(), h(&[("bad:name", "v")]), None).await;
+    assert!(matches!(bad, Err(MessagingError::Other(_))), "{bad:?}");
+    let bad = broker.publish("x", Bytes::new(), h(&[("n", "two\nlines")]), None).await;
+    assert!(matches!(bad, Err(MessagingError::Other(_))), "{bad:?}");
+    let big = broker.publish("x", vec![0u8; 2 << 20].into(), vec![], None).await;
+    assert!(matches!(big, Err(MessagingError::Other(_))), "{big:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_subscription_resumes_after_server_restart() {
+    let mut server = kiln_test_support::RedisServer::start();
+    let broker = server.broker();
+    let mut sub = broker.subscribe("events.>", None).await.unwrap();
+    broker.publish("events.one", "1".into(), vec![], None).await.unwrap();
+    assert_eq!(recv(&mut sub).await.unwrap().payload, "1");
+    server.stop();
+    // While the server is down, publishing is an error (not a silent success).
+    assert!(matches!(broker.publish("events.lost", Bytes::new(), vec![], None).await, Err(MessagingError::Connection(_))));
+    server.restart();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(Instant::now() < deadline, "no message after the restart");
+        if broker.publish("events.two", "2".into(), vec![], None).await.is_ok()
+            && let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(300), sub.next()).await
+        {
+            assert_eq!(m.payload, "2");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_durable_ack_redelivery_dead_letter_and_takeover() {
+    let server = kiln_test_support::RedisServer::start();
+    let broker = server.broker();
+    let options = DurableOptions { max_deliver: 3, redelivery_delay: Duration::from_millis(50), ack_wait: Duration::from_secs(2), batch: 8 };
+    let mut consumer = broker.durable("orders.*", "orders", options.clone()).await.unwrap();
+    let mut dlq = broker.subscribe("kiln.dlq.orders", None).await.unwrap();
+    // Published before anyone reads: kept by the stream.
+    broker.publish("orders.ok", "fine".into(), vec![], None).await.unwrap();
+    broker.publish("elsewhere.ok", "not for it".into(), vec![], None).await.unwrap();
+    let d = next_delivery(&mut consumer).await;
+    assert_eq!((d.message.subject.as_str(), &d.message.payload[..], d.attempt), ("orders.ok", &b"fine"[..], 1));
+    d.ack().await.unwrap();
+    assert_eq!(server.command(&["XLEN", "kiln:msg:durable:orders"]).unwrap(), ":0\r\n", "a settled message leaves the stream");
+
+    broker.publish("orders.bad", "poison".into(), h(&[("trace", "t1")]), None).await.unwrap();
+    for attempt in 1..=3u32 {
+        let d = next_delivery(&mut consumer).await;
+        assert_eq!((&d.message.payload[..], d.attempt, d.message.header("trace")), (&b"poison"[..], attempt, Some("t1")));
+        d.fail("handler error").await.unwrap();
+    }
+    let dead = recv(&mut dlq).await.expect("dead letter");
+    assert_eq!(dead.payload, "poison");
+    assert_eq!(dead.header("trace"), Some("t1"));
+    assert_eq!(dead.header(DLQ_SUBJECT_HEADER), Some("orders.bad"));
+    assert_eq!(dead.header(DLQ_DELIVERIES_HEADER), Some("3"));
+    assert!(tokio::time::timeout(Duration::from_millis(500), consumer.next()).await.is_err(), "nothing left after ack and dead letter");
+
+    // Another program's XADD with `subject` and `payload` is a delivery too.
+    server.command(&["XADD", "kiln:msg:durable:orders", "*", "subject", "orders.imported", "payload", "from elsewhere"]).unwrap();
+    let d = next_delivery(&mut consumer).await;
+    assert_eq!((d.message.subject.as_str(), &d.message.payload[..]), ("orders.imported", &b"from elsewhere"[..]));
+    d.ack().await.unwrap();
+
+    // Unsettled (its host died mid-handler): another consumer of the same durable takes it over
+    // after `ack_wait`, as its second delivery.
+    broker.publish("orders.crash", "c".into(), vec![], None).await.unwrap();
+    let d = next_delivery(&mut consumer).await;
+    assert_eq!(d.message.subject, "orders.crash");
+    drop(d);
+    drop(consumer);
+    let other_host = server.broker();
+    let mut again = other_host.durable("orders.*", "orders", options).await.unwrap();
+    let d = next_delivery(&mut again).await;
+    assert_eq!((d.message.subject.as_str(), d.attempt), ("orders.crash", 2));
+    d.ack().await.unwrap();
+    assert!(tokio::time::timeout(Duration::from_secs(3), again.next()).await.is_err(), "settled once, delivered no more");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_durable_shares_between_hosts_and_survives_a_server_kill() {
+    let mut server = kiln_test_support::RedisServer::start_persistent();
+    let broker = server.broker();
+    let options = DurableOptions { redelivery_delay: Duration::from_millis(20), ack_wait: Duration::from_secs(2), ..Default::default() };
+    let mut a = broker.durable("shop.orders.*", "shop", options.clone()).await.unwrap();
+    let other_host = server.broker();
+    let mut b = other_host.durable("shop.orders.*", "shop", options).await.unwrap();
+    for i in 0..10 {
+        broker.publish(&format!("shop.orders.{i}"), Bytes::new(), vec![], None).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while seen.len() < 10 && Instant::now() < deadline {
+        tokio::select! {
+            Some(d) = a.next() => { seen.push(d.message.subject.clone()); d.ack().await.unwrap(); }
+            Some(d) = b.next() => { seen.push(d.message.subject.clone()); d.ack().await.unwrap(); }
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
+    seen.sort();
+    let before = seen.len();
+    seen.dedup();
+    assert_eq!((before, seen.len()), (10, 10), "each message once: {seen:?}");
+    drop(b);
+
+    // Published (acknowledged by Redis) while nobody reads, then Redis is killed: kept.
+    for i in 10..15 {
+        broker.publish(&format!("shop.orders.{i}"), Bytes::from(i.to_string()), vec![], None).await.unwrap();
+    }
+    server.stop();
+    server.restart();
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while got.len() < 5 {
+        assert!(Instant::now() < deadline, "only {got:?} after the restart");
+        if let Ok(Some(d)) = tokio::time::timeout(Duration::from_secs(1), a.next()).await {
+            got.push(String::from_utf8_lossy(&d.message.payload).to_string());
+            d.ack().await.unwrap();
+        }
+    }
+    got.sort();
+    assert_eq!(got, ["10", "11", "12", "13", "14"], "no acked message again, none lost");
+    assert!(tokio::time::timeout(Duration::from_secs(3), a.next()).await.is_err(), "nothing more");
+}

@@ -18,25 +18,35 @@ pub struct RedisServer {
     // Dropped first: the server goes before its directory.
     process: Process,
     dir: tempfile::TempDir,
+    /// Whether it writes an append-only file (fsync on every write) and so keeps its data across
+    /// [`RedisServer::restart`].
+    persistent: bool,
 }
 
 impl RedisServer {
     /// Starts `redis-server --port P --bind 127.0.0.1 --save "" --appendonly no` and waits until it
     /// answers `PING`. Panics, saying how to install it, if `redis-server` is missing.
     pub fn start() -> RedisServer {
-        RedisServer::launch(free_port(), true)
+        RedisServer::launch(free_port(), true, false)
     }
 
     /// [`RedisServer::start`] on `port`, e.g. to bring back a server dropped before.
     pub fn start_on(port: u16) -> RedisServer {
-        RedisServer::launch(port, false)
+        RedisServer::launch(port, false, false)
     }
 
-    fn launch(port: u16, may_move: bool) -> RedisServer {
+    /// A server with `--appendonly yes --appendfsync always`: every write it acknowledged survives a
+    /// kill -9 and [`RedisServer::restart`].
+    pub fn start_persistent() -> RedisServer {
+        RedisServer::launch(free_port(), true, true)
+    }
+
+    fn launch(port: u16, may_move: bool, persistent: bool) -> RedisServer {
         let dir = tempfile::tempdir().expect("temp dir for redis-server");
         let mut server = RedisServer {
             process: Process::new(&REDIS, port),
             dir,
+            persistent,
         };
         server.run(may_move);
         server
@@ -44,6 +54,7 @@ impl RedisServer {
 
     fn run(&mut self, may_move: bool) {
         let dir = self.dir.path().as_os_str().to_owned();
+        let appendonly = if self.persistent { "yes" } else { "no" };
         let args = |port: u16| {
             let port = port.to_string();
             let mut args: Vec<OsString> = [
@@ -56,7 +67,9 @@ impl RedisServer {
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                appendonly,
+                "--appendfsync",
+                "always",
                 "--dir",
             ]
             .map(OsString::from)
@@ -107,8 +120,8 @@ impl RedisServer {
         self.process.kill();
     }
 
-    /// Starts the server again on the same port, stopping it first if it runs. It starts empty:
-    /// nothing is persisted.
+    /// Starts the server again on the same port, stopping it first if it runs. It starts empty
+    /// unless it is [persistent](RedisServer::start_persistent).
     pub fn restart(&mut self) {
         self.stop();
         self.run(false);
