@@ -538,6 +538,41 @@ fn finicky_whiskers_in_the_browser_on_nats_and_redis() {
 }
 
 #[test]
+fn finicky_whiskers_in_the_browser_on_redis_alone() {
+    chromium();
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("runtime-config.toml");
+    let shipped = std::fs::read_to_string(example("finicky-whiskers").join("runtime-config-redis.toml")).expect("the example's Redis runtime config");
+    let ours = shipped.replace("redis://127.0.0.1:6379", &redis.url());
+    assert_eq!(ours.matches(&redis.url()).count(), 2, "runtime-config-redis.toml no longer names the default server twice:\n{shipped}");
+    std::fs::write(&config, ours).unwrap();
+    let state = dir.path().join("state");
+    let kiln = Kiln::up(&kiln_bin(), &manifest(), &["--state-dir", state.to_str().unwrap(), "--runtime-config-file", config.to_str().unwrap()]);
+    let log = || format!("{}\nredis-server:\n{}", kiln.log(), redis.log());
+    let target = Target { addr: kiln.addr, host: None, log: &log };
+    let (game, seed) = play_in_browser(&target, "redis", "Tigger");
+    // The events went through the durable's Redis stream: it is registered, and once every click is
+    // settled nothing is left in it or pending.
+    assert!(redis.command(&["HGET", "kiln:msg:durables", "kiln:msg:durable:finicky-tally"]).unwrap().contains("fw.morsel.*"), "{}", log());
+    let settled = || {
+        redis.command(&["XLEN", "kiln:msg:durable:finicky-tally"]).unwrap() == ":0\r\n"
+            && redis.command(&["XPENDING", "kiln:msg:durable:finicky-tally", "finicky-tally"]).unwrap().starts_with("*4\r\n:0\r\n")
+    };
+    let started = Instant::now();
+    while !settled() && started.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(settled(), "every click was settled: {:?}", redis.command(&["XPENDING", "kiln:msg:durable:finicky-tally", "finicky-tally"]));
+    let correct: u64 = (0..16)
+        .filter_map(|shard| redis.get(&format!("fw:{game}:tally:{shard}")))
+        .map(|record| serde_json::from_str::<Value>(&record).expect("a tally shard is JSON")["correct"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(correct, CORRECT, "the counts are in Redis");
+    check_rules_over_http(&target, &game, seed);
+}
+
+#[test]
 fn finicky_whiskers_in_the_browser_on_kiln_serve() {
     chromium();
     let dir = tempfile::tempdir().unwrap();
