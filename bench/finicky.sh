@@ -2,7 +2,7 @@
 # Finicky Whiskers benchmark: morsel events/s through Kiln, end to end, with many games at once.
 #
 #   - kiln up runs examples/finicky-whiskers (pinned to core 0; the load generator, and nats-server
-#     and redis-server for BACKEND=nats-redis, on core 1);
+#     and redis-server for the other backends, on core 1);
 #   - a load generator (Python standard library, embedded below) starts PLAYERS games at once (each
 #     over its own keep-alive connection) and clicks as fast as the answers come for DURATION seconds:
 #     POST /api/morsel with the food the game's seed requests (every WRONG_EVERY-th click a wrong one);
@@ -20,7 +20,8 @@
 # Environment knobs:
 #   PLAYERS=64       games played at once         DURATION=10  seconds of clicking
 #   WRONG_EVERY=10   every Nth click is wrong (0: never)
-#   BACKEND=embedded in-process bus + embedded key-value; `nats-redis`: NATS (JetStream) + Redis
+#   BACKEND=embedded in-process bus + embedded key-value; `nats-redis`: NATS (JetStream) + Redis;
+#                    `redis`: events and key-value both in one Redis (appendonly, fsync every second)
 #   SKIP_BUILD=1     use the binaries already built  CARGO_TARGET_DIR  where the host binaries are
 #   KILN_BIN=...     the kiln binary (default: $CARGO_TARGET_DIR/release/kiln); a debug binary works
 #                    for a quick check, e.g.
@@ -45,9 +46,9 @@ RESULTS_DIR=$ROOT/bench/results
 log() { printf '>> %s\n' "$*" >&2; }
 die() { printf 'bench/finicky: %s\n' "$*" >&2; exit 1; }
 
-[[ $BACKEND == embedded || $BACKEND == nats-redis ]] || die "BACKEND must be embedded or nats-redis, not $BACKEND"
+[[ $BACKEND == embedded || $BACKEND == nats-redis || $BACKEND == redis ]] || die "BACKEND must be embedded, nats-redis or redis, not $BACKEND"
 command -v python3 >/dev/null || die "python3 is not installed"
-if [[ $BACKEND == nats-redis ]]; then
+if [[ $BACKEND != embedded ]]; then
     for tool in nats-server redis-server; do
         command -v "$tool" >/dev/null || die "$tool is not installed (apt-get install nats-server redis-server)"
     done
@@ -111,6 +112,15 @@ if [[ $BACKEND == nats-redis ]]; then
         "$APP/runtime-config.toml" >"$WORK/runtime-config.toml"
     KILN_ARGS+=(--runtime-config-file "$WORK/runtime-config.toml")
     log "nats-server on port $NATS_PORT, redis-server on port $REDIS_PORT"
+elif [[ $BACKEND == redis ]]; then
+    REDIS_PORT=$(free_port)
+    mkdir -p "$WORK/redis"
+    "${PIN_LOAD[@]}" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly yes --dir "$WORK/redis" >"$WORK/redis.log" 2>&1 &
+    PIDS+=("$!")
+    wait_port "$REDIS_PORT"
+    sed -e "s#redis://127.0.0.1:6379#redis://127.0.0.1:$REDIS_PORT#" "$APP/runtime-config-redis.toml" >"$WORK/runtime-config.toml"
+    KILN_ARGS+=(--runtime-config-file "$WORK/runtime-config.toml")
+    log "redis-server on port $REDIS_PORT (events and key-value)"
 fi
 
 KILN_PORT=$(free_port)
