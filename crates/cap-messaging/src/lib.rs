@@ -137,7 +137,13 @@ impl Capability for Messaging {
     }
 
     fn configure_app(&self, app: &AppContext<'_>) -> Result<Box<dyn AppCapability>> {
-        let config = broker_config(app, self.shared.runtime_config.as_ref())?;
+        // The host's runtime config (`kiln up`), else the app's own (an app deployed into `kiln
+        // serve` with a runtime-config.toml).
+        let apps_own = match (&self.shared.runtime_config, &app.runtime_config.path) {
+            (None, Some(path)) => MessagingRuntimeConfig::load(path)?,
+            _ => None,
+        };
+        let config = broker_config(app, self.shared.runtime_config.as_ref().or(apps_own.as_ref()))?;
         Ok(Box::new(MessagingApp { broker: self.broker(&config)?, default_grant: self.shared.default_grant }))
     }
 }

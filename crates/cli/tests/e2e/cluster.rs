@@ -163,25 +163,45 @@ fn a_host_killed_under_concurrent_writes_loses_no_acknowledged_write() {
 fn a_host_killed_mid_stream_leaves_no_jetstream_message_unhandled() {
     let redis = RedisServer::start();
     let nats = kiln_e2e::services::NatsServer::start();
+    let nats_section = format!("[application.trigger.nats]\nurl = \"{}\"\n", nats.url());
+    killed_host_leaves_no_message_unhandled(&redis, &nats_section, &redis_store(&redis), |i| {
+        nats.js_publish("jobs.x", format!("m-{i}").as_bytes());
+    });
+}
+
+/// The same with Redis as the broker, named by the app's own runtime config, and the messages added
+/// to the durable's stream by another program (`XADD … subject … payload …`).
+#[test]
+fn a_host_killed_mid_stream_leaves_no_redis_stream_message_unhandled() {
+    let redis = RedisServer::start();
+    let runtime_config = format!("{}[messaging]\ntype = \"redis\"\nurl = \"{}\"\n", redis_store(&redis), redis.url());
+    killed_host_leaves_no_message_unhandled(&redis, "", &runtime_config, |i| {
+        let reply = redis.command(&["XADD", "kiln:msg:durable:jobs", "*", "subject", "jobs.x", "payload", &format!("m-{i}")]).unwrap();
+        assert!(reply.starts_with('$'), "XADD: {reply}");
+    });
+}
+
+/// Three hosts share one durable consumer (`jobs`, each message to one of them); one is killed -9
+/// while `publish(i)` sends 100 messages: every message is still handled, the killed host's after
+/// its ack wait.
+fn killed_host_leaves_no_message_unhandled(redis: &RedisServer, broker_section: &str, runtime_config: &str, publish: impl Fn(usize)) {
     let registry = RegistryServer::start();
     let config = tempfile::tempdir().unwrap();
-    // One durable consumer shared by the hosts: each message goes to one of them.
     let app = kiln_e2e::kiln::app_dir(
         &format!(
-            "spin_manifest_version = 2\n[application]\nname = \"jobs\"\n[application.trigger.nats]\nurl = \"{}\"\n\
+            "spin_manifest_version = 2\n[application]\nname = \"jobs\"\n{broker_section}\
              [[trigger.nats]]\nsubject = \"jobs.*\"\ncomponent = \"sub\"\ndurable = \"jobs\"\n\
              [[trigger.http]]\nroute = \"/kv/...\"\ncomponent = \"kv\"\n\
              [component.sub]\nsource = \"{}\"\nkey_value_stores = [\"default\"]\n[component.kv]\nsource = \"{}\"\nkey_value_stores = [\"default\"]\n",
-            nats.url(),
             kiln_e2e::guest("msg_sub").display(),
             kiln_e2e::guest("spin_kv").display()
         ),
-        &[("runtime-config.toml", &redis_store(&redis))],
+        &[("runtime-config.toml", runtime_config)],
     );
     let reference = format!("{}/apps/jobs:v1", registry.host());
     push(&reference, app.path(), config.path());
     let dir = tempfile::tempdir().unwrap();
-    let (a, b, c) = (host(&redis, &dir, "a"), host(&redis, &dir, "b"), host(&redis, &dir, "c"));
+    let (a, b, c) = (host(redis, &dir, "a"), host(redis, &dir, "b"), host(redis, &dir, "c"));
     // A short deadline: a message a killed host took is redelivered after deadline + 30 s.
     deploy_with_runtime_config(&a, &reference, app.path(), &["--request-timeout", "1s"], config.path());
     let subscribed = |host: &KilnServe| host.admin("GET", "/v1/apps/jobs").1["triggers"][0]["state"] == "ok";
@@ -192,7 +212,7 @@ fn a_host_killed_mid_stream_leaves_no_jetstream_message_unhandled() {
         if i == 30 {
             c.kiln.signal("KILL");
         }
-        nats.js_publish("jobs.x", format!("m-{i}").as_bytes());
+        publish(i);
         std::thread::sleep(Duration::from_millis(5));
     }
     // A key not written yet answers 404: not handled yet (a message the killed host took comes back
@@ -202,5 +222,10 @@ fn a_host_killed_mid_stream_leaves_no_jetstream_message_unhandled() {
         let handled = response.status() == 200;
         if handled { response.text().unwrap_or_default().trim().parse::<u64>().unwrap_or(0) } else { 0 }
     };
-    assert!(wait_until(Duration::from_secs(60), || (0..MESSAGES).all(|i| count(&format!("seen:m-{i}")) >= 1)), "unhandled: {:?}", (0..MESSAGES).filter(|i| count(&format!("seen:m-{i}")) == 0).collect::<Vec<_>>());
+    assert!(
+        wait_until(Duration::from_secs(60), || (0..MESSAGES).all(|i| count(&format!("seen:m-{i}")) >= 1)),
+        "unhandled: {:?}\n{}",
+        (0..MESSAGES).filter(|i| count(&format!("seen:m-{i}")) == 0).collect::<Vec<_>>(),
+        a.kiln.log()
+    );
 }
