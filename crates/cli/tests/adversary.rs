@@ -6,9 +6,10 @@
 
 use kiln_e2e::serve::{AppArchive, KilnServe, http_app};
 use std::io::Read;
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// The neighbour's p95 latency bound while an attack runs.
@@ -19,10 +20,42 @@ struct Host {
     _dir: tempfile::TempDir,
 }
 
-fn start() -> Host {
+/// A server that takes connections and reads whatever comes, never answering; it counts the
+/// connections still open (a connection is closed once its peer closes it).
+struct Tarpit {
+    port: u16,
+    accepted: Arc<AtomicUsize>,
+    open: Arc<AtomicUsize>,
+}
+
+impl Tarpit {
+    fn start() -> Tarpit {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("tarpit listener");
+        let port = listener.local_addr().expect("tarpit address").port();
+        let (accepted, open) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (counted, held) = (accepted.clone(), open.clone());
+        std::thread::spawn(move || {
+            for connection in listener.incoming() {
+                let Ok(mut connection) = connection else { continue };
+                counted.fetch_add(1, Ordering::SeqCst);
+                held.fetch_add(1, Ordering::SeqCst);
+                let held = held.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 4096];
+                    while matches!(connection.read(&mut buf), Ok(n) if n > 0) {}
+                    held.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        Tarpit { port, accepted, open }
+    }
+}
+
+fn start(tarpit: &Tarpit) -> Host {
     let dir = tempfile::tempdir().expect("temp dir");
     let serve = KilnServe::start(&PathBuf::from(env!("CARGO_BIN_EXE_kiln")), &dir.path().join("data"), &[]);
-    let adversary = http_app("adversary", "adversary.wasm", "/...", "allowed_outbound_hosts = [\"http://self\"]");
+    let grants = format!("allowed_outbound_hosts = [\"http://self\", \"http://127.0.0.1:{}\"]", tarpit.port);
+    let adversary = http_app("adversary", "adversary.wasm", "/...", &grants);
     serve.deploy_ok("adversary", "max_concurrency=4&request_timeout_ms=2000", AppArchive::new(&adversary).guest("adversary.wasm", "adversary").build());
     let hello = std::fs::read(kiln_e2e::examples_dir().join("target/wasm32-wasip2/release/hello.wasm")).expect("the hello example is built");
     serve.deploy_ok("quiet", "", AppArchive::new(&http_app("hello", "hello.wasm", "/...", "")).file("hello.wasm", hello).build());
@@ -32,16 +65,16 @@ fn start() -> Host {
 
 /// Runs `attack` from 4 threads for as long as the neighbour is measured (100 requests, 10 ms
 /// apart), checks every attack's outcome with `check`, and returns the neighbour's p95.
-fn during(host: &Host, path: &'static str, check: fn(reqwest::blocking::Response, Duration)) -> Duration {
+fn during(host: &Host, path: &str, check: fn(reqwest::blocking::Response, Duration)) -> Duration {
     let stop = Arc::new(AtomicBool::new(false));
     let attackers: Vec<_> = (0..4)
         .map(|_| {
-            let (serve, stop) = (host.serve.clone(), stop.clone());
+            let (serve, stop, path) = (host.serve.clone(), stop.clone(), path.to_string());
             std::thread::spawn(move || {
                 let mut attacks = 0;
                 while !stop.load(Ordering::Relaxed) || attacks == 0 {
                     let started = Instant::now();
-                    let response = serve.app_get("adversary", path);
+                    let response = serve.app_get("adversary", &path);
                     check(response, started.elapsed());
                     attacks += 1;
                 }
@@ -86,7 +119,8 @@ fn drain(mut response: reqwest::blocking::Response) -> (usize, bool) {
 
 #[test]
 fn every_attack_is_bounded_and_the_neighbour_keeps_its_latency() {
-    let host = start();
+    let tarpit = Tarpit::start();
+    let host = start(&tarpit);
 
     during(&host, "/stack-overflow", |response, _| {
         let (status, text) = status_and_text(response);
@@ -125,6 +159,21 @@ fn every_attack_is_bounded_and_the_neighbour_keeps_its_latency() {
         assert_eq!(status, 500, "{text}");
         assert!(text.contains("total size of fields exceeds limit"), "{text}");
     });
+
+    // An outbound request to a server that never answers holds the instance until its deadline
+    // (2 s): a 504, and the host closes the connection when it stops the instance (none is left).
+    during(&host, &format!("/hold-outbound?url=http://127.0.0.1:{}/", tarpit.port), |response, elapsed| {
+        let (status, text) = status_and_text(response);
+        assert_eq!(status, 504, "{text}");
+        assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
+    });
+    let held = tarpit.accepted.load(Ordering::SeqCst);
+    assert!(held >= 4, "the attacks reached the tarpit: {held} connections");
+    let released = Instant::now();
+    while tarpit.open.load(Ordering::SeqCst) > 0 && released.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(tarpit.open.load(Ordering::SeqCst), 0, "outbound connections left open by stopped instances (of {held})");
 
     // A flood of output: each instance logs at most 1 MiB per channel, and says once that it dropped
     // the rest.

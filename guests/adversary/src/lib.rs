@@ -9,6 +9,8 @@
 //! - `/self-recursion`: requests itself (`/self-recursion`) from every instance, without end.
 //! - `/huge-headers?n=KiB`: a response with `n` KiB of headers.
 //! - `/read?path=P`: reads a file outside its mounts.
+//! - `/hold-outbound?url=U`: an outbound request to a server that never answers, held until the
+//!   host stops the instance.
 
 use guest_common::{Fetch, fetch, path_with_query, query_param, text};
 use std::hint::black_box;
@@ -66,6 +68,11 @@ impl wasi::exports::http::incoming_handler::Guest for Guest {
                 drop(stream);
                 let _ = OutgoingBody::finish(body, None);
             }
+            "/hold-outbound" => match fetch(&query_param(&pq, "url").unwrap_or_default()) {
+                Fetch::Response { status, body } => text(out, status, body),
+                Fetch::HandleError(e) | Fetch::ResponseError(e) => text(out, 502, guest_common::error_code(&e)),
+                Fetch::Other(message) => text(out, 502, message),
+            },
             "/read" => {
                 let target = query_param(&pq, "path").unwrap_or_default();
                 match std::fs::read(&target) {
