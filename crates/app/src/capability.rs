@@ -51,6 +51,33 @@ pub struct AppContext<'a> {
 pub trait CapabilityObserver: Send + Sync {
     /// `component` wrote a line through `wasi:logging` at `level` (`trace` … `critical`).
     fn guest_log(&self, component: &str, level: &'static str);
+
+    /// A backend `capability` uses failed a guest's call: `backend` (`redis`, `embedded`, `nats`…)
+    /// did not answer, its disk is full, its connection is down. Not the guest's own mistakes.
+    fn backend_error(&self, capability: &'static str, backend: &'static str) {
+        let _ = (capability, backend);
+    }
+}
+
+/// Where a capability reports its backends' failures: the app's observer, if it has one. Cheap to
+/// clone; does nothing without an observer (`kiln up`).
+#[derive(Clone, Default)]
+pub struct BackendFaults {
+    observer: Option<Arc<dyn CapabilityObserver>>,
+    capability: &'static str,
+}
+
+impl BackendFaults {
+    pub fn new(app: &AppContext<'_>, capability: &'static str) -> BackendFaults {
+        BackendFaults { observer: app.observer.cloned(), capability }
+    }
+
+    /// `backend` failed a call.
+    pub fn report(&self, backend: &'static str) {
+        if let Some(observer) = &self.observer {
+            observer.backend_error(self.capability, backend);
+        }
+    }
 }
 
 /// What a capability sees of one component.

@@ -12,7 +12,7 @@ mod trigger;
 /// Stages a component's `files` and returns what to mount: (host directory, guest path) pairs.
 pub use files::stage as stage_files;
 
-pub use capability::{AppCapability, AppContext, Capability, CapabilityObserver, ComponentContext};
+pub use capability::{AppCapability, AppContext, BackendFaults, Capability, CapabilityObserver, ComponentContext};
 pub use trigger::{AppSource, BoxFuture, Draining, EventObserver, EventOutcome, RunningTrigger, Trigger, TriggerContext, TriggerLimits};
 
 use anyhow::{Context, Result};

@@ -12,6 +12,7 @@
 use crate::store::{self, Error, KeyPage, PAGE_SIZE, Result, Store};
 use anyhow::Context as _;
 use async_trait::async_trait;
+use kiln_app::BackendFaults;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -27,6 +28,7 @@ pub struct EmbeddedStore {
     label: String,
     path: PathBuf,
     jobs: mpsc::Sender<Job>,
+    faults: BackendFaults,
 }
 
 impl EmbeddedStore {
@@ -57,7 +59,14 @@ impl EmbeddedStore {
             label: label.to_string(),
             path: path.to_path_buf(),
             jobs,
+            faults: BackendFaults::default(),
         })
+    }
+
+    /// Reports the store's failures (I/O, a full disk) to `faults`.
+    pub fn with_faults(mut self, faults: BackendFaults) -> EmbeddedStore {
+        self.faults = faults;
+        self
     }
 
     /// Runs `f` on the store's thread and waits for its result.
@@ -78,9 +87,13 @@ impl EmbeddedStore {
         let job: Job = Box::new(move |conn| {
             let _ = reply.send(f(conn, &label));
         });
-        let stopped = || Error::Other(format!("key-value store `{}` has stopped", self.label));
+        let stopped = || Error::Unavailable(format!("key-value store `{}` has stopped", self.label));
         self.jobs.send(job).map_err(|_| stopped())?;
-        result.await.map_err(|_| stopped())?
+        let result = result.await.map_err(|_| stopped())?;
+        if let Err(Error::Unavailable(_)) = &result {
+            self.faults.report("embedded");
+        }
+        result
     }
 }
 
@@ -107,7 +120,7 @@ fn open_connection(path: &Path) -> anyhow::Result<Connection> {
 
 fn sql_error(e: rusqlite::Error) -> Error {
     tracing::warn!(error = %e, "key-value store error");
-    Error::Other(format!("key-value store error: {e}"))
+    Error::Unavailable(format!("key-value store error: {e}"))
 }
 
 const GET: &str = "SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2";

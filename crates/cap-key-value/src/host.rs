@@ -127,7 +127,7 @@ mod host_v2 {
             Error::StoreTableFull => KvError::StoreTableFull,
             Error::NoSuchStore => KvError::NoSuchStore,
             Error::AccessDenied => KvError::AccessDenied,
-            Error::Other(m) => KvError::Other(m),
+            Error::Unavailable(m) | Error::Other(m) => KvError::Other(m),
         }
     }
 
@@ -201,7 +201,7 @@ mod draft2_impl {
             Error::StoreTableFull => store::Error::Other(format!(
                 "too many key-value stores are open (the limit is {MAX_OPEN_HANDLES})"
             )),
-            Error::Other(m) => store::Error::Other(m),
+            Error::Unavailable(m) | Error::Other(m) => store::Error::Other(m),
         }
     }
 
@@ -387,7 +387,7 @@ mod draft_impl {
             Error::StoreTableFull => store::Error::Other(format!(
                 "too many key-value stores are open (the limit is {MAX_OPEN_HANDLES})"
             )),
-            Error::Other(m) => store::Error::Other(m),
+            Error::Unavailable(m) | Error::Other(m) => store::Error::Other(m),
         }
     }
 

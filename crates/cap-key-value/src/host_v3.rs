@@ -36,7 +36,7 @@ fn err(e: Error) -> KvError {
         Error::StoreTableFull => KvError::StoreTableFull,
         Error::NoSuchStore => KvError::NoSuchStore,
         Error::AccessDenied => KvError::AccessDenied,
-        Error::Other(message) => KvError::Other(message),
+        Error::Unavailable(message) | Error::Other(message) => KvError::Other(message),
     }
 }
 

@@ -71,6 +71,7 @@ impl Capability for KeyValue {
             None => app.manifest.dir.clone(),
         };
         let mut redis_runtime: Option<Arc<RedisRuntime>> = None;
+        let faults = kiln_app::BackendFaults::new(app, "key_value");
         let mut stores = HashMap::new();
         for (label, component) in labels {
             let store: Arc<dyn Store> = match app.runtime_config.key_value_stores.get(label) {
@@ -79,7 +80,7 @@ impl Capability for KeyValue {
                         Some(p) => config_dir.join(p),
                         None => default_path(app.state_dir, label),
                     };
-                    Arc::new(EmbeddedStore::open(&path, label)?)
+                    Arc::new(EmbeddedStore::open(&path, label)?.with_faults(faults.clone()))
                 }
                 Some(KeyValueStoreConfig::Redis { url }) => {
                     let runtime = match &redis_runtime {
@@ -88,13 +89,14 @@ impl Capability for KeyValue {
                     };
                     Arc::new(
                         RedisStore::new(url, runtime)
-                            .with_context(|| format!("key-value store `{label}`"))?,
+                            .with_context(|| format!("key-value store `{label}`"))?
+                            .with_faults(faults.clone()),
                     )
                 }
-                None if label == "default" => Arc::new(EmbeddedStore::open(
-                    &default_path(app.state_dir, label),
-                    label,
-                )?),
+                None if label == "default" => Arc::new(
+                    EmbeddedStore::open(&default_path(app.state_dir, label), label)?
+                        .with_faults(faults.clone()),
+                ),
                 None => {
                     tracing::warn!(
                         "component `{component}` is granted key-value store `{label}`, but no \

@@ -9,6 +9,7 @@
 use crate::store::{Error, KeyPage, PAGE_SIZE, Result, Store};
 use anyhow::Context as _;
 use async_trait::async_trait;
+use kiln_app::BackendFaults;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::future::Future;
 use std::sync::Arc;
@@ -68,6 +69,7 @@ pub struct RedisStore {
     connection: ConnectionManager,
     cas: Arc<redis::Script>,
     runtime: Arc<RedisRuntime>,
+    faults: BackendFaults,
 }
 
 impl RedisStore {
@@ -91,6 +93,7 @@ impl RedisStore {
             connection,
             cas: Arc::new(redis::Script::new(CAS_SCRIPT)),
             runtime,
+            faults: BackendFaults::default(),
         })
     }
 
@@ -106,29 +109,59 @@ impl RedisStore {
             .runtime
             .handle()
             .spawn(tokio::time::timeout(CALL_TIMEOUT, exchange));
-        match task.await {
+        let result = match task.await {
             Ok(Ok(Ok(value))) => Ok(value),
+            // Redis answered with an error about the data (`WRONGTYPE`, not an integer): the
+            // guest's business, not a fault of the backend.
+            Ok(Ok(Err(e))) if !is_backend_fault(&e) => {
+                Err(Error::Other(format!("Redis key-value store ({}): {what} failed: {e}", self.shown)))
+            }
             Ok(Ok(Err(e))) => {
                 tracing::warn!(redis = %self.shown, error = %e, "key-value {what} failed");
-                Err(Error::Other(format!(
+                Err(Error::Unavailable(format!(
                     "Redis key-value store ({}): {what} failed: {e}",
                     self.shown
                 )))
             }
             Ok(Err(_elapsed)) => {
                 tracing::warn!(redis = %self.shown, "key-value {what}: Redis did not answer in time");
-                Err(Error::Other(format!(
+                Err(Error::Unavailable(format!(
                     "Redis key-value store ({}) did not answer within {} s",
                     self.shown,
                     CALL_TIMEOUT.as_secs()
                 )))
             }
-            Err(join) => Err(Error::Other(format!(
+            Err(join) => Err(Error::Unavailable(format!(
                 "Redis key-value store ({}): {join}",
                 self.shown
             ))),
+        };
+        if let Err(Error::Unavailable(_)) = &result {
+            self.faults.report("redis");
         }
+        result
     }
+
+    /// Reports the store's failures (Redis unreachable or silent) to `faults`.
+    pub fn with_faults(mut self, faults: BackendFaults) -> RedisStore {
+        self.faults = faults;
+        self
+    }
+}
+
+/// Whether `e` says Redis could not serve the call (unreachable, silent, loading, read-only, refusing
+/// our credentials), rather than refusing the call's data.
+fn is_backend_fault(e: &redis::RedisError) -> bool {
+    use redis::{ErrorKind, ServerErrorKind};
+    e.is_io_error()
+        || e.is_connection_refusal()
+        || e.is_connection_dropped()
+        || e.is_timeout()
+        || matches!(
+            e.kind(),
+            ErrorKind::AuthenticationFailed
+                | ErrorKind::Server(ServerErrorKind::BusyLoading | ServerErrorKind::MasterDown | ServerErrorKind::ReadOnly | ServerErrorKind::ClusterDown | ServerErrorKind::TryAgain | ServerErrorKind::NoPerm)
+        )
 }
 
 /// `redis://user:secret@host/0` → `redis://user:***@host/0`.

@@ -22,7 +22,10 @@ pub enum Error {
     NoSuchStore,
     /// The component was not granted the label.
     AccessDenied,
-    /// Anything else, with a message for the guest (limits, I/O, a Redis that does not answer).
+    /// The backend failed (SQLite I/O, a full disk, a Redis that does not answer). The guest sees it
+    /// as `Other`; the host also counts it as a backend fault (`kiln_backend_errors_total`).
+    Unavailable(String),
+    /// Anything else, with a message for the guest (limits, a counter that is not a number).
     Other(String),
 }
 
@@ -32,7 +35,7 @@ impl fmt::Display for Error {
             Error::StoreTableFull => f.write_str("too many key-value stores are open"),
             Error::NoSuchStore => f.write_str("no such key-value store"),
             Error::AccessDenied => f.write_str("access to the key-value store was denied"),
-            Error::Other(message) => f.write_str(message),
+            Error::Unavailable(message) | Error::Other(message) => f.write_str(message),
         }
     }
 }

@@ -899,7 +899,7 @@ fn redis_outage_is_a_bounded_error_and_recovers() {
             "took {took:?}"
         );
         assert!(
-            matches!(&e, Error::Other(m) if m.contains("Redis")),
+            matches!(&e, Error::Unavailable(m) if m.contains("Redis")),
             "{e:?}"
         );
         eventually(|| async { store.get(s("k")).await == Ok(Some(b"v".to_vec())) }).await;
@@ -910,7 +910,7 @@ fn redis_outage_is_a_bounded_error_and_recovers() {
         let e = store.set(s("k"), b"w".to_vec()).await.unwrap_err();
         assert!(started.elapsed() < CALL_TIMEOUT + Duration::from_secs(2));
         assert!(
-            matches!(&e, Error::Other(m) if m.contains("Redis")),
+            matches!(&e, Error::Unavailable(m) if m.contains("Redis")),
             "{e:?}"
         );
 

@@ -144,7 +144,7 @@ impl Capability for Messaging {
             _ => None,
         };
         let config = broker_config(app, self.shared.runtime_config.as_ref().or(apps_own.as_ref()))?;
-        Ok(Box::new(MessagingApp { broker: self.broker(&config)?, default_grant: self.shared.default_grant }))
+        Ok(Box::new(MessagingApp { broker: self.broker(&config)?, default_grant: self.shared.default_grant, faults: kiln_app::BackendFaults::new(app, "messaging") }))
     }
 }
 
@@ -185,11 +185,12 @@ impl PublishGrant {
 pub struct MessagingApp {
     broker: Broker,
     default_grant: DefaultGrant,
+    faults: kiln_app::BackendFaults,
 }
 
 impl MessagingApp {
     pub fn new(broker: Broker) -> MessagingApp {
-        MessagingApp { broker, default_grant: DefaultGrant::Everything }
+        MessagingApp { broker, default_grant: DefaultGrant::Everything, faults: kiln_app::BackendFaults::default() }
     }
 
     /// The app's broker: the NATS trigger takes the app's messages from it.
@@ -198,7 +199,7 @@ impl MessagingApp {
     }
 
     pub fn component_state(&self) -> Arc<MessagingComponent> {
-        Arc::new(MessagingComponent { broker: self.broker.clone(), grant: Arc::new(PublishGrant::Everything) })
+        Arc::new(MessagingComponent { broker: self.broker.clone(), grant: Arc::new(PublishGrant::Everything), faults: self.faults.clone() })
     }
 }
 
@@ -220,7 +221,7 @@ impl AppCapability for MessagingApp {
             None if self.default_grant == DefaultGrant::Everything => PublishGrant::Everything,
             None => PublishGrant::Subjects(Vec::new()),
         };
-        Ok(Arc::new(MessagingComponent { broker: self.broker.clone(), grant: Arc::new(grant) }))
+        Ok(Arc::new(MessagingComponent { broker: self.broker.clone(), grant: Arc::new(grant), faults: self.faults.clone() }))
     }
 }
 
@@ -228,6 +229,7 @@ impl AppCapability for MessagingApp {
 pub struct MessagingComponent {
     broker: Broker,
     grant: Arc<PublishGrant>,
+    faults: kiln_app::BackendFaults,
 }
 
 impl MessagingComponent {
@@ -239,6 +241,7 @@ impl MessagingComponent {
             resources: 0,
             delivered_reply_to: None,
             link: None,
+            faults: self.faults.clone(),
         }
     }
 }
@@ -322,11 +325,21 @@ pub struct MessagingInstance {
     delivered_reply_to: Option<String>,
     /// The link `wasmcloud:bus` selected for `wasmcloud:messaging` (`None`: `default`).
     link: Option<String>,
+    faults: kiln_app::BackendFaults,
 }
 
 impl MessagingInstance {
     pub fn broker(&self) -> &Broker {
         &self.broker
+    }
+
+    /// The guest's view of a broker call's result; a broker that cannot be reached also counts as
+    /// a backend fault.
+    fn outcome<T>(&self, result: Result<T, MessagingError>) -> Result<T, types::Error> {
+        if let Err(MessagingError::Connection(_)) = &result {
+            self.faults.report(self.broker.kind());
+        }
+        result.map_err(to_wasi)
     }
 
     /// Puts a received message into the instance, for `incoming-handler.handle`.
@@ -511,7 +524,8 @@ impl MessagingInstance {
             // Whoever answers publishes there on this component's behalf.
             self.check_granted(reply)?;
         }
-        broker.publish(&topic, message.data.clone().into(), message.headers(), reply_to).await.map_err(to_wasi)
+        let sent = broker.publish(&topic, message.data.clone().into(), message.headers(), reply_to).await;
+        self.outcome(sent)
     }
 }
 
@@ -551,7 +565,8 @@ impl MessagingInstance {
         let message = self.table.get(&m).map_err(|_| types::Error::Other("the message does not exist".to_string()))?.clone();
         let timeout = options.timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT);
         let expected = options.expected_replies.unwrap_or(1).clamp(1, MAX_EXPECTED_REPLIES) as usize;
-        let replies = broker.request_many(&topic, message.data.clone().into(), message.headers(), timeout, expected).await.map_err(to_wasi)?;
+        let replies = broker.request_many(&topic, message.data.clone().into(), message.headers(), timeout, expected).await;
+        let replies = self.outcome(replies)?;
         let mut resources = Vec::with_capacity(replies.len());
         for reply in &replies {
             resources.push(self.push(GuestMessage::from_broker(reply))?);
@@ -573,7 +588,8 @@ impl MessagingInstance {
             self.check_granted(&subject)?;
         }
         let headers = message.headers();
-        self.broker.publish(&subject, message.data.into(), headers, None).await.map_err(to_wasi)
+        let sent = self.broker.publish(&subject, message.data.into(), headers, None).await;
+        self.outcome(sent)
     }
 }
 

@@ -10,7 +10,7 @@
 //! - links: Kiln gives each app one broker, linked as `default`; after `wasmcloud:bus` selected any
 //!   other link name (1.0.0 does not check), `publish` and `request` fail with an error naming it.
 
-use crate::{MessagingInstance, check_subject, to_wasi, types};
+use crate::{MessagingInstance, check_subject, types};
 use anyhow::Result;
 use kiln_engine::KilnState;
 use std::time::Duration;
@@ -88,7 +88,8 @@ impl MessagingInstance {
             // Whoever answers publishes there on this component's behalf.
             self.check_granted(reply)?;
         }
-        self.broker.publish(&msg.subject, msg.body.into(), Vec::new(), msg.reply_to).await.map_err(to_wasi)
+        let sent = self.broker.publish(&msg.subject, msg.body.into(), Vec::new(), msg.reply_to).await;
+        self.outcome(sent)
     }
 
     async fn wasmcloud_request(&mut self, subject: String, body: Vec<u8>, timeout_ms: u32) -> Result<BrokerMessage, types::Error> {
@@ -96,7 +97,8 @@ impl MessagingInstance {
         check_subject(&subject)?;
         self.check_granted(&subject)?;
         let timeout = Duration::from_millis(timeout_ms.into());
-        let reply = self.broker.request(&subject, body.into(), Vec::new(), timeout).await.map_err(to_wasi)?;
+        let reply = self.broker.request(&subject, body.into(), Vec::new(), timeout).await;
+        let reply = self.outcome(reply)?;
         Ok(BrokerMessage::from_broker(&reply))
     }
 }

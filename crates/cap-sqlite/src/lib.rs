@@ -127,7 +127,7 @@ impl Capability for Sqlite {
     }
 
     fn configure_app(&self, app: &AppContext<'_>) -> Result<Box<dyn AppCapability>> {
-        let state = SqliteApp::new(app.state_dir, app.runtime_config);
+        let state = SqliteApp::new(app.state_dir, app.runtime_config).with_faults(kiln_app::BackendFaults::new(app, "sqlite"));
         for component in app.manifest.components.values() {
             for label in &component.sqlite_databases {
                 if !state.databases.contains_key(label) {
@@ -162,6 +162,7 @@ fn link(linker: &mut Linker<KilnState>) -> Result<()> {
 /// The capability configured for one app: its databases (label → file and pool).
 pub struct SqliteApp {
     databases: Arc<HashMap<String, Arc<Database>>>,
+    faults: kiln_app::BackendFaults,
 }
 
 impl SqliteApp {
@@ -177,7 +178,14 @@ impl SqliteApp {
             .collect();
         SqliteApp {
             databases: Arc::new(databases),
+            faults: kiln_app::BackendFaults::default(),
         }
+    }
+
+    /// Reports database files that cannot be opened or are full to `faults`.
+    pub fn with_faults(mut self, faults: kiln_app::BackendFaults) -> SqliteApp {
+        self.faults = faults;
+        self
     }
 
     /// The prepared state of a component granted `labels`.
@@ -185,6 +193,7 @@ impl SqliteApp {
         Arc::new(SqliteComponent {
             allowed: Arc::new(labels.iter().map(|l| l.as_ref().to_string()).collect()),
             databases: self.databases.clone(),
+            faults: self.faults.clone(),
         })
     }
 
@@ -204,6 +213,7 @@ impl AppCapability for SqliteApp {
 pub struct SqliteComponent {
     allowed: Arc<HashSet<String>>,
     databases: Arc<HashMap<String, Arc<Database>>>,
+    faults: kiln_app::BackendFaults,
 }
 
 impl SqliteComponent {
@@ -213,6 +223,7 @@ impl SqliteComponent {
             databases: self.databases.clone(),
             table: ResourceTable::new(),
             open: 0,
+            faults: self.faults.clone(),
         }
     }
 }
@@ -229,12 +240,14 @@ pub struct SqliteInstance {
     databases: Arc<HashMap<String, Arc<Database>>>,
     table: ResourceTable,
     open: usize,
+    faults: kiln_app::BackendFaults,
 }
 
 impl SqliteInstance {
     async fn open(&mut self, label: String) -> Result<Resource<Connection>, DbError> {
         let db = self.database_to_open(&label)?;
-        let conn = connect(db).await?;
+        // A database file that cannot be opened is the host's fault, not the guest's.
+        let conn = connect(db).await.inspect_err(|_| self.faults.report("embedded"))?;
         self.push(conn)
     }
 
@@ -268,7 +281,11 @@ impl SqliteInstance {
         params: Vec<Value>,
     ) -> Result<QueryResult, DbError> {
         let shared = self.shared(conn)?;
-        execute(shared, sql, params).await
+        let result = execute(shared, sql, params).await;
+        if let Err(DbError::DatabaseFull) = &result {
+            self.faults.report("embedded");
+        }
+        result
     }
 
     /// The SQLite connection behind `conn`, to use off the instance (on the blocking pool).

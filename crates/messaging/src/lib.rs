@@ -152,6 +152,15 @@ impl Broker {
         }
     }
 
+    /// `in-process`, `nats` or `redis`: the backend's kind, for metrics.
+    pub fn kind(&self) -> &'static str {
+        match &*self.backend {
+            Backend::InProcess(_) => "in-process",
+            Backend::Nats(_) => "nats",
+            Backend::Redis(_) => "redis",
+        }
+    }
+
     pub fn is_in_process(&self) -> bool {
         matches!(&*self.backend, Backend::InProcess(_))
     }

@@ -67,6 +67,15 @@ pub(crate) struct LogLabels {
     pub level: &'static str,
 }
 
+/// Labels of `kiln_backend_errors_total`: the capability (`key_value`, `sqlite`, `messaging`) and
+/// its backend (`embedded`, `redis`, `nats`, `in-process`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct BackendLabels {
+    pub app: Arc<str>,
+    pub capability: &'static str,
+    pub backend: &'static str,
+}
+
 /// Labels of the series that belong to one trigger kind of an app.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct TriggerLabels {
@@ -93,6 +102,7 @@ pub(crate) struct Families {
     pub trigger_up: Family<TriggerLabels, Gauge>,
     pub event_duration: HistogramFamily<TriggerLabels>,
     pub guest_logs: Family<LogLabels, Counter>,
+    pub backend_errors: Family<BackendLabels, Counter>,
     pub apps: Gauge,
 }
 
@@ -111,6 +121,7 @@ impl Families {
             trigger_up: Family::default(),
             event_duration: Family::new_with_constructor(|| Histogram::new(REQUEST_BUCKETS)),
             guest_logs: Family::default(),
+            backend_errors: Family::default(),
             apps: Gauge::default(),
         };
         families.register(registry);
@@ -160,6 +171,11 @@ impl Families {
             self.event_duration.clone(),
         );
         registry.register("kiln_guest_logs", "Lines guests logged through wasi:logging, per app, component and level", self.guest_logs.clone());
+        registry.register(
+            "kiln_backend_errors",
+            "Guest calls a capability's backend failed (a Redis or NATS that does not answer, a full disk), per app, capability and backend",
+            self.backend_errors.clone(),
+        );
         registry.register("kiln_apps", "Apps deployed", self.apps.clone());
     }
 }

@@ -1,7 +1,7 @@
 //! The registry of all apps' series, and the per-app observer the host installs in each trigger.
 
 use crate::component::{AppShared, ComponentMetrics, ObservedComponent};
-use crate::families::{AppLabels, ComponentLabels, EventLabels, Families, LogLabels, TriggerLabels};
+use crate::families::{AppLabels, BackendLabels, ComponentLabels, EventLabels, Families, LogLabels, TriggerLabels};
 use kiln_app::{CapabilityObserver, EventObserver, EventOutcome};
 use std::sync::atomic::AtomicU64;
 use crate::traces::{SpanSource, Tracing};
@@ -87,6 +87,9 @@ type EventKey = (&'static str, Arc<str>, &'static str);
 /// (component, level) of a guest-log series.
 type LogKey = (Arc<str>, &'static str);
 
+/// (capability, backend) of a backend-error series.
+type BackendKey = (&'static str, &'static str);
+
 /// One app's state in the registry, shared by every version of the app.
 struct AppState {
     labels: AppLabels,
@@ -107,6 +110,8 @@ struct AppState {
     /// Every guest-log series made: removal knows them, and a log call finds its counter without
     /// allocating labels.
     log_series: Mutex<HashMap<LogKey, Counter>>,
+    /// Every backend-error series made, as `log_series`.
+    backend_series: Mutex<HashMap<BackendKey, Counter>>,
 }
 
 impl AppState {
@@ -123,6 +128,7 @@ impl AppState {
             event_errors: AtomicU64::new(0),
             trigger_kinds: Mutex::default(),
             log_series: Mutex::default(),
+            backend_series: Mutex::default(),
             labels,
         }
     }
@@ -163,6 +169,24 @@ impl AppState {
         for (component, level) in logs.keys() {
             self.families.guest_logs.remove(&LogLabels { app: self.labels.app.clone(), component: component.clone(), level });
         }
+        let backends = self.backend_series.lock().unwrap_or_else(PoisonError::into_inner);
+        for (capability, backend) in backends.keys() {
+            self.families.backend_errors.remove(&BackendLabels { app: self.labels.app.clone(), capability, backend });
+        }
+    }
+
+    fn backend_error(&self, capability: &'static str, backend: &'static str) {
+        // Checked under the lock `remove_series` takes after setting the flag, as for components.
+        let mut series = self.backend_series.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.shared.removed.load(Ordering::SeqCst) {
+            return;
+        }
+        let counter = series
+            .entry((capability, backend))
+            .or_insert_with(|| self.families.backend_errors.get_or_create_owned(&BackendLabels { app: self.labels.app.clone(), capability, backend }))
+            .clone();
+        drop(series);
+        counter.inc();
     }
 
     fn guest_log(&self, component: &str, level: &'static str) {
@@ -268,6 +292,10 @@ impl EventObserver for AppMetrics {
 impl CapabilityObserver for AppMetrics {
     fn guest_log(&self, component: &str, level: &'static str) {
         self.state.guest_log(component, level);
+    }
+
+    fn backend_error(&self, capability: &'static str, backend: &'static str) {
+        self.state.backend_error(capability, backend);
     }
 }
 
@@ -425,6 +453,21 @@ mod tests {
         metrics.remove_app("orders");
         orders.event("nats", "audit", EventOutcome::Ok, MS);
         assert!(!metrics.render().contains(r#"app="orders""#));
+    }
+
+    #[test]
+    fn backend_errors_are_counted_by_app_capability_and_backend() {
+        let metrics = Metrics::new();
+        let shop = metrics.app("shop", None);
+        shop.backend_error("key_value", "redis");
+        shop.backend_error("key_value", "redis");
+        shop.backend_error("messaging", "nats");
+        let text = metrics.render();
+        assert_sample(&text, r#"kiln_backend_errors_total{app="shop",capability="key_value",backend="redis"}"#, "2");
+        assert_sample(&text, r#"kiln_backend_errors_total{app="shop",capability="messaging",backend="nats"}"#, "1");
+        metrics.remove_app("shop");
+        shop.backend_error("sqlite", "embedded");
+        assert!(!metrics.render().contains(r#"app="shop""#));
     }
 
     #[test]
