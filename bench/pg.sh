@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# PostgreSQL benchmark: one query by primary key per request, through Kiln (the spin_pg test guest,
-# spin-sdk 5's `pg4`: open a pooled connection, prepare and run `SELECT name FROM items WHERE id =
-# $1`, answer the rows as text) against a native hyper + tokio-postgres + deadpool handler
-# (bench/native-pg) doing the same query, in one run.
+# PostgreSQL benchmark: one query by primary key per request, through Kiln against a native hyper +
+# tokio-postgres + deadpool handler (bench/native-pg) doing the same query, in one run. Kiln serves
+# GUEST=pg_bench (the default: `spin:postgres@4.0.0` through wit-bindgen, doing what the native
+# handler does — parse `id`, open a pooled connection, run `SELECT name FROM items WHERE id = $1`,
+# answer the name) or GUEST=spin_pg (the spin-sdk 5 test guest: a generic query string, every value
+# formatted with Debug).
 #
 # Method (as bench/run.sh): the server pinned to core 0, `wrk -t1 -c$CONNS` and PostgreSQL pinned to
 # core 1 (so the database's CPU is not counted as the server's), a fresh server per run, warm-up,
@@ -27,11 +29,13 @@ TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 PROFILE=${PROFILE:-release}
 KILN_BIN=$TARGET_DIR/$PROFILE/kiln
 NATIVE_BIN=$TARGET_DIR/$PROFILE/native-pg
-PG_WASM=$ROOT/guests/target/wasm32-wasip2/release/spin_pg.wasm
+GUEST=${GUEST:-pg_bench}
+PG_WASM=$ROOT/guests/target/wasm32-wasip2/release/$GUEST.wasm
 CLK_TCK=$(getconf CLK_TCK)
 
 log() { printf '>> %s\n' "$*" >&2; }
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+[[ $GUEST == pg_bench || $GUEST == spin_pg ]] || die "GUEST must be pg_bench or spin_pg"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/kiln-pg-bench.XXXXXX")
 chmod 755 "$WORK"
@@ -81,13 +85,14 @@ component = "pg"
 [component.pg]
 source = "$PG_WASM"
 allowed_outbound_hosts = ["postgres://127.0.0.1:$PG_PORT"]
+environment = { PG_ADDRESS = "$DB" }
 TOML
 
 ID=$((ROWS / 2))
 kind_path() {
     case $1 in
         native) echo "/?id=$ID" ;;
-        kiln) echo "/?v=4&addr=$DB&op=query&sql=SELECT+name+FROM+items+WHERE+id+%3D+%241&p=i32:$ID" ;;
+        kiln) if [[ $GUEST == pg_bench ]]; then echo "/?id=$ID"; else echo "/?v=4&addr=$DB&op=query&sql=SELECT+name+FROM+items+WHERE+id+%3D+%241&p=i32:$ID"; fi ;;
     esac
 }
 
