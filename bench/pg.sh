@@ -164,5 +164,5 @@ echo
 echo "| server | req/s | p50 | p99 | CPU/request | errors |"
 echo "|---|---|---|---|---|---|"
 row native "native hyper + tokio-postgres + deadpool (1 thread, \`bench/native-pg\`)"
-row kiln "Kiln, \`spin_pg\` guest (\`spin:postgres@4.0.0\`)"
+row kiln "Kiln, \`$GUEST\` guest (\`spin:postgres@4.0.0\`)"
 echo "| **Kiln / native, CPU per request** | | | | **${ratio}×** | |"
