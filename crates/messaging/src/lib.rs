@@ -152,6 +152,16 @@ impl Broker {
         }
     }
 
+    /// `Ok` while the broker is reachable; else what is wrong (a NATS client reconnecting, a Redis
+    /// whose last exchange failed). The in-process bus is always reachable.
+    pub fn health(&self) -> Result<(), String> {
+        match &*self.backend {
+            Backend::InProcess(_) => Ok(()),
+            Backend::Nats(n) => n.health(),
+            Backend::Redis(r) => r.health(),
+        }
+    }
+
     /// `in-process`, `nats` or `redis`: the backend's kind, for metrics.
     pub fn kind(&self) -> &'static str {
         match &*self.backend {

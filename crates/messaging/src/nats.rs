@@ -82,6 +82,10 @@ impl Nats {
         &self.shown
     }
 
+    pub(crate) fn health(&self) -> Result<(), String> {
+        self.check_connected().map_err(|err| format!("{err}; reconnecting"))
+    }
+
     fn check_connected(&self) -> Result<(), MessagingError> {
         match self.client.connection_state() {
             async_nats::connection::State::Connected => Ok(()),

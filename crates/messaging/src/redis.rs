@@ -124,6 +124,8 @@ struct Shared {
     /// This process's consumer names start with it: `<host>-<pid>`.
     me: String,
     next_id: AtomicU64,
+    /// Why the last exchange with Redis failed, until one succeeds ([`RedisBroker::health`]).
+    failing: std::sync::Mutex<Option<String>>,
     runtime: OwnRuntime,
 }
 
@@ -187,6 +189,7 @@ impl RedisBroker {
                 ack: redis::Script::new(ACK_SCRIPT),
                 me,
                 next_id: AtomicU64::new(1),
+                failing: std::sync::Mutex::new(None),
                 runtime,
             }),
         })
@@ -194,6 +197,15 @@ impl RedisBroker {
 
     pub(crate) fn shown(&self) -> &str {
         &self.shared.shown
+    }
+
+    /// `Ok` unless the last exchange with Redis (a publish, an ack, a consumer's read, a
+    /// subscription's ping) failed to reach it.
+    pub(crate) fn health(&self) -> Result<(), String> {
+        match &*self.shared.failing.lock().unwrap_or_else(|p| p.into_inner()) {
+            None => Ok(()),
+            Some(why) => Err(format!("{why}; retrying")),
+        }
     }
 
     /// Publishes `message`; returns how many streams and channel subscribers took it.
@@ -249,7 +261,8 @@ impl RedisBroker {
 }
 
 impl Shared {
-    /// Runs `future` on the broker's runtime, bounded by [`CALL_TIMEOUT`].
+    /// Runs `future` on the broker's runtime, bounded by [`CALL_TIMEOUT`], and notes whether it
+    /// reached Redis ([`RedisBroker::health`]).
     async fn on_runtime<T: Send + 'static>(&self, future: impl Future<Output = Result<T, MessagingError>> + Send + 'static) -> Result<Result<T, MessagingError>, MessagingError> {
         let shown = self.shown.clone();
         let task = self.runtime.spawn(async move {
@@ -258,7 +271,24 @@ impl Shared {
                 Err(_) => Err(MessagingError::Connection(format!("Redis at {shown} did not answer within {} s", CALL_TIMEOUT.as_secs()))),
             }
         });
-        task.await.map_err(|err| MessagingError::Other(format!("Redis broker task: {err}")))
+        let result = task.await.map_err(|err| MessagingError::Other(format!("Redis broker task: {err}")))?;
+        match &result {
+            Err(MessagingError::Connection(why)) => self.note_failure(why.clone()),
+            Ok(_) => self.note_success(),
+            Err(_) => {}
+        }
+        Ok(result)
+    }
+
+    fn note_failure(&self, why: String) {
+        *self.failing.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+    }
+
+    fn note_success(&self) {
+        let mut failing = self.failing.lock().unwrap_or_else(|p| p.into_inner());
+        if failing.is_some() {
+            *failing = None;
+        }
     }
 
     /// One exchange on the shared connection.
@@ -429,6 +459,7 @@ async fn pump_channel(shared: Arc<Shared>, pattern: String, mut pubsub: redis::a
         let lost = forward_channel(&pattern, pubsub, &tx).await;
         let Some(reason) = lost else { return };
         tracing::warn!("Redis bus {}: subscription to `{pattern}` lost ({reason}); resubscribing", shared.shown);
+        shared.note_failure(format!("Redis at {}: subscription to `{pattern}` lost ({reason})", shared.shown));
         let mut backoff = BACKOFF_START;
         pubsub = loop {
             if tx.is_closed() {
@@ -443,6 +474,7 @@ async fn pump_channel(shared: Arc<Shared>, pattern: String, mut pubsub: redis::a
             backoff = (backoff * 2).min(BACKOFF_MAX);
         };
         tracing::info!("Redis bus {}: resubscribed to `{pattern}`", shared.shown);
+        shared.note_success();
     }
 }
 

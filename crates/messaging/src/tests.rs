@@ -267,10 +267,12 @@ async fn nats_subscription_resumes_after_server_restart() {
     let mut sub = broker.subscribe("events.>", Some("g")).await.unwrap();
     broker.publish("events.one", "1".into(), vec![], None).await.unwrap();
     assert_eq!(recv(&mut sub).await.unwrap().payload, "1");
+    assert_eq!(broker.health(), Ok(()));
     server.stop();
     // While the server is down, publishing is an error (not a silent success).
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(matches!(broker.publish("events.lost", Bytes::new(), vec![], None).await, Err(MessagingError::Connection(_))));
+    assert!(broker.health().is_err_and(|why| why.contains("NATS")), "{:?}", broker.health());
     server.restart();
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
@@ -475,9 +477,12 @@ async fn redis_subscription_resumes_after_server_restart() {
     let mut sub = broker.subscribe("events.>", None).await.unwrap();
     broker.publish("events.one", "1".into(), vec![], None).await.unwrap();
     assert_eq!(recv(&mut sub).await.unwrap().payload, "1");
+    assert_eq!(broker.health(), Ok(()));
     server.stop();
-    // While the server is down, publishing is an error (not a silent success).
+    // While the server is down, publishing is an error (not a silent success), and the broker says
+    // it is unhealthy (the trigger's state, `kiln_trigger_up`).
     assert!(matches!(broker.publish("events.lost", Bytes::new(), vec![], None).await, Err(MessagingError::Connection(_))));
+    assert!(broker.health().is_err_and(|why| why.contains("Redis")), "{:?}", broker.health());
     server.restart();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -490,6 +495,7 @@ async fn redis_subscription_resumes_after_server_restart() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    assert_eq!(broker.health(), Ok(()), "healthy again");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -112,7 +112,7 @@ impl Trigger for NatsTrigger {
         let prefix = context.log_prefix();
         let shared = Arc::new(Shared { context, permits: Arc::new(Semaphore::new(limits.max_concurrency.max(1))) });
         let loops = sources.into_iter().map(|(component, source)| runtime.spawn(serve(shared.clone(), component, source, stop_rx.clone()))).collect();
-        Ok(Box::new(Running { stop, loops, prefix, triggers, broker: broker.describe() }))
+        Ok(Box::new(Running { stop, loops, prefix, triggers, broker: broker.describe(), health: broker.clone() }))
     }
 }
 
@@ -199,11 +199,20 @@ struct Running {
     loops: Vec<tokio::task::JoinHandle<JoinSet<()>>>,
     prefix: String,
     triggers: Vec<TriggerInfo>,
-    /// `in-process` or the NATS URL (without credentials).
+    /// `in-process`, or the broker's URL (without credentials).
     broker: String,
+    /// For [`RunningTrigger::state`]: whether the broker is reachable now.
+    health: Broker,
 }
 
 impl RunningTrigger for Running {
+    fn state(&self) -> String {
+        match self.health.health() {
+            Ok(()) => "ok".to_string(),
+            Err(why) => why,
+        }
+    }
+
     fn describe(&self) -> Vec<String> {
         self.triggers
             .iter()

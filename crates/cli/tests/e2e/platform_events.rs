@@ -285,9 +285,10 @@ fn sample(serve: &KilnServe, series: &str) -> Option<f64> {
     serve.metrics().lines().find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
 }
 
-/// A Redis the app depends on (its trigger and its key-value store) goes away: while it is gone the
-/// metrics say so (`kiln_trigger_up` 0, `kiln_backend_errors_total` rising), and once it is back
-/// they show it recovered, without a restart.
+/// A Redis the app depends on (its Redis trigger, its message broker and its key-value store) goes
+/// away: while it is gone the metrics say so (`kiln_trigger_up` 0 for both triggers,
+/// `kiln_backend_errors_total` rising), and once it is back they show it recovered, without a
+/// restart.
 #[test]
 fn a_backend_outage_shows_in_the_metrics_while_it_lasts() {
     let mut redis = RedisServer::start();
@@ -295,15 +296,23 @@ fn a_backend_outage_shows_in_the_metrics_while_it_lasts() {
     let serve = KilnServe::start(&kiln_bin(), &dir.path().join("data"), &[]);
     let manifest = format!(
         "spin_manifest_version = 2\n[application]\nname = \"events\"\n[application.trigger.redis]\naddress = \"{}\"\n\
-         [[trigger.redis]]\nchannel = \"orders\"\ncomponent = \"sub\"\n[[trigger.http]]\nroute = \"/kv/...\"\ncomponent = \"kv\"\n\
-         [component.sub]\nsource = \"sub.wasm\"\nkey_value_stores = [\"default\"]\n[component.kv]\nsource = \"kv.wasm\"\nkey_value_stores = [\"default\"]\n",
+         [[trigger.redis]]\nchannel = \"orders\"\ncomponent = \"sub\"\n[[trigger.nats]]\nsubject = \"jobs.*\"\ncomponent = \"jobs\"\ndurable = \"jobs\"\n\
+         [[trigger.http]]\nroute = \"/kv/...\"\ncomponent = \"kv\"\n\
+         [component.sub]\nsource = \"sub.wasm\"\nkey_value_stores = [\"default\"]\n[component.jobs]\nsource = \"jobs.wasm\"\nkey_value_stores = [\"default\"]\n\
+         [component.kv]\nsource = \"kv.wasm\"\nkey_value_stores = [\"default\"]\n",
         redis.url()
     );
-    let runtime_config = format!("[key_value_store.default]\ntype = \"redis\"\nurl = \"{}\"\n", redis.url());
-    let archive = AppArchive::new(&manifest).guest("sub.wasm", "redis_sub").guest("kv.wasm", "spin_kv").file("runtime-config.toml", runtime_config).build();
+    let runtime_config = format!("[key_value_store.default]\ntype = \"redis\"\nurl = \"{0}\"\n[messaging]\ntype = \"redis\"\nurl = \"{0}\"\n", redis.url());
+    let archive = AppArchive::new(&manifest)
+        .guest("sub.wasm", "redis_sub")
+        .guest("jobs.wasm", "msg_sub")
+        .guest("kv.wasm", "spin_kv")
+        .file("runtime-config.toml", runtime_config)
+        .build();
     serve.deploy_ok("events", "", archive);
     let (up, errors) = (r#"kiln_trigger_up{app="events",trigger="redis"}"#, r#"kiln_backend_errors_total{app="events",capability="key_value",backend="redis"}"#);
-    assert!(wait_until(Duration::from_secs(10), || sample(&serve, up) == Some(1.0)), "{}", serve.metrics());
+    let broker_up = r#"kiln_trigger_up{app="events",trigger="nats"}"#;
+    assert!(wait_until(Duration::from_secs(10), || sample(&serve, up) == Some(1.0) && sample(&serve, broker_up) == Some(1.0)), "{}", serve.metrics());
     assert_eq!(serve.app_get("events", "/kv?op=set&key=k&value=v").status(), 200);
     assert_eq!(sample(&serve, errors), None, "no backend error yet");
 
@@ -311,6 +320,7 @@ fn a_backend_outage_shows_in_the_metrics_while_it_lasts() {
     let response = serve.app_get("events", "/kv?op=get&key=k");
     assert_eq!(response.status(), 500, "{}", response.text().unwrap_or_default());
     assert!(wait_until(Duration::from_secs(15), || sample(&serve, up) == Some(0.0)), "the trigger shows down: {}", serve.metrics());
+    assert!(wait_until(Duration::from_secs(15), || sample(&serve, broker_up) == Some(0.0)), "the broker's trigger shows down: {}", serve.metrics());
     let during = sample(&serve, errors).unwrap_or(0.0);
     assert!(during >= 1.0, "the failed call is counted: {}", serve.metrics());
     assert_eq!(serve.app_get("events", "/kv?op=get&key=k").status(), 500);
@@ -318,6 +328,7 @@ fn a_backend_outage_shows_in_the_metrics_while_it_lasts() {
 
     redis.restart();
     assert!(wait_until(Duration::from_secs(20), || sample(&serve, up) == Some(1.0)), "the trigger shows up again: {}", serve.metrics());
+    assert!(wait_until(Duration::from_secs(20), || sample(&serve, broker_up) == Some(1.0)), "the broker's trigger shows up again: {}", serve.metrics());
     assert!(wait_until(Duration::from_secs(10), || serve.app_get("events", "/kv?op=set&key=k&value=w").status() == 200), "writes work again");
     let after = sample(&serve, errors);
     assert_eq!(serve.app_get("events", "/kv?op=get&key=k").text().unwrap_or_default(), "w");
