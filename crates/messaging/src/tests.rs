@@ -328,20 +328,13 @@ async fn jetstream_durable_ack_redelivery_dead_letter() {
     d.ack().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn jetstream_uses_an_existing_stream_and_shares_between_consumers() {
-    let server = NatsServer::start();
-    let broker = server.broker();
-    // A stream the operator made, covering more than the trigger's subject.
-    let client = async_nats::connect(server.url()).await.unwrap();
-    let js = async_nats::jetstream::new(client);
-    js.create_stream(async_nats::jetstream::stream::Config { name: "ALL".into(), subjects: vec!["shop.>".into()], ..Default::default() }).await.unwrap();
-    let options = DurableOptions { redelivery_delay: Duration::from_millis(20), ..Default::default() };
-    let mut a = broker.durable("shop.orders.*", "shop", options.clone()).await.unwrap();
-    let other_host = server.broker();
-    let mut b = other_host.durable("shop.orders.*", "shop", options).await.unwrap();
+/// Durable consumer `shop` of `shop.orders.*` on two hosts (`here`, `there`): 10 messages are each
+/// delivered once across them. Returns both consumers.
+async fn two_hosts_share_a_durable(here: &Broker, there: &Broker, options: DurableOptions) -> (DurableConsumer, DurableConsumer) {
+    let mut a = here.durable("shop.orders.*", "shop", options.clone()).await.unwrap();
+    let mut b = there.durable("shop.orders.*", "shop", options).await.unwrap();
     for i in 0..10 {
-        broker.publish(&format!("shop.orders.{i}"), Bytes::new(), vec![], None).await.unwrap();
+        here.publish(&format!("shop.orders.{i}"), Bytes::new(), vec![], None).await.unwrap();
     }
     let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -356,6 +349,19 @@ async fn jetstream_uses_an_existing_stream_and_shares_between_consumers() {
     let before = seen.len();
     seen.dedup();
     assert_eq!((before, seen.len()), (10, 10), "each message once: {seen:?}");
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jetstream_uses_an_existing_stream_and_shares_between_consumers() {
+    let server = NatsServer::start();
+    let broker = server.broker();
+    // A stream the operator made, covering more than the trigger's subject.
+    let client = async_nats::connect(server.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    js.create_stream(async_nats::jetstream::stream::Config { name: "ALL".into(), subjects: vec!["shop.>".into()], ..Default::default() }).await.unwrap();
+    let options = DurableOptions { redelivery_delay: Duration::from_millis(20), ..Default::default() };
+    let _hosts = two_hosts_share_a_durable(&broker, &server.broker(), options).await;
     assert!(js.get_stream("KILN_SHOP").await.is_err(), "no stream of its own when one covers the subject");
     // A stream that overlaps but does not cover is an error that says so.
     let err = broker.durable("*.orders.*", "wide", DurableOptions::default()).await;
@@ -552,25 +558,7 @@ async fn redis_durable_shares_between_hosts_and_survives_a_server_kill() {
     let mut server = kiln_test_support::RedisServer::start_persistent();
     let broker = server.broker();
     let options = DurableOptions { redelivery_delay: Duration::from_millis(20), ack_wait: Duration::from_secs(2), ..Default::default() };
-    let mut a = broker.durable("shop.orders.*", "shop", options.clone()).await.unwrap();
-    let other_host = server.broker();
-    let mut b = other_host.durable("shop.orders.*", "shop", options).await.unwrap();
-    for i in 0..10 {
-        broker.publish(&format!("shop.orders.{i}"), Bytes::new(), vec![], None).await.unwrap();
-    }
-    let mut seen = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while seen.len() < 10 && Instant::now() < deadline {
-        tokio::select! {
-            Some(d) = a.next() => { seen.push(d.message.subject.clone()); d.ack().await.unwrap(); }
-            Some(d) = b.next() => { seen.push(d.message.subject.clone()); d.ack().await.unwrap(); }
-            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-        }
-    }
-    seen.sort();
-    let before = seen.len();
-    seen.dedup();
-    assert_eq!((before, seen.len()), (10, 10), "each message once: {seen:?}");
+    let (mut a, b) = two_hosts_share_a_durable(&broker, &server.broker(), options).await;
     drop(b);
 
     // Published (acknowledged by Redis) while nobody reads, then Redis is killed: kept.
