@@ -60,6 +60,11 @@ const CLAIM_EVERY: Duration = Duration::from_secs(1);
 const FORGET_CONSUMER_AFTER: Duration = Duration::from_secs(600);
 const ENVELOPE_MAGIC: &[u8] = b"KILN/1 ";
 
+/// A stream entry's fields, as Redis returns them.
+type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+/// A stream entry: its id and fields.
+type Entry = (String, Fields);
+
 /// Appends the message to every stream whose pattern matches its subject, then publishes it on the
 /// subject's channel. KEYS: [`DURABLES`], [`QUEUES`]. ARGV: subject, payload, reply (or ""),
 /// headers (or ""), channel message, durable max age in ms, queue max length. Returns
@@ -713,7 +718,7 @@ impl StreamConsumer {
         let consumer = self.consumer.clone();
         let min_idle = self.options.ack_wait.as_millis() as u64;
         let batch = self.options.batch.max(1);
-        let claimed: Vec<(String, Vec<(Vec<u8>, Vec<u8>)>, u32)> = self
+        let claimed: Vec<(Entry, u32)> = self
             .shared
             .call(move |mut connection| async move {
                 let reply: Value = redis::cmd("XAUTOCLAIM").arg(&route.stream).arg(&route.group).arg(&consumer).arg(min_idle).arg("0-0").arg("COUNT").arg(batch).query_async(&mut connection).await?;
@@ -724,12 +729,12 @@ impl StreamConsumer {
                 let mut claimed = Vec::new();
                 for (id, fields) in entries {
                     let pending: Value = redis::cmd("XPENDING").arg(&route.stream).arg(&route.group).arg(&id).arg(&id).arg(1).query_async(&mut connection).await?;
-                    claimed.push((id, fields, delivery_count(&pending).unwrap_or(2)));
+                    claimed.push(((id, fields), delivery_count(&pending).unwrap_or(2)));
                 }
                 Ok(claimed)
             })
             .await?;
-        for (id, fields, attempt) in claimed {
+        for ((id, fields), attempt) in claimed {
             tracing::info!("Redis bus: `{}` took over an unsettled delivery (attempt {attempt})", self.route.name);
             let message = entry_message(&self.route, &fields);
             let delivery = self.delivery(id, message, attempt);
@@ -806,7 +811,7 @@ fn items(value: &Value) -> Vec<&Value> {
 }
 
 /// `XREADGROUP`'s reply: `[[stream, entries]]` (or nil when nothing came).
-fn read_entries(reply: &Value) -> Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)> {
+fn read_entries(reply: &Value) -> Vec<Entry> {
     match reply {
         Value::Map(streams) => streams.iter().flat_map(|(_, entries)| parse_entries(entries)).collect(),
         _ => items(reply).into_iter().flat_map(|stream| items(stream).get(1).map(|entries| parse_entries(entries)).unwrap_or_default()).collect(),
@@ -814,7 +819,7 @@ fn read_entries(reply: &Value) -> Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)> {
 }
 
 /// `[[id, [field, value, …]], …]`; entries deleted meanwhile come as `[id, nil]` and are skipped.
-fn parse_entries(entries: &Value) -> Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)> {
+fn parse_entries(entries: &Value) -> Vec<Entry> {
     items(entries)
         .into_iter()
         .filter_map(|entry| {
@@ -940,7 +945,7 @@ mod tests {
     fn headers_are_checked() {
         assert!(check_headers(&[("ok-name".into(), "a value".into())]).is_ok());
         for bad in [("".to_string(), "v".to_string()), ("a:b".into(), "v".into()), ("a b".into(), "v".into()), ("n".into(), "two\nlines".into())] {
-            assert!(check_headers(&[bad.clone()]).is_err(), "{bad:?}");
+            assert!(check_headers(std::slice::from_ref(&bad)).is_err(), "{bad:?}");
         }
     }
 }
