@@ -5,7 +5,7 @@
 //! durable consumers with redelivery and a dead-letter subject, nothing persisted), a **NATS**
 //! connection (async-nats on its own runtime; reconnects by itself, subscriptions resume; JetStream
 //! durable pull consumers for `durable = "name"` triggers), or **Redis** (Pub/Sub for plain
-//! subscriptions, Streams with consumer groups for durables and queue groups; see `redis.rs`).
+//! subscriptions, Streams with consumer groups for durables and queue groups; see `redis/`).
 //!
 //! All behave the same to their users:
 //! - [`Broker::publish`], [`Broker::request`] / [`Broker::request_many`], [`Broker::subscribe`]
