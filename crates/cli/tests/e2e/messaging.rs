@@ -546,6 +546,14 @@ fn events_flow(kiln: &kiln_e2e::kiln::Kiln) {
     let want = "{\"orders\":3,\"total_cents\":2050}";
     let ok = wait_until(Duration::from_secs(30), || crate::body(kiln.get("/stats")).1 == want);
     assert!(ok, "stats: {:?}\n{}", crate::body(kiln.get("/stats")), kiln.log());
+    // The same order again (as a redelivery would bring it) is not counted twice.
+    assert_eq!(post(kiln, "/orders", "{\"id\":\"A-1\",\"amount_cents\":1250}").0, 202);
+    assert_eq!(post(kiln, "/orders", "{\"id\":\"A-4\",\"amount_cents\":50}").0, 202);
+    let want = "{\"orders\":4,\"total_cents\":2100}";
+    let ok = wait_until(Duration::from_secs(30), || crate::body(kiln.get("/stats")).1 == want);
+    assert!(ok, "stats: {:?}\n{}", crate::body(kiln.get("/stats")), kiln.log());
+    assert!(wait_until(Duration::from_secs(10), || kiln.log().contains("order A-1 already counted")), "{}", kiln.log());
+    assert_eq!(crate::body(kiln.get("/stats")).1, want, "{}", kiln.log());
 }
 
 #[test]
@@ -570,6 +578,6 @@ fn events_example_on_redis_and_nats() {
     // The events went through JetStream, the totals are in Redis.
     let stream = stream_for(&nats, "orders.created");
     let info = nats.js_api(&format!("STREAM.INFO.{stream}"), "").unwrap();
-    assert_eq!(info["state"]["messages"], 3, "{info}");
+    assert_eq!(info["state"]["messages"], 5, "{info}");
     assert!(redis.command(&["KEYS", "*"]).unwrap().contains("orders:totals"), "{:?}", redis.command(&["KEYS", "*"]));
 }
