@@ -147,8 +147,16 @@ fn an_app_image_runs_under_containerd_and_drains_on_sigterm() {
     let port = free_port();
     let (mut ctr, log) = run_container(&containerd, "first", port);
     wait_until_serving(&containerd, "first", port, &log);
-    let logged = std::fs::read_to_string(&log).unwrap();
-    assert!(logged.contains(&format!("Serving http://127.0.0.1:{port} (sleepy")), "{logged}");
+    // The container's output reaches the log file through ctr's copy of its pipe: it may come a
+    // moment after the first answer.
+    let serving = format!("Serving http://127.0.0.1:{port} (sleepy");
+    let started = Instant::now();
+    let mut logged = std::fs::read_to_string(&log).unwrap_or_default();
+    while !logged.contains(&serving) && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+        logged = std::fs::read_to_string(&log).unwrap_or_default();
+    }
+    assert!(logged.contains(&serving), "{logged}");
     assert!(logged.contains("using 1 precompiled component(s)"), "{logged}\ncontainerd's log:\n{}", containerd.log());
 
     // SIGTERM while a request is in flight: it finishes, then the task exits well within the grace.
