@@ -250,6 +250,19 @@ impl Broker {
     }
 }
 
+/// A broker URL without its credentials (`nats://user:pw@a:4222,nats://b:4222` →
+/// `nats://a:4222,nats://b:4222`), for banners, logs and errors.
+pub(crate) fn redact(url: &str) -> String {
+    url.split(',')
+        .map(|part| match (part.find("://"), part.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => format!("{}://{}", &part[..scheme], &part[at + 1..]),
+            (None, Some(at)) => part[at + 1..].to_string(),
+            _ => part.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Durable names and queue groups: one NATS token of letters, digits, `-` and `_`.
 fn check_name(what: &str, name: &str) -> Result<(), MessagingError> {
     if name.is_empty() || name.len() > 128 || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {

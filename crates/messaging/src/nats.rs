@@ -24,21 +24,9 @@ pub(crate) struct Nats {
     runtime: Arc<OwnRuntime>,
 }
 
-/// The URL without credentials.
-fn redact(url: &str) -> String {
-    url.split(',')
-        .map(|part| match (part.find("://"), part.rfind('@')) {
-            (Some(scheme), Some(at)) if at > scheme => format!("{}://{}", &part[..scheme], &part[at + 1..]),
-            (None, Some(at)) => part[at + 1..].to_string(),
-            _ => part.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 impl Nats {
     pub(crate) fn connect(url: &str, connect_timeout: Duration) -> anyhow::Result<Nats> {
-        let shown = redact(url);
+        let shown = crate::redact(url);
         let runtime = OwnRuntime::new("kiln-nats-client")?;
         let options = async_nats::ConnectOptions::new()
             .name("kiln")

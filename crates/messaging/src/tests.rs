@@ -196,6 +196,27 @@ impl Connect for NatsServer {
 }
 
 /// A broker that is not there: a clear error naming it, without its credentials (NATS and Redis).
+/// Answers every request on `echo` with its payload, through `host`.
+async fn serve_echo(host: &Broker) {
+    let mut service = host.subscribe("echo", None).await.unwrap();
+    let responder = host.clone();
+    tokio::spawn(async move {
+        while let Some(m) = service.next().await {
+            responder.publish(m.reply_to.as_deref().unwrap(), m.payload.clone(), vec![], None).await.unwrap();
+        }
+    });
+}
+
+/// A header name with `:`, a header value of two lines and a 2 MiB payload are each refused.
+async fn bad_publishes_are_refused(broker: &Broker) {
+    let bad = broker.publish("x", Bytes::new(), h(&[("bad:name", "v")]), None).await;
+    assert!(matches!(bad, Err(MessagingError::Other(_))), "{bad:?}");
+    let bad = broker.publish("x", Bytes::new(), h(&[("n", "two\nlines")]), None).await;
+    assert!(matches!(bad, Err(MessagingError::Other(_))), "{bad:?}");
+    let big = broker.publish("x", vec![0u8; 2 << 20].into(), vec![], None).await;
+    assert!(matches!(big, Err(MessagingError::Other(_))), "{big:?}");
+}
+
 #[test]
 fn connecting_to_nothing_fails_loudly() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -238,13 +259,7 @@ async fn nats_publish_subscribe_queue_groups_request_reply() {
     got.dedup();
     assert_eq!(got.len(), 20, "each job once across both hosts");
 
-    let mut service = other_host.subscribe("echo", None).await.unwrap();
-    let responder = other_host.clone();
-    tokio::spawn(async move {
-        while let Some(m) = service.next().await {
-            responder.publish(m.reply_to.as_deref().unwrap(), m.payload.clone(), vec![], None).await.unwrap();
-        }
-    });
+    serve_echo(&other_host).await;
     // Interest registered on one connection reaches the server's routing a moment after it is sent, so
     // a request from another connection right away may still find no responder.
     let mut attempts = 0;
@@ -257,12 +272,7 @@ async fn nats_publish_subscribe_queue_groups_request_reply() {
     };
     assert_eq!(reply.payload, "ping");
     assert_eq!(broker.request("nobody", Bytes::new(), vec![], Duration::from_secs(2)).await.unwrap_err(), MessagingError::NoResponders("nobody".into()));
-    let bad = broker.publish("x", Bytes::new(), h(&[("bad:name", "v")]), None).await;
-    assert!(matches!(bad, Err(MessagingError::Other(_))), "{bad:?}");
-    let bad = broker.publish("x", Bytes::new(), h(&[("n", "two\nlines")]), None).await;
-    assert!(matches!(bad, Err(MessagingError::Other(_))), "{bad:?}");
-    let big = broker.publish("x", vec![0u8; 2 << 20].into(), vec![], None).await;
-    assert!(matches!(big, Err(MessagingError::Other(_))), "{big:?}");
+    bad_publishes_are_refused(&broker).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -455,22 +465,11 @@ async fn redis_publish_subscribe_queue_groups_request_reply() {
     assert_eq!(got.len(), 20, "each job once across both hosts");
     assert!(from_a > 0 && from_b > 0, "both hosts took jobs: {from_a} and {from_b}");
 
-    let mut service = other_host.subscribe("echo", None).await.unwrap();
-    let responder = other_host.clone();
-    tokio::spawn(async move {
-        while let Some(m) = service.next().await {
-            responder.publish(m.reply_to.as_deref().unwrap(), m.payload.clone(), vec![], None).await.unwrap();
-        }
-    });
+    serve_echo(&other_host).await;
     let reply = broker.request("echo", "ping".into(), vec![], Duration::from_secs(2)).await.unwrap();
     assert_eq!(reply.payload, "ping");
     assert_eq!(broker.request("nobody", Bytes::new(), vec![], Duration::from_secs(2)).await.unwrap_err(), MessagingError::NoResponders("nobody".into()));
-    let bad = broker.publish("x", Bytes::new(), h(&[("bad:name", "v")]), None).await;
-    assert!(matches!(bad, Err(MessagingError::Other(_))), "{bad:?}");
-    let bad = broker.publish("x", Bytes::new(), h(&[("n", "two\nlines")]), None).await;
-    assert!(matches!(bad, Err(MessagingError::Other(_))), "{bad:?}");
-    let big = broker.publish("x", vec![0u8; 2 << 20].into(), vec![], None).await;
-    assert!(matches!(big, Err(MessagingError::Other(_))), "{big:?}");
+    bad_publishes_are_refused(&broker).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

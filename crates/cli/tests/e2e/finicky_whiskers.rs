@@ -479,6 +479,14 @@ fn check_rules_over_http(target: &Target, game: &str, seed: u32) {
     assert_eq!(target.leaderboard().len(), 10);
 }
 
+/// The game's `correct` clicks as its 16 tally shards in Redis add them up.
+fn correct_in_redis(redis: &RedisServer, game: &str) -> u64 {
+    (0..16)
+        .filter_map(|shard| redis.get(&format!("fw:{game}:tally:{shard}")))
+        .map(|record| serde_json::from_str::<Value>(&record).expect("a tally shard is JSON")["correct"].as_u64().unwrap_or(0))
+        .sum()
+}
+
 fn manifest() -> PathBuf {
     example("finicky-whiskers").join("spin.toml")
 }
@@ -528,11 +536,7 @@ fn finicky_whiskers_in_the_browser_on_nats_and_redis() {
     }
     assert!(acked(&consumer), "every click was acked: {consumer}");
     // The tally is kept in 16 shards: their `correct` counts add up to the game's.
-    let correct: u64 = (0..16)
-        .filter_map(|shard| redis.get(&format!("fw:{game}:tally:{shard}")))
-        .map(|record| serde_json::from_str::<Value>(&record).expect("a tally shard is JSON")["correct"].as_u64().unwrap_or(0))
-        .sum();
-    assert_eq!(correct, CORRECT, "the counts are in Redis");
+    assert_eq!(correct_in_redis(&redis, &game), CORRECT, "the counts are in Redis");
     assert!(redis.get("fw:leaderboard").is_some_and(|list| list.contains(&game)));
     check_rules_over_http(&target, &game, seed);
 }
@@ -564,11 +568,7 @@ fn finicky_whiskers_in_the_browser_on_redis_alone() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(settled(), "every click was settled: {:?}", redis.command(&["XPENDING", "kiln:msg:durable:finicky-tally", "finicky-tally"]));
-    let correct: u64 = (0..16)
-        .filter_map(|shard| redis.get(&format!("fw:{game}:tally:{shard}")))
-        .map(|record| serde_json::from_str::<Value>(&record).expect("a tally shard is JSON")["correct"].as_u64().unwrap_or(0))
-        .sum();
-    assert_eq!(correct, CORRECT, "the counts are in Redis");
+    assert_eq!(correct_in_redis(&redis, &game), CORRECT, "the counts are in Redis");
     check_rules_over_http(&target, &game, seed);
 }
 

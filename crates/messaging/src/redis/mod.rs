@@ -143,14 +143,6 @@ pub(crate) struct RedisBroker {
     shared: Arc<Shared>,
 }
 
-/// The URL without its password.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}://{}", &url[..scheme], &url[at + 1..]),
-        _ => url.to_string(),
-    }
-}
-
 fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
@@ -163,7 +155,7 @@ fn host_name() -> String {
 impl RedisBroker {
     /// Connects to Redis at `url` and checks that it answers. Blocking: call it at startup.
     pub(crate) fn connect(url: &str, connect_timeout: Duration) -> anyhow::Result<RedisBroker> {
-        let shown = redact(url);
+        let shown = crate::redact(url);
         let client = redis::Client::open(url).map_err(|err| anyhow::anyhow!("invalid Redis URL `{shown}`: {err}"))?;
         let runtime = OwnRuntime::new("kiln-redis-bus")?;
         let config = ConnectionManagerConfig::new()

@@ -109,7 +109,7 @@ impl StreamConsumer {
 
     /// Registers the route, creates the group (from the stream's start: a stream holds only
     /// unsettled messages) and opens the reader connection.
-    pub(super) async fn set_up(&mut self) -> Result<(), MessagingError> {
+    pub(super) async fn set_up(&mut self) -> Result<MultiplexedConnection, MessagingError> {
         let route = self.route.clone();
         let previous: Option<String> = self
             .shared
@@ -129,8 +129,16 @@ impl StreamConsumer {
         let client = self.shared.client.clone();
         let shown = self.shared.shown.clone();
         let reader = self.shared.on_runtime(async move { client.get_multiplexed_async_connection().await.map_err(|err| redis_error(&shown, err)) }).await??;
-        self.reader = Some(reader);
-        Ok(())
+        self.reader = Some(reader.clone());
+        Ok(reader)
+    }
+
+    /// The reader connection, set up afresh when there is none (at first, or after an error).
+    async fn reader(&mut self) -> Result<MultiplexedConnection, MessagingError> {
+        match self.reader.clone() {
+            Some(reader) => Ok(reader),
+            None => self.set_up().await,
+        }
     }
 
     async fn next(&mut self) -> Option<Delivery> {
@@ -161,9 +169,7 @@ impl StreamConsumer {
     /// Claims abandoned deliveries when due, then reads new messages (waiting at most until the
     /// next redelivery is due).
     async fn fill(&mut self) -> Result<(), MessagingError> {
-        if self.reader.is_none() {
-            self.set_up().await?;
-        }
+        let mut reader = self.reader().await?;
         if Instant::now() >= self.next_claim {
             self.claim().await?;
             self.next_claim = Instant::now() + CLAIM_EVERY;
@@ -178,7 +184,6 @@ impl StreamConsumer {
         let now = Instant::now();
         let wait = self.retries.iter().map(|r| r.due.saturating_duration_since(now)).chain([self.next_claim.saturating_duration_since(now)]).min().unwrap_or(CLAIM_EVERY);
         let block_ms = wait.as_millis().clamp(1, CLAIM_EVERY.as_millis()) as u64;
-        let mut reader = self.reader.clone().expect("set up above");
         let route = self.route.clone();
         let consumer = self.consumer.clone();
         let batch = self.options.batch.max(1);
