@@ -25,6 +25,17 @@
 # request one GET or one SET of a 100-byte value on the `default` store, embedded or on a Redis
 # server this script starts (pinned with wrk, so its CPU is not counted as Kiln's). They are compared
 # with `kiln` (hello) from the same run.
+#
+# WASI 0.3 and the engine's floor (SERVERS="native kiln kiln-p3"):
+#   - `kiln-p3`: Kiln serving guests/hello_p3 (wasip3 0.7.1, wasi:http/handler@0.3.0, the same answer
+#     and headers as examples/hello) under `kiln up`, measured exactly as `kiln`;
+#   - with `kiln` (`kiln-p3`), every run also measures the engine's floor in process for the 0.2
+#     hello (the 0.3 hello): bench/engine-floor pinned to the server core, FLOOR_ITERATIONS
+#     iterations x FLOOR_ROUNDS rounds, thread CPU time per request (fresh store, instantiate,
+#     request, handle + whole body, store drop);
+#   - the report splits kiln's CPU/request into native + floor (0.2) + Kiln's own, and gives
+#     kiln-p3 / kiln (the 0.3/0.2 ratio) with the 0.3 floor.
+#   FLOOR_ITERATIONS=20000  FLOOR_ROUNDS=3  (per run; the figures are medians over all rounds)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -35,6 +46,8 @@ CONNS=${CONNS:-32}
 STARTS=${STARTS:-5}
 SERVERS=${SERVERS:-native kiln}
 SKIP_BUILD=${SKIP_BUILD:-0}
+FLOOR_ITERATIONS=${FLOOR_ITERATIONS:-20000}
+FLOOR_ROUNDS=${FLOOR_ROUNDS:-3}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 case $TARGET_DIR in /*) ;; *) TARGET_DIR=$ROOT/$TARGET_DIR ;; esac
 RESULTS_DIR=$ROOT/bench/results
@@ -42,6 +55,8 @@ HELLO_DIR=$ROOT/examples/hello
 HELLO_WASM=$ROOT/examples/target/wasm32-wasip2/release/hello.wasm
 NATIVE_BIN=$TARGET_DIR/release/native-hello
 KILN_BIN=$TARGET_DIR/release/kiln
+FLOOR_BIN=$TARGET_DIR/release/engine-floor
+HELLO_P3_WASM=$ROOT/guests/target/wasm32-wasip2/release/hello_p3.wasm
 KV_WASM=$ROOT/guests/target/wasm32-wasip2/release/spin_kv.wasm
 KV_VALUE=$(printf 'v%.0s' $(seq 100))
 
@@ -77,7 +92,7 @@ source "$ROOT/bench/lib.sh"
 if [[ $SKIP_BUILD != 1 ]]; then
     packages=()
     want native && packages+=(-p native-hello)
-    want kiln && packages+=(-p kiln)
+    { want kiln || want kiln-p3; } && packages+=(-p kiln -p engine-floor)
     if [[ ${#packages[@]} -gt 0 ]]; then
         log "cargo build --release ${packages[*]}"
         (cd "$ROOT" && cargo build --release "${packages[@]}")
@@ -87,6 +102,11 @@ if [[ $SKIP_BUILD != 1 ]]; then
         # The manifest's source is relative to examples/hello: build into examples/target.
         (cd "$HELLO_DIR" && env -u CARGO_TARGET_DIR -u CARGO_BUILD_TARGET -u RUSTFLAGS \
             cargo build --target wasm32-wasip2 --release)
+    fi
+    if want kiln-p3; then
+        log "building guests/hello_p3 (wasm32-wasip2, release)"
+        (cd "$ROOT/guests" && env -u CARGO_TARGET_DIR -u CARGO_BUILD_TARGET -u RUSTFLAGS \
+            cargo build --target wasm32-wasip2 --release -p hello_p3)
     fi
 fi
 kv_kinds() { local k; for k in $SERVERS; do [[ $k == kv-* ]] && echo "$k"; done; }
@@ -98,6 +118,13 @@ want native && { [[ -x $NATIVE_BIN ]] || die "$NATIVE_BIN not found (build it, o
 if want kiln; then
     [[ -x $KILN_BIN ]] || die "$KILN_BIN not found (build it, or run with SERVERS=native)"
     [[ -f $HELLO_WASM ]] || die "$HELLO_WASM not found"
+fi
+if want kiln-p3; then
+    [[ -x $KILN_BIN ]] || die "$KILN_BIN not found"
+    [[ -f $HELLO_P3_WASM ]] || die "$HELLO_P3_WASM not found (cd guests && cargo build --release --target wasm32-wasip2 -p hello_p3)"
+fi
+if want kiln || want kiln-p3; then
+    [[ -x $FLOOR_BIN ]] || die "$FLOOR_BIN not found (cargo build --release -p engine-floor, or unset SKIP_BUILD)"
 fi
 
 # ---------------------------------------------------------------------------------------------------
@@ -129,6 +156,14 @@ start_server() {
             ;;
         kiln)
             KILN_CACHE_DIR=$cache "${pin_cmd[@]}" "$KILN_BIN" up -f "$HELLO_DIR" \
+                --listen "127.0.0.1:$port" --quiet >"$logf" 2>&1 &
+            ;;
+        kiln-p3)
+            local app=$WORK/p3-app-$port
+            mkdir -p "$app"
+            printf 'spin_manifest_version = 2\n[application]\nname = "hello-p3"\n[[trigger.http]]\nroute = "/..."\ncomponent = "hello"\n[component.hello]\nsource = "%s"\n' \
+                "$HELLO_P3_WASM" >"$app/kiln.toml"
+            KILN_CACHE_DIR=$cache "${pin_cmd[@]}" "$KILN_BIN" up -f "$app" \
                 --listen "127.0.0.1:$port" --quiet >"$logf" 2>&1 &
             ;;
         kv-*)
@@ -183,7 +218,7 @@ RAW_ROWS=()
 load_run() {
     local kind=$1 run=$2 port cache="" out line
     port=$(free_port)
-    if [[ $kind == kiln ]]; then
+    if [[ $kind == kiln || $kind == kiln-p3 ]]; then
         cache=$WARM_CACHE
     fi
     [[ $kind == kv-* ]] && cache=$WARM_CACHE
@@ -226,6 +261,32 @@ load_run() {
     ERRS[$kind]=$((${ERRS[$kind]:-0} + non2xx + sockerr))
     RAW_ROWS+=("| $run | $kind | $rps | $(us_to_ms "$p50") | $(us_to_ms "$p99") | $cpu_us µs | $(kib_to_mb "$rss") | $requests | $non2xx / $sockerr |")
     log "run $run $kind: $rps req/s, p50 $(us_to_ms "$p50"), p99 $(us_to_ms "$p99"), $cpu_us µs CPU/request, peak RSS $(kib_to_mb "$rss")"
+}
+
+# floor_run LABEL RUN ARGS...: bench/engine-floor pinned to the server core; keeps every round's
+# figures (µs per iteration: total and phases) for the medians.
+declare -A FLOOR_TOTAL FLOOR_STORE FLOOR_INST FLOOR_REQ FLOOR_HANDLE FLOOR_DROP
+FLOOR_ROWS=()
+floor_run() {
+    local label=$1 run=$2 out line
+    shift 2
+    out=$("${PIN_SERVER[@]}" "$FLOOR_BIN" --iterations "$FLOOR_ITERATIONS" --rounds "$FLOOR_ROUNDS" "$@" 2>"$WORK/floor.err") ||
+        die "engine-floor $* failed: $(tail -n 5 "$WORK/floor.err")"
+    line=$(grep '^FLOOR ' <<<"$out") || die "no FLOOR line from engine-floor: $out"
+    # Every round's figures, from the per-round lines on stderr.
+    local r total store inst req handle drop
+    while IFS= read -r r; do
+        total=$(sed -E 's/.*total ([0-9.]+).*/\1/' <<<"$r")
+        store=$(sed -E 's/.*store ([0-9.]+).*/\1/' <<<"$r")
+        inst=$(sed -E 's/.*instantiate ([0-9.]+).*/\1/' <<<"$r")
+        req=$(sed -E 's/.*request ([0-9.]+).*/\1/' <<<"$r")
+        handle=$(sed -E 's/.*handle_body ([0-9.]+).*/\1/' <<<"$r")
+        drop=$(sed -E 's/.*drop ([0-9.]+).*/\1/' <<<"$r")
+        FLOOR_TOTAL[$label]+="$total "; FLOOR_STORE[$label]+="$store "; FLOOR_INST[$label]+="$inst "
+        FLOOR_REQ[$label]+="$req "; FLOOR_HANDLE[$label]+="$handle "; FLOOR_DROP[$label]+="$drop "
+    done < <(grep '^round ' "$WORK/floor.err")
+    FLOOR_ROWS+=("| $run | floor $label | ${line#FLOOR } |")
+    log "run $run floor $label: ${line#FLOOR }"
 }
 
 # kind_url KIND PORT: what the load asks for. A GET of a key-value store reads a key set first.
@@ -295,6 +356,10 @@ if want kiln; then
     log "priming kiln's compile cache"
     start_time kiln warm
 fi
+if want kiln-p3; then
+    log "priming kiln's compile cache (hello_p3)"
+    start_time kiln-p3 warm
+fi
 
 if [[ -n $(kv_kinds | grep redis || true) ]]; then
     command -v redis-server >/dev/null || die "redis-server is not installed (apt-get install redis-server)"
@@ -314,6 +379,8 @@ for ((run = 1; run <= RUNS; run++)); do
     for kind in $SERVERS; do
         load_run "$kind" "$run"
     done
+    if want kiln; then floor_run 0.2 "$run" --guest "$HELLO_WASM"; fi
+    if want kiln-p3; then floor_run 0.3 "$run" --guest "$HELLO_P3_WASM" --p3; fi
 done
 
 declare -A START_MED
@@ -335,7 +402,7 @@ fi
 # ---------------------------------------------------------------------------------------------------
 # Report
 
-declare -A M_RPS M_CPU
+declare -A M_RPS M_CPU M_FLOOR
 row() {
     local kind=$1 label=$2 rps p50 p99 cpu rss
     # shellcheck disable=SC2086 # word splitting of the space-separated samples is intended
@@ -365,11 +432,19 @@ REPORT=$WORK/latest.md
     if want kiln; then
         echo "- guest: examples/hello ($(stat -c %s "$HELLO_WASM") bytes), \`kiln up --quiet\`, warm compile cache"
     fi
+    if want kiln-p3; then
+        echo "- kiln-p3 guest: guests/hello_p3 ($(stat -c %s "$HELLO_P3_WASM") bytes, wasip3 0.7.1, wasi:http/handler@0.3.0), served the same way"
+    fi
+    if want kiln || want kiln-p3; then
+        echo "- engine floor: bench/engine-floor on the server core, $FLOOR_ITERATIONS iterations × $FLOOR_ROUNDS rounds after every run's servers;" \
+            "thread CPU time per request, medians of all rounds; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+    fi
     echo
     echo "| server | req/s | p50 | p99 | CPU/request | peak RSS | errors |"
     echo "|---|---|---|---|---|---|---|"
     want native && row native "native hyper (1 thread)"
     want kiln && row kiln "kiln (hello)"
+    want kiln-p3 && row kiln-p3 "kiln-p3 (hello_p3, WASI 0.3)"
     for kind in $(kv_kinds); do
         row "$kind" "kiln, key-value ${kind#kv-}"
     done
@@ -391,6 +466,45 @@ REPORT=$WORK/latest.md
             "$(awk -v k="${M_RPS[kiln]}" -v n="${M_RPS[native]}" 'BEGIN { printf "%.3f", k / n }')" \
             "$(awk -v k="${M_CPU[kiln]}" -v n="${M_CPU[native]}" 'BEGIN { printf "%.2f", k / n }')"
     fi
+    if [[ -n ${FLOOR_TOTAL[*]:-} ]]; then
+        echo
+        echo "The engine's floor in process (µs of CPU per request, fresh instance each):"
+        echo
+        echo "| floor | total | store | instantiate | request | handle + body | drop |"
+        echo "|---|---|---|---|---|---|---|"
+        for label in 0.2 0.3; do
+            [[ -n ${FLOOR_TOTAL[$label]:-} ]] || continue
+            # shellcheck disable=SC2086
+            M_FLOOR[$label]=$(median ${FLOOR_TOTAL[$label]})
+            # shellcheck disable=SC2086
+            printf '| WASI %s hello | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |\n' "$label" "${M_FLOOR[$label]}" \
+                "$(median ${FLOOR_STORE[$label]})" "$(median ${FLOOR_INST[$label]})" "$(median ${FLOOR_REQ[$label]})" \
+                "$(median ${FLOOR_HANDLE[$label]})" "$(median ${FLOOR_DROP[$label]})"
+        done
+    fi
+    if want native && want kiln && [[ -n ${M_FLOOR[0.2]:-} ]]; then
+        echo
+        echo "Where kiln's CPU goes, same run (µs per request):"
+        echo
+        echo "| figure | µs / ratio |"
+        echo "|---|---|"
+        awk -v n="${M_CPU[native]}" -v k="${M_CPU[kiln]}" -v f="${M_FLOOR[0.2]}" 'BEGIN {
+            printf "| native CPU/request | %.1f |\n", n
+            printf "| engine floor, WASI 0.2 hello | %.1f |\n", f
+            printf "| Kiln'"'"'s own = kiln − native − floor | %.1f |\n", k - n - f
+            printf "| kiln CPU/request | %.1f |\n", k
+            printf "| kiln / native | %.2f× |\n", k / n
+            printf "| (native + floor) / native: the fresh-instance floor | %.2f× |\n", (n + f) / n }'
+        if want kiln-p3 && [[ -n ${M_FLOOR[0.3]:-} ]]; then
+            awk -v n="${M_CPU[native]}" -v k="${M_CPU[kiln]}" -v p="${M_CPU[kiln-p3]}" -v f="${M_FLOOR[0.3]}" -v f2="${M_FLOOR[0.2]}" 'BEGIN {
+                printf "| kiln-p3 CPU/request | %.1f |\n", p
+                printf "| engine floor, WASI 0.3 hello | %.1f |\n", f
+                printf "| Kiln'"'"'s own, 0.3 = kiln-p3 − native − floor 0.3 | %.1f |\n", p - n - f
+                printf "| 0.3 / 0.2 over HTTP = kiln-p3 / kiln | %.2f× |\n", p / k
+                printf "| 0.3 / 0.2 floor | %.2f× |\n", f / f2
+                printf "| kiln-p3 / native | %.2f× |\n", p / n }'
+        fi
+    fi
     echo
     echo "Process start to first 200 on \`GET /\` (median of $STARTS launches, not pinned):"
     echo
@@ -405,6 +519,12 @@ REPORT=$WORK/latest.md
     echo "| run | server | req/s | p50 | p99 | CPU/request | peak RSS | requests | non-2xx / socket errors |"
     echo "|---|---|---|---|---|---|---|---|---|"
     printf '%s\n' "${RAW_ROWS[@]}"
+    if [[ ${#FLOOR_ROWS[@]} -gt 0 ]]; then
+        echo
+        echo "| run | floor | engine-floor's summary (medians of the run's rounds) |"
+        echo "|---|---|---|"
+        printf '%s\n' "${FLOOR_ROWS[@]}"
+    fi
     echo
     echo "</details>"
 } >"$REPORT"

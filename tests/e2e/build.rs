@@ -28,7 +28,8 @@ fn main() {
 
     // All wasm32-wasip2 guests (the workspace's default members), then the core modules.
     cargo_build(&guests, &["--target", WASIP2]);
-    cargo_build(&guests, &["--target", WASIP1, "-p", "hello_core_wasip1", "-p", "wagi_hello"]);
+    // spin2_http: a Spin 2.x app (spin-sdk 2.2), built for wasip1 as `spin build` did then.
+    cargo_build(&guests, &["--target", WASIP1, "-p", "hello_core_wasip1", "-p", "wagi_hello", "-p", "spin2_http"]);
     cargo_build(&guests, &["--target", UNKNOWN, "-p", "hello_core_unknown"]);
     cargo_build(&examples, &["--target", WASIP2, "--workspace"]);
 

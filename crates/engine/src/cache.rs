@@ -96,11 +96,18 @@ fn compile(engine: &wasmtime::Engine, bytes: &[u8]) -> Result<Component> {
     if !bytes.starts_with(b"\0asm") {
         anyhow::bail!("not a WebAssembly binary (a .wasm file starts with the bytes `\\0asm`); check `source`");
     }
-    if wasmparser::Parser::is_core_wasm(bytes) {
-        let component = componentize(bytes)?;
-        return Component::new(engine, &component).map_err(anyhow::Error::from);
+    let componentized;
+    let component = if wasmparser::Parser::is_core_wasm(bytes) {
+        componentized = componentize(bytes)?;
+        &componentized[..]
+    } else {
+        bytes
+    };
+    match crate::release_candidates::rename_to_final(component)? {
+        Some(renamed) => Component::new(engine, &renamed),
+        None => Component::new(engine, component),
     }
-    Component::new(engine, bytes).map_err(anyhow::Error::from)
+    .map_err(anyhow::Error::from)
 }
 
 /// Turns a core module into a component: one carrying a `component-type` custom section

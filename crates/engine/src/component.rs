@@ -133,11 +133,15 @@ impl ComponentPre {
         wasi: WasiTemplate,
         capabilities: Vec<Arc<dyn ComponentCapability>>,
     ) -> Result<ComponentPre> {
-        let pre = engine
-            .linker()
-            .instantiate_pre(&component)
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("component `{id}` imports something Kiln does not provide"))?;
+        let pre = engine.linker().instantiate_pre(&component).map_err(|err| {
+            let ty = component.component_type();
+            let names = ty.imports(engine.wasmtime()).map(|(name, _)| name).chain(ty.exports(engine.wasmtime()).map(|(name, _)| name));
+            let error = anyhow::Error::from(err);
+            match crate::release_candidates::unsupported_wasi_help(names) {
+                Some(help) => error.context(format!("component `{id}` cannot run on Kiln: {help}")),
+                None => error.context(format!("component `{id}` imports something Kiln does not provide")),
+            }
+        })?;
         Ok(ComponentPre {
             id: id.into(),
             engine: engine.clone(),

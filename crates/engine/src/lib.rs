@@ -12,6 +12,7 @@ mod config;
 mod epoch;
 mod guest_output;
 mod limits;
+mod release_candidates;
 mod response_body;
 mod self_requests;
 mod state;

@@ -36,6 +36,21 @@ impl ResponseBody {
     pub(crate) fn finished(&self) -> Arc<AtomicBool> {
         self.finished.clone()
     }
+
+    /// `outgoing-response.body` gave the guest the body at table index `body`.
+    pub(crate) fn created(&mut self, body: u32) {
+        self.rep = Some(body);
+    }
+
+    /// The guest is finishing the body at table index `body`: if it is the response's, the
+    /// response is whole. Called before the finish (the client may see the end as soon as
+    /// wasmtime sends it); a finish that fails (a body shorter than its content-length) is an
+    /// abort, an error either way.
+    pub(crate) fn finishing(&mut self, body: u32) {
+        if self.rep == Some(body) {
+            self.finished.store(true, Ordering::Release);
+        }
+    }
 }
 
 /// Replaces `[method]outgoing-response.body` and `[static]outgoing-body.finish` (already linked by
@@ -51,7 +66,7 @@ pub(crate) fn shadow_p2_response_body(linker: &mut Linker<KilnState>) -> wasmtim
     types.func_wrap("[method]outgoing-response.body", |mut store: StoreContextMut<'_, KilnState>, (response,): BodyArgs| -> wasmtime::Result<BodyReturns> {
         let body = store.data_mut().http().body(response)?;
         if let Ok(body) = &body {
-            store.data_mut().response_body.rep = Some(body.rep());
+            store.data_mut().response_body.created(body.rep());
         }
         Ok((body,))
     })?;
@@ -59,11 +74,7 @@ pub(crate) fn shadow_p2_response_body(linker: &mut Linker<KilnState>) -> wasmtim
         "[static]outgoing-body.finish",
         |mut store: StoreContextMut<'_, KilnState>, (body, trailers): FinishArgs| -> wasmtime::Result<FinishReturns> {
             let state = store.data_mut();
-            if state.response_body.rep == Some(body.rep()) {
-                // Before the finish: the client may see the end as soon as wasmtime sends it. A finish
-                // that fails (a body shorter than its content-length) is an abort, an error either way.
-                state.response_body.finished.store(true, Ordering::Release);
-            }
+            state.response_body.finishing(body.rep());
             match state.http().finish(body, trailers) {
                 Ok(()) => Ok((Ok(()),)),
                 // An error code goes to the guest; anything else is a trap, as in wasmtime's binding.

@@ -66,15 +66,36 @@ impl WasiHttpView for KilnState {
     }
 }
 
+/// What Kiln learns from a WASI 0.2 release-candidate guest (Spin 2), as from a 0.2 one whose
+/// calls it shadows: which body is the response's and whether it was finished
+/// (`response_body.rs`), and that a relative URL is a request to the app (`self_requests.rs`).
+impl kiln_wasi_rc::RcHooks for KilnState {
+    fn response_body_created(&mut self, body: u32) {
+        self.response_body.created(body);
+    }
+
+    fn outgoing_body_finishing(&mut self, body: u32) {
+        self.response_body.finishing(body);
+    }
+
+    fn relative_request_authority(&self) -> Option<&'static str> {
+        Some(crate::self_requests::SELF_AUTHORITY)
+    }
+}
+
 /// Every interface Kiln offers guests. wasmtime's linker matches imports semver-compatibly, so a
 /// guest importing any `wasi:*@0.2.x` links against these definitions, and, when the engine has
-/// component-model concurrency, any `wasi:*@0.3.x` (WASI 0.3: Spin SDK 7 components) too.
+/// component-model concurrency, any `wasi:*@0.3.x` (WASI 0.3: Spin SDK 7 components) too. The
+/// release candidates `wasi:*@0.2.0-rc-2023-10-18` and `-11-10` (Spin 2) are served by
+/// `kiln-wasi-rc`.
 pub(crate) fn linker(engine: &wasmtime::Engine, concurrency: bool, capabilities: &[LinkFn]) -> Result<Linker<KilnState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
     crate::self_requests::shadow_p2_handle(&mut linker).map_err(anyhow::Error::from)?;
     crate::response_body::shadow_p2_response_body(&mut linker).map_err(anyhow::Error::from)?;
+    // Spin 2's WASI 0.2 release candidates, each call forwarded to the 0.2 host above.
+    kiln_wasi_rc::add_to_linker(&mut linker).map_err(anyhow::Error::from)?;
     if concurrency {
         wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(anyhow::Error::from)?;
         crate::self_requests::add_p3_to_linker(&mut linker).map_err(anyhow::Error::from)?;

@@ -17,10 +17,12 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::Instant;
 use tokio::sync::{Semaphore, oneshot};
 use wasmtime::Store;
+use wasmtime::component::Resource;
 use wasmtime_wasi_http::{FieldMap, WasiHttpView};
 use wasmtime_wasi_http::handler::{Proxy, ProxyPre};
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::p2::types::{HostIncomingRequest, HostResponseOutparam};
 use wasmtime_wasi_http::p3;
 
 /// The body of every response Kiln sends: the guest's streaming body, or a small host-made one.
@@ -29,8 +31,18 @@ pub type Body = HyperOutgoingBody;
 /// How a component answers: its `wasi:http` handler, or (`executor = { type = "wagi" }`) its
 /// `wasi:cli/run` as a CGI program.
 enum Export {
-    Http(ProxyPre<KilnState>),
+    Http(HandlerPre),
     Wagi(crate::wagi::WagiPre),
+}
+
+/// A component's `wasi:http` handler export, located once.
+enum HandlerPre {
+    /// WASI 0.2's `incoming-handler@0.2.x` or WASI 0.3's `handler@0.3.x`.
+    Wasi(ProxyPre<KilnState>),
+    /// Spin 2's `wasi:http/incoming-handler@0.2.0-rc-2023-10-18` (spin-sdk 2.1 and 2.2).
+    Rc20231018(kiln_wasi_rc::rc_2023_10_18::ProxyPre<KilnState>),
+    /// `wasi:http/incoming-handler@0.2.0-rc-2023-11-10`.
+    Rc20231110(kiln_wasi_rc::rc_2023_11_10::ProxyPre<KilnState>),
 }
 
 impl Export {
@@ -308,20 +320,27 @@ impl HttpTrigger {
     }
 }
 
-/// Locates the component's HTTP handler: `wasi:http/incoming-handler@0.2.x`, or WASI 0.3's
+/// Locates the component's HTTP handler: `wasi:http/incoming-handler@0.2.x`, WASI 0.3's
 /// `wasi:http/handler@0.3.x` (an `async` export, which needs the engine's component-model
-/// concurrency).
-fn handler_export(component: &ComponentPre) -> Result<ProxyPre<KilnState>> {
+/// concurrency), or, for Spin 2 components, `wasi:http/incoming-handler` of the WASI 0.2 release
+/// candidates `0.2.0-rc-2023-11-10` and `0.2.0-rc-2023-10-18`.
+fn handler_export(component: &ComponentPre) -> Result<HandlerPre> {
     let pre = component.instance_pre();
     let p2_error = match wasmtime_wasi_http::p2::bindings::ProxyPre::new(pre.clone()) {
-        Ok(proxy) => return Ok(ProxyPre::P2(proxy)),
+        Ok(proxy) => return Ok(HandlerPre::Wasi(ProxyPre::P2(proxy))),
         Err(err) => err,
     };
     if let Ok(service) = p3::bindings::ServicePre::new(pre.clone()) {
-        return Ok(ProxyPre::P3(service));
+        return Ok(HandlerPre::Wasi(ProxyPre::P3(service)));
+    }
+    if let Ok(proxy) = kiln_wasi_rc::rc_2023_11_10::ProxyPre::new(pre.clone()) {
+        return Ok(HandlerPre::Rc20231110(proxy));
+    }
+    if let Ok(proxy) = kiln_wasi_rc::rc_2023_10_18::ProxyPre::new(pre.clone()) {
+        return Ok(HandlerPre::Rc20231018(proxy));
     }
     anyhow::bail!(
-        "component `{}` is bound to an HTTP route but exports neither `wasi:http/incoming-handler@0.2.x` nor `wasi:http/handler@0.3.x`: {p2_error}",
+        "component `{}` is bound to an HTTP route but exports no HTTP handler: neither `wasi:http/incoming-handler@0.2.x`, `wasi:http/handler@0.3.x`, nor Spin 2's `wasi:http/incoming-handler@0.2.0-rc-2023-10-18` or `@0.2.0-rc-2023-11-10`: {p2_error}",
         component.id()
     )
 }
@@ -428,22 +447,38 @@ where
         .pre
         .run(limits, component.outbound.hooks(), move |store| {
             Box::pin(async move {
-                let Export::Http(proxy) = &this.export else { unreachable!("WAGI components run above") };
-                let proxy = proxy.instantiate_async(&mut *store).await?;
-                if let Some(observer) = &this.observer {
-                    observer.instantiated(started.elapsed());
-                }
-                match proxy {
-                    Proxy::P2(proxy) => {
-                        let request = store.data_mut().http().new_incoming_request(Scheme::Http, request)?;
-                        let finished = store.data().response_finished();
-                        let outparam = store.data_mut().http().new_response_outparam_from_callback(move |response| {
-                            let response = response.map(|response| response.map(|body| UnlessFinished::wrap(body, finished)));
-                            _ = sender.send(response.map_err(|code| format!("{code:?}")));
-                        })?;
+                let Export::Http(handler) = &this.export else { unreachable!("WAGI components run above") };
+                let instantiated = || {
+                    if let Some(observer) = &this.observer {
+                        observer.instantiated(started.elapsed());
+                    }
+                };
+                match handler {
+                    HandlerPre::Wasi(proxy) => {
+                        let proxy = proxy.instantiate_async(&mut *store).await?;
+                        instantiated();
+                        match proxy {
+                            Proxy::P2(proxy) => {
+                                let (request, outparam) = p2_request(store, request, sender)?;
+                                proxy.wasi_http_incoming_handler().call_handle(&mut *store, request, outparam).await
+                            }
+                            Proxy::P3(service) => handle_p3(store, service, request, sender).await,
+                        }
+                    }
+                    // The release candidates' request and response are wasmtime-wasi-http's 0.2
+                    // table entries: the response goes the same way as a 0.2 guest's.
+                    HandlerPre::Rc20231018(proxy) => {
+                        let proxy = proxy.instantiate_async(&mut *store).await?;
+                        instantiated();
+                        let (request, outparam) = p2_request(store, request, sender)?;
                         proxy.wasi_http_incoming_handler().call_handle(&mut *store, request, outparam).await
                     }
-                    Proxy::P3(service) => handle_p3(store, service, request, sender).await,
+                    HandlerPre::Rc20231110(proxy) => {
+                        let proxy = proxy.instantiate_async(&mut *store).await?;
+                        instantiated();
+                        let (request, outparam) = p2_request(store, request, sender)?;
+                        proxy.wasi_http_incoming_handler().call_handle(&mut *store, request, outparam).await
+                    }
                 }
             })
         })
@@ -451,6 +486,27 @@ where
     let failure = outcome.err()?;
     tracing::warn!("[{}] {failure}", component.id);
     Some(failure)
+}
+
+/// The incoming request and the response outparam of a WASI 0.2 (or release-candidate) handler,
+/// in the store's table; the response goes to `sender`, its body ending cleanly only if the guest
+/// finished it.
+fn p2_request<B>(
+    store: &mut Store<KilnState>,
+    request: Request<B>,
+    sender: ResponseSender,
+) -> wasmtime::Result<(Resource<HostIncomingRequest>, Resource<HostResponseOutparam>)>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<wasmtime_wasi_http::Error>,
+{
+    let request = store.data_mut().http().new_incoming_request(Scheme::Http, request)?;
+    let finished = store.data().response_finished();
+    let outparam = store.data_mut().http().new_response_outparam_from_callback(move |response| {
+        let response = response.map(|response| response.map(|body| UnlessFinished::wrap(body, finished)));
+        _ = sender.send(response.map_err(|code| format!("{code:?}")));
+    })?;
+    Ok((request, outparam))
 }
 
 /// A WAGI program: the whole body read first (it is the program's stdin), one run to the end, the

@@ -4,11 +4,11 @@ use std::path::PathBuf;
 
 /// The built `wasm32-wasip2` guest component `<name>.wasm` (e.g. `guest("echo_request")`).
 ///
-/// Also finds the core-module guests: `hello_core_wasip1` and `wagi_hello` (built for `wasm32-wasip1`) and
+/// Also finds the core-module guests: `hello_core_wasip1`, `wagi_hello` and `spin2_http` (built for `wasm32-wasip1`) and
 /// `hello_core_unknown` (built for `wasm32-unknown-unknown`).
 pub fn guest(name: &str) -> PathBuf {
     let dir = match name {
-        "hello_core_wasip1" | "wagi_hello" => env!("KILN_E2E_GUESTS_WASIP1_DIR"),
+        "hello_core_wasip1" | "wagi_hello" | "spin2_http" => env!("KILN_E2E_GUESTS_WASIP1_DIR"),
         "hello_core_unknown" => env!("KILN_E2E_GUESTS_UNKNOWN_DIR"),
         _ => env!("KILN_E2E_GUESTS_DIR"),
     };
@@ -45,6 +45,7 @@ mod tests {
             "hello_core_wasip1",
             "hello_core_unknown",
             "wagi_hello",
+            "spin2_http",
             "spin_mqtt",
             "spin_pg",
             "spin_mysql",

@@ -33,7 +33,7 @@ fn a_guest_importing_newer_wasi_links_semver_compatibly() {
     assert_eq!(body(kiln.get("/")), (200, "semver ok".to_string()));
 }
 
-fn replace_all(haystack: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+pub(crate) fn replace_all(haystack: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(haystack.len());
     let mut i = 0;
     while i < haystack.len() {

@@ -5,7 +5,7 @@ use kiln_e2e::kiln::{app_dir, free_addr, run_to_exit};
 use std::time::Duration;
 
 /// Runs `kiln up` on `manifest` and expects it to exit with an error; returns stderr.
-fn up_fails(manifest: &str) -> String {
+pub(crate) fn up_fails(manifest: &str) -> String {
     let dir = app_dir(manifest, &[]);
     let path = dir.path().join("kiln.toml");
     let addr = free_addr().to_string();
