@@ -11,7 +11,7 @@
 //! before compilation (and the compiled result is cached).
 //!
 //! Candidates whose types differ from the final version (WASI 0.2's `0.2.0-rc-2023-*`) cannot be
-//! renamed; they are served by forwarding, in `kiln-wasi-rc`.
+//! renamed; they are served by forwarding each call, in `kiln-wasi-rc`.
 
 use anyhow::{Context, Result};
 use wasm_encoder::reencode::{ReencodeComponent, RoundtripReencoder};
@@ -121,7 +121,7 @@ pub(crate) fn unsupported_wasi_help<'a>(names: impl IntoIterator<Item = &'a str>
     }
     Some(format!(
         "it uses WASI at a version Kiln does not serve: {}. Kiln serves `wasi:*` at {SERVED_WASI}. Rebuild it with a current toolchain: \
-         for WASI 0.3, spin-sdk 7 or `wasip3` 0.7 and later; for WASI 0.2, Rust's wasm32-wasip2 target, spin-sdk 3 to 5, or `wasi` 0.14",
+         for WASI 0.3, spin-sdk 7 or `wasip3` 0.7 and later; for WASI 0.2, Rust's wasm32-wasip2 target, spin-sdk 2.2 to 5, or `wasi` 0.14",
         unsupported.iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", ")
     ))
 }
