@@ -270,7 +270,9 @@ FLOOR_ROWS=()
 floor_run() {
     local label=$1 run=$2 out line
     shift 2
-    out=$("${PIN_SERVER[@]}" "$FLOOR_BIN" --iterations "$FLOOR_ITERATIONS" --rounds "$FLOOR_ROUNDS" "$@" 2>"$WORK/floor.err") ||
+    # Library backtraces off, as `kiln` does for itself (crates/cli/src/main.rs): with RUST_BACKTRACE
+    # set, wasmtime captures one per error, and a WASI 0.3 store drop makes one.
+    out=$(RUST_LIB_BACKTRACE=${RUST_LIB_BACKTRACE:-0} "${PIN_SERVER[@]}" "$FLOOR_BIN" --iterations "$FLOOR_ITERATIONS" --rounds "$FLOOR_ROUNDS" "$@" 2>"$WORK/floor.err") ||
         die "engine-floor $* failed: $(tail -n 5 "$WORK/floor.err")"
     line=$(grep '^FLOOR ' <<<"$out") || die "no FLOOR line from engine-floor: $out"
     # Every round's figures, from the per-round lines on stderr.

@@ -308,6 +308,12 @@ fn build(args: &Args) -> Result<(kiln_engine::Engine, Floor)> {
 }
 
 fn main() -> Result<()> {
+    // As `kiln` does (crates/cli/src/main.rs): with RUST_BACKTRACE set, wasmtime captures a backtrace
+    // per error, and dropping a WASI 0.3 store makes one (several µs each).
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: no other thread exists yet.
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    }
     let args = parse_args()?;
     let (_kiln, floor) = build(&args)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

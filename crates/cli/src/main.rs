@@ -55,7 +55,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    disable_library_backtraces();
+    // SAFETY: first thing in main, before any thread exists.
+    unsafe { kiln_engine::disable_library_backtraces() };
     install_tls_provider();
     let cli = Cli::parse();
     let result = match cli.command {
@@ -89,16 +90,6 @@ fn main() -> ExitCode {
             report(&err);
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Errors capture a backtrace when `RUST_BACKTRACE` is set; wasmtime creates (and drops) errors on
-/// ordinary paths, which then cost ~19 µs per request. Panics still get their backtraces: only
-/// library (error) backtraces are turned off, and only when the user did not ask for them.
-fn disable_library_backtraces() {
-    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
-        // SAFETY: called first thing in main, before any thread exists.
-        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
     }
 }
 

@@ -41,7 +41,7 @@ impl GuestLog {
     /// Takes up to `wanted` bytes from the budget; says when this call used it up.
     fn take(&self, wanted: usize) -> (usize, bool) {
         let mut granted = 0;
-        let _ = self.budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+        let _ = self.budget.try_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
             granted = left.min(wanted);
             Some(left - granted)
         });

@@ -44,6 +44,20 @@ struct EngineInner {
     _epoch: Option<epoch::EpochTicker>,
 }
 
+/// Errors capture a backtrace when `RUST_BACKTRACE` is set; wasmtime creates (and drops) errors on
+/// ordinary paths (every WASI 0.3 store drop makes one), which then cost ~19 µs per request. Panics
+/// still get their backtraces: only library (error) backtraces are turned off, and only when the user
+/// did not ask for them with `RUST_LIB_BACKTRACE`. Every Kiln binary calls this first.
+///
+/// # Safety
+/// Sets an environment variable: call it before the process starts any thread.
+pub unsafe fn disable_library_backtraces() {
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: the caller promises no other thread exists yet.
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    }
+}
+
 /// `wasi:*@0.3.*` and Spin 4's async interfaces (`spin:key-value`, `spin:variables`, `spin:redis`,
 /// `spin:mqtt`, `spin:mysql` at 3.x; `spin:sqlite@3.1`; `spin:postgres@4.2`).
 fn interface_needs_concurrency(name: &str) -> bool {

@@ -60,5 +60,7 @@ impl Sandbox for KilnSandbox {
 }
 
 fn main() {
+    // SAFETY: first thing in main, before any thread exists.
+    unsafe { kiln_engine::disable_library_backtraces() };
     KilnShim::run(Config { default_log_level: "info".to_string(), ..Config::default() });
 }
