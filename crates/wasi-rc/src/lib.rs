@@ -23,6 +23,7 @@ pub mod rc_2023_10_18;
 mod rc_2023_10_18_http;
 pub mod rc_2023_11_10;
 mod rc_2023_11_10_http;
+mod shared;
 
 /// What the embedder learns from a release-candidate guest, as it does from a WASI 0.2 guest whose
 /// calls it shadows (Kiln: `kiln-engine`'s `response_body.rs` and `self_requests.rs`).

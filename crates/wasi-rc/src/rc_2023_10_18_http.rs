@@ -8,19 +8,18 @@
 //! longer than its `content-length`) ends in an error for its reader (the client, or the server an
 //! outgoing request goes to). Its one `error` variant carries the final error code as text.
 
-use crate::rc_2023_10_18::http;
+use crate::rc_2023_10_18::{bindings_rc_2023_10_18, http};
 use crate::{HasRc, RcCtx, RcHooks, RcView, rc};
 use http::types::{
-    Error as HttpError, Fields, FutureIncomingResponse, FutureTrailers, IncomingBody, IncomingRequest, IncomingResponse, Method,
-    OutgoingBody, OutgoingRequest, OutgoingResponse, RequestOptions, ResponseOutparam, Scheme, StatusCode,
+    Error as HttpError, Fields, FutureIncomingResponse, FutureTrailers, IncomingResponse, Method, OutgoingBody, OutgoingRequest,
+    OutgoingResponse, RequestOptions, ResponseOutparam, Scheme, StatusCode,
 };
 use wasmtime::component::{Linker, Resource};
 use wasmtime_wasi::p2::DynPollable;
 use wasmtime_wasi_http::p2::bindings::http as p2;
 use wasmtime_wasi_http::p2::HeaderError;
 use wasmtime_wasi_http::p2::bindings::http::types::{
-    HostFields as P2Fields, HostIncomingBody as P2IncomingBody, HostIncomingRequest as P2IncomingRequest,
-    HostIncomingResponse as P2IncomingResponse, HostOutgoingRequest as P2OutgoingRequest, HostOutgoingResponse as P2OutgoingResponse,
+    HostFields as P2Fields, HostOutgoingRequest as P2OutgoingRequest, HostOutgoingResponse as P2OutgoingResponse,
     HostRequestOptions as P2RequestOptions,
 };
 
@@ -73,67 +72,7 @@ impl<T: RcView> http::types::HostFields for RcCtx<'_, T> {
     }
 }
 
-impl<T: RcView> http::types::HostIncomingRequest for RcCtx<'_, T> {
-    fn method(&mut self, request: Resource<IncomingRequest>) -> wasmtime::Result<Method> {
-        Ok(P2IncomingRequest::method(&mut self.http(), request)?.into())
-    }
-
-    fn path_with_query(&mut self, request: Resource<IncomingRequest>) -> wasmtime::Result<Option<String>> {
-        P2IncomingRequest::path_with_query(&mut self.http(), request)
-    }
-
-    fn scheme(&mut self, request: Resource<IncomingRequest>) -> wasmtime::Result<Option<Scheme>> {
-        Ok(P2IncomingRequest::scheme(&mut self.http(), request)?.map(Into::into))
-    }
-
-    fn authority(&mut self, request: Resource<IncomingRequest>) -> wasmtime::Result<Option<String>> {
-        P2IncomingRequest::authority(&mut self.http(), request)
-    }
-
-    fn headers(&mut self, request: Resource<IncomingRequest>) -> wasmtime::Result<Resource<Fields>> {
-        p2::types::HostIncomingRequest::headers(&mut self.http(), request)
-    }
-
-    fn consume(&mut self, request: Resource<IncomingRequest>) -> wasmtime::Result<Result<Resource<IncomingBody>, ()>> {
-        p2::types::HostIncomingRequest::consume(&mut self.http(), request)
-    }
-
-    fn drop(&mut self, request: Resource<IncomingRequest>) -> wasmtime::Result<()> {
-        p2::types::HostIncomingRequest::drop(&mut self.http(), request)
-    }
-}
-
-impl<T: RcView> http::types::HostIncomingResponse for RcCtx<'_, T> {
-    fn status(&mut self, response: Resource<IncomingResponse>) -> wasmtime::Result<StatusCode> {
-        P2IncomingResponse::status(&mut self.http(), response)
-    }
-
-    fn headers(&mut self, response: Resource<IncomingResponse>) -> wasmtime::Result<Resource<Fields>> {
-        p2::types::HostIncomingResponse::headers(&mut self.http(), response)
-    }
-
-    fn consume(&mut self, response: Resource<IncomingResponse>) -> wasmtime::Result<Result<Resource<IncomingBody>, ()>> {
-        p2::types::HostIncomingResponse::consume(&mut self.http(), response)
-    }
-
-    fn drop(&mut self, response: Resource<IncomingResponse>) -> wasmtime::Result<()> {
-        p2::types::HostIncomingResponse::drop(&mut self.http(), response)
-    }
-}
-
-impl<T: RcView> http::types::HostIncomingBody for RcCtx<'_, T> {
-    fn stream(&mut self, body: Resource<IncomingBody>) -> wasmtime::Result<Result<Resource<wasmtime_wasi::p2::DynInputStream>, ()>> {
-        P2IncomingBody::stream(&mut self.http(), body)
-    }
-
-    fn finish(&mut self, body: Resource<IncomingBody>) -> wasmtime::Result<Resource<FutureTrailers>> {
-        p2::types::HostIncomingBody::finish(&mut self.http(), body)
-    }
-
-    fn drop(&mut self, body: Resource<IncomingBody>) -> wasmtime::Result<()> {
-        p2::types::HostIncomingBody::drop(&mut self.http(), body)
-    }
-}
+crate::shared::wasi_http_incoming!(bindings_rc_2023_10_18);
 
 /// An outgoing request from its parts, as the final host builds it (`new`, then each `set-*`).
 /// `Err` names the part the final host refused; the request is dropped then.
@@ -344,11 +283,6 @@ impl<T: RcView> http::outgoing_handler::Host for RcCtx<'_, T> {
         };
         Ok(send(self, request, options)?.map_err(HttpError::from))
     }
-}
-
-crate::convert::convert! {
-    enum p2::types::Method = Method { Get, Head, Post, Put, Delete, Connect, Options, Trace, Patch, Other(method), }
-    enum p2::types::Scheme = Scheme { Http, Https, Other(scheme), }
 }
 
 /// The final error code as this candidate's four-way `error`.

@@ -6,20 +6,17 @@
 //! `internal-error` then.
 
 use crate::rc_2023_10_18_http::{finish_body, response_body, send};
-use crate::rc_2023_11_10::{http, io};
+use crate::rc_2023_11_10::{bindings_rc_2023_11_10, http, io};
 use crate::{HasRc, RcCtx, RcView, rc};
 use http::types::{
-    DnsErrorPayload, ErrorCode, FieldSizePayload, Fields, FutureIncomingResponse, FutureTrailers, HeaderError, IncomingBody, IncomingRequest,
-    IncomingResponse, Method, OutgoingBody, OutgoingRequest, OutgoingResponse, RequestOptions, ResponseOutparam, Scheme, StatusCode,
-    TlsAlertReceivedPayload,
+    DnsErrorPayload, ErrorCode, FieldSizePayload, Fields, FutureIncomingResponse, FutureTrailers, HeaderError, IncomingResponse, Method,
+    OutgoingBody, OutgoingRequest, OutgoingResponse, RequestOptions, ResponseOutparam, Scheme, StatusCode, TlsAlertReceivedPayload,
 };
 use wasmtime::component::{Linker, Resource};
 use wasmtime_wasi::p2::DynPollable;
 use wasmtime_wasi_http::p2::bindings::http as p2;
 use wasmtime_wasi_http::p2::bindings::http::types::{
-    HostFields as P2Fields, HostIncomingBody as P2IncomingBody, HostIncomingRequest as P2IncomingRequest,
-    HostIncomingResponse as P2IncomingResponse, HostOutgoingRequest as P2OutgoingRequest, HostOutgoingResponse as P2OutgoingResponse,
-    HostRequestOptions as P2RequestOptions,
+    HostFields as P2Fields, HostOutgoingRequest as P2OutgoingRequest, HostOutgoingResponse as P2OutgoingResponse, HostRequestOptions as P2RequestOptions,
 };
 
 pub(crate) fn add_to_linker<T: RcView>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
@@ -83,35 +80,7 @@ impl<T: RcView> http::types::HostFields for RcCtx<'_, T> {
     }
 }
 
-impl<T: RcView> http::types::HostIncomingRequest for RcCtx<'_, T> {
-    fn method(&mut self, request: Resource<IncomingRequest>) -> wasmtime::Result<Method> {
-        Ok(P2IncomingRequest::method(&mut self.http(), request)?.into())
-    }
-
-    fn path_with_query(&mut self, request: Resource<IncomingRequest>) -> wasmtime::Result<Option<String>> {
-        P2IncomingRequest::path_with_query(&mut self.http(), request)
-    }
-
-    fn scheme(&mut self, request: Resource<IncomingRequest>) -> wasmtime::Result<Option<Scheme>> {
-        Ok(P2IncomingRequest::scheme(&mut self.http(), request)?.map(Into::into))
-    }
-
-    fn authority(&mut self, request: Resource<IncomingRequest>) -> wasmtime::Result<Option<String>> {
-        P2IncomingRequest::authority(&mut self.http(), request)
-    }
-
-    fn headers(&mut self, request: Resource<IncomingRequest>) -> wasmtime::Result<Resource<Fields>> {
-        P2IncomingRequest::headers(&mut self.http(), request)
-    }
-
-    fn consume(&mut self, request: Resource<IncomingRequest>) -> wasmtime::Result<Result<Resource<IncomingBody>, ()>> {
-        P2IncomingRequest::consume(&mut self.http(), request)
-    }
-
-    fn drop(&mut self, request: Resource<IncomingRequest>) -> wasmtime::Result<()> {
-        P2IncomingRequest::drop(&mut self.http(), request)
-    }
-}
+crate::shared::wasi_http_incoming!(bindings_rc_2023_11_10);
 
 impl<T: RcView> http::types::HostOutgoingRequest for RcCtx<'_, T> {
     fn new(&mut self, headers: Resource<Fields>) -> wasmtime::Result<Resource<OutgoingRequest>> {
@@ -208,38 +177,6 @@ impl<T: RcView> http::types::HostResponseOutparam for RcCtx<'_, T> {
     }
 }
 
-impl<T: RcView> http::types::HostIncomingResponse for RcCtx<'_, T> {
-    fn status(&mut self, response: Resource<IncomingResponse>) -> wasmtime::Result<StatusCode> {
-        P2IncomingResponse::status(&mut self.http(), response)
-    }
-
-    fn headers(&mut self, response: Resource<IncomingResponse>) -> wasmtime::Result<Resource<Fields>> {
-        P2IncomingResponse::headers(&mut self.http(), response)
-    }
-
-    fn consume(&mut self, response: Resource<IncomingResponse>) -> wasmtime::Result<Result<Resource<IncomingBody>, ()>> {
-        P2IncomingResponse::consume(&mut self.http(), response)
-    }
-
-    fn drop(&mut self, response: Resource<IncomingResponse>) -> wasmtime::Result<()> {
-        P2IncomingResponse::drop(&mut self.http(), response)
-    }
-}
-
-impl<T: RcView> http::types::HostIncomingBody for RcCtx<'_, T> {
-    fn stream(&mut self, body: Resource<IncomingBody>) -> wasmtime::Result<Result<Resource<wasmtime_wasi::p2::DynInputStream>, ()>> {
-        P2IncomingBody::stream(&mut self.http(), body)
-    }
-
-    fn finish(&mut self, body: Resource<IncomingBody>) -> wasmtime::Result<Resource<FutureTrailers>> {
-        P2IncomingBody::finish(&mut self.http(), body)
-    }
-
-    fn drop(&mut self, body: Resource<IncomingBody>) -> wasmtime::Result<()> {
-        P2IncomingBody::drop(&mut self.http(), body)
-    }
-}
-
 impl<T: RcView> http::types::HostFutureTrailers for RcCtx<'_, T> {
     fn subscribe(&mut self, trailers: Resource<FutureTrailers>) -> wasmtime::Result<Resource<DynPollable>> {
         p2::types::HostFutureTrailers::subscribe(&mut self.http(), trailers)
@@ -320,8 +257,6 @@ impl<T: RcView> http::outgoing_handler::Host for RcCtx<'_, T> {
 }
 
 crate::convert::convert! {
-    enum p2::types::Method = Method { Get, Head, Post, Put, Delete, Connect, Options, Trace, Patch, Other(method), }
-    enum p2::types::Scheme = Scheme { Http, Https, Other(scheme), }
     struct p2::types::DnsErrorPayload = DnsErrorPayload { rcode, info_code, }
     struct p2::types::TlsAlertReceivedPayload = TlsAlertReceivedPayload { alert_id, alert_message, }
     struct p2::types::FieldSizePayload = FieldSizePayload { field_name, field_size, }
