@@ -50,7 +50,12 @@ fn checksum_path(artifact: &Path) -> PathBuf {
 }
 
 fn checksum(bytes: &[u8]) -> String {
-    format!("{:08x}", crc32fast::hash(bytes))
+    checksum_text(crc32fast::hash(bytes))
+}
+
+/// How a checksum is written beside its artifact.
+fn checksum_text(crc: u32) -> String {
+    format!("{crc:08x}")
 }
 
 /// Whether the artifact at `path` is the one `store` wrote (its checksum matches). The file is
@@ -70,7 +75,7 @@ fn file_checksum(path: &Path) -> std::io::Result<String> {
     let mut buffer = vec![0; 256 << 10];
     loop {
         match file.read(&mut buffer) {
-            Ok(0) => return Ok(format!("{:08x}", hasher.finalize())),
+            Ok(0) => return Ok(checksum_text(hasher.finalize())),
             Ok(n) => hasher.update(&buffer[..n]),
             Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(err) => return Err(err),
