@@ -12,22 +12,43 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use wasmtime::component::Component;
 
-pub(crate) fn load(engine: &wasmtime::Engine, cache_dir: Option<&Path>, bytes: &[u8]) -> Result<Component> {
+use crate::known_sources::SourceFile;
+
+/// Loads the component in the file at `path`. When the cache has seen this version of the file
+/// before ([`SourceFile`]), its artifact is found without reading the component at all.
+pub(crate) fn load_file(engine: &wasmtime::Engine, cache_dir: Option<&Path>, path: &Path) -> Result<Component> {
+    let read = || std::fs::read(path).context("cannot read it");
     let Some(dir) = cache_dir else {
-        return compile(engine, bytes);
+        return compile(engine, &read()?);
     };
-    let path = artifact_path(engine, dir, bytes);
-    if path.exists() {
-        match intact(&path) {
-            // SAFETY: the file was written by `store` below from `Component::serialize` of an engine
-            // with the same compatibility hash (part of the file name), and its checksum matches
-            // the one written with it; wasmtime additionally checks the header.
-            Ok(()) => match unsafe { Component::deserialize_file(engine, &path) } {
-                Ok(component) => return Ok(component),
-                Err(err) => tracing::warn!("ignoring unusable cached artifact {}: {err}", path.display()),
-            },
-            Err(reason) => tracing::warn!("ignoring cached artifact {}: {reason}; compiling again", path.display()),
+    let source = SourceFile::stat(path);
+    if let Some(digest) = source.as_ref().and_then(|source| source.remembered(dir)) {
+        if let Some(component) = cached(engine, &artifact_path(engine, dir, &digest)) {
+            return Ok(component);
         }
+    }
+    let bytes = read()?;
+    let digest = content_digest(&bytes);
+    let component = load_digested(engine, dir, &bytes, &digest)?;
+    if let Some(source) = source {
+        source.remember(dir, &digest);
+    }
+    Ok(component)
+}
+
+pub(crate) fn load(engine: &wasmtime::Engine, cache_dir: Option<&Path>, bytes: &[u8]) -> Result<Component> {
+    match cache_dir {
+        Some(dir) => load_digested(engine, dir, bytes, &content_digest(bytes)),
+        None => compile(engine, bytes),
+    }
+}
+
+/// Loads `bytes`, whose [`content_digest`] is `digest`, from the cache in `dir`, else compiles
+/// them and caches the artifact.
+fn load_digested(engine: &wasmtime::Engine, dir: &Path, bytes: &[u8], digest: &str) -> Result<Component> {
+    let path = artifact_path(engine, dir, digest);
+    if let Some(component) = cached(engine, &path) {
+        return Ok(component);
     }
     let component = compile(engine, bytes)?;
     if let Err(err) = store(&component, dir, &path) {
@@ -36,11 +57,33 @@ pub(crate) fn load(engine: &wasmtime::Engine, cache_dir: Option<&Path>, bytes: &
     Ok(component)
 }
 
-fn artifact_path(engine: &wasmtime::Engine, dir: &Path, bytes: &[u8]) -> PathBuf {
+/// The artifact at `path`, if there is one and it is intact.
+fn cached(engine: &wasmtime::Engine, path: &Path) -> Option<Component> {
+    if !path.exists() {
+        return None;
+    }
+    match intact(path) {
+        // SAFETY: the file was written by `store` from `Component::serialize` of an engine with the
+        // same compatibility hash (part of the file name), and its checksum matches the one
+        // written with it; wasmtime additionally checks the header.
+        Ok(()) => match unsafe { Component::deserialize_file(engine, path) } {
+            Ok(component) => return Some(component),
+            Err(err) => tracing::warn!("ignoring unusable cached artifact {}: {err}", path.display()),
+        },
+        Err(reason) => tracing::warn!("ignoring cached artifact {}: {reason}; compiling again", path.display()),
+    }
+    None
+}
+
+/// The cache's key for a component's bytes: their SHA-256, in hex.
+fn content_digest(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn artifact_path(engine: &wasmtime::Engine, dir: &Path, content_digest: &str) -> PathBuf {
     let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut engine_hash);
-    let content = hex::encode(Sha256::digest(bytes));
-    dir.join(format!("{content}-{:016x}.cwasm", engine_hash.finish()))
+    dir.join(format!("{content_digest}-{:016x}.cwasm", engine_hash.finish()))
 }
 
 /// Where an artifact's checksum is kept: wasmtime checks an artifact's header, not its code, so a
@@ -92,7 +135,8 @@ fn store(component: &Component, dir: &Path, path: &Path) -> Result<()> {
     write_whole(dir, path, &artifact)
 }
 
-fn write_whole(dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
+/// Writes `bytes` to `path` (in `dir`) whole: a temporary file, synced, then renamed.
+pub(crate) fn write_whole(dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
     let mut tmp = tempfile_in(dir)?;
     tmp.1.write_all(bytes)?;
     tmp.1.sync_all()?;
@@ -180,6 +224,59 @@ pub(crate) fn interface_names(bytes: &[u8]) -> Vec<String> {
     names
 }
 
+/// [`interface_names`] of the component (or core module) in a file, read section by section: the
+/// top-level import and export sections are read, and nested modules and components (nearly all of
+/// an interpreter's 19 MB) are skipped over rather than read.
+pub(crate) fn file_interface_names(path: &Path) -> std::io::Result<Vec<String>> {
+    use std::io::Read;
+    let mut file = std::io::BufReader::new(std::fs::File::open(path)?);
+    let mut top_level = vec![0; 8];
+    if file.read_exact(&mut top_level).is_err() || !top_level.starts_with(b"\0asm") {
+        return Ok(Vec::new());
+    }
+    // Component import and export sections; a core module's import section.
+    let wanted: &[u8] = if wasmparser::Parser::is_component(&top_level) { &[10, 11] } else { &[2] };
+    loop {
+        let section_start = top_level.len();
+        let mut id = [0u8];
+        if file.read(&mut id)? == 0 {
+            break;
+        }
+        top_level.push(id[0]);
+        let Some(size) = read_section_size(&mut file, &mut top_level)? else { break };
+        if wanted.contains(&id[0]) {
+            let body_start = top_level.len();
+            top_level.resize(body_start + size as usize, 0);
+            if file.read_exact(&mut top_level[body_start..]).is_err() {
+                top_level.truncate(section_start);
+                break;
+            }
+        } else {
+            top_level.truncate(section_start);
+            file.seek_relative(i64::from(size))?;
+        }
+    }
+    Ok(interface_names(&top_level))
+}
+
+/// Reads a section's size (an unsigned LEB128 of at most 5 bytes), copying its bytes to `out`;
+/// `None` at the end of the file or for a malformed size.
+fn read_section_size(file: &mut impl std::io::Read, out: &mut Vec<u8>) -> std::io::Result<Option<u32>> {
+    let mut size = 0u32;
+    for shift in (0..35).step_by(7) {
+        let mut byte = [0u8];
+        if file.read(&mut byte)? == 0 {
+            return Ok(None);
+        }
+        out.push(byte[0]);
+        size |= u32::from(byte[0] & 0x7f).checked_shl(shift).unwrap_or(0);
+        if byte[0] & 0x80 == 0 {
+            return Ok(Some(size));
+        }
+    }
+    Ok(None)
+}
+
 fn exports_start(module: &[u8]) -> bool {
     wasmparser::Parser::new(0).parse_all(module).any(|payload| match payload {
         Ok(wasmparser::Payload::ExportSection(exports)) => exports.into_iter().flatten().any(|export| export.name == "_start"),
@@ -203,6 +300,7 @@ fn imports_wasi_preview1(module: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn engine() -> wasmtime::Engine {
         wasmtime::Engine::default()
@@ -271,12 +369,69 @@ mod tests {
     }
 
     #[test]
+    fn a_known_file_is_loaded_without_being_read() {
+        let cache = tempfile::tempdir().unwrap();
+        let source = tempfile::tempdir().unwrap();
+        let path = source.path().join("app.wasm");
+        std::fs::write(&path, empty_component()).unwrap();
+        let engine = engine();
+        let exports = |component: &Component| component.component_type().exports(&engine).count();
+        assert_eq!(exports(&load_file(&engine, Some(cache.path()), &path).unwrap()), 0);
+        // Point the file's entry at another component's artifact: if the file is not read, that
+        // component is what loads.
+        let other = wat::parse_str(r#"(component (core module $m) (export "m" (core module $m)))"#).unwrap();
+        load(&engine, Some(cache.path()), &other).unwrap();
+        let known = SourceFile::stat(&path).unwrap();
+        known.remember_as_of(cache.path(), &content_digest(&other), std::time::SystemTime::now() + Duration::from_secs(60));
+        assert_eq!(exports(&load_file(&engine, Some(cache.path()), &path).unwrap()), 1);
+        // A changed file is read again.
+        std::fs::write(&path, empty_component()).unwrap();
+        assert_eq!(exports(&load_file(&engine, Some(cache.path()), &path).unwrap()), 0);
+        let err = format!("{:#}", load_file(&engine, Some(cache.path()), &source.path().join("missing.wasm")).unwrap_err());
+        assert!(err.starts_with("cannot read it: "), "{err}");
+    }
+
+    #[test]
     fn different_bytes_get_different_artifacts() {
         let dir = tempfile::tempdir().unwrap();
         load(&engine(), Some(dir.path()), &empty_component()).unwrap();
         let other = wat::parse_str("(component (core module))").unwrap();
         load(&engine(), Some(dir.path()), &other).unwrap();
         assert_eq!(artifacts(dir.path()).len(), 2);
+    }
+
+    #[test]
+    fn a_file_s_names_are_read_without_its_nested_modules() {
+        let dir = tempfile::tempdir().unwrap();
+        let component = wat::parse_str(
+            r#"(component
+                (import "wasi:http/types@0.3.0" (instance))
+                (core module (func (export "f")) (data "a large nested module"))
+                (component (import "nested:only/inner@1.0.0" (instance)))
+                (import "spin:key-value/key-value@3.0.0" (instance))
+                (import "example:app/handler@1.0.0" (instance $i))
+                (export "wasi:http/handler@0.3.0" (instance $i)))"#,
+        )
+        .unwrap();
+        let names = |bytes: &[u8]| {
+            let path = dir.path().join("c.wasm");
+            std::fs::write(&path, bytes).unwrap();
+            file_interface_names(&path).unwrap()
+        };
+        assert_eq!(
+            names(&component),
+            ["wasi:http/types@0.3.0", "spin:key-value/key-value@3.0.0", "example:app/handler@1.0.0", "wasi:http/handler@0.3.0"]
+        );
+        let module = wat::parse_str(r#"(module (import "wasi_snapshot_preview1" "fd_write" (func)) (func (export "_start")))"#).unwrap();
+        assert_eq!(names(&module), ["wasi_snapshot_preview1#fd_write"]);
+        for bytes in [component, module, b"\0asm".to_vec(), b"text, not wasm".to_vec()] {
+            assert_eq!(names(&bytes), interface_names(&bytes));
+            // A truncated file is read as far as it goes, without an error.
+            for end in [9, bytes.len() / 2, bytes.len().saturating_sub(1)] {
+                names(&bytes[..end.min(bytes.len())]);
+            }
+        }
+        assert!(file_interface_names(&dir.path().join("missing.wasm")).is_err());
     }
 
     #[test]

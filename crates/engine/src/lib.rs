@@ -11,6 +11,7 @@ mod component;
 mod config;
 mod epoch;
 mod guest_output;
+mod known_sources;
 mod limits;
 mod release_candidates;
 mod response_body;
@@ -109,16 +110,14 @@ impl Engine {
     /// Whether the component at `path` imports or exports interfaces that need component-model
     /// concurrency (WASI 0.3, or Spin 4's async `spin:*@3.x` interfaces). Reads only the names.
     pub fn needs_concurrency(path: &std::path::Path) -> Result<bool> {
-        let bytes = std::fs::read(path).with_context(|| format!("failed to read `{}`", path.display()))?;
-        Ok(cache::interface_names(&bytes).iter().any(|name| interface_needs_concurrency(name)))
+        let names = cache::file_interface_names(path).with_context(|| format!("failed to read `{}`", path.display()))?;
+        Ok(names.iter().any(|name| interface_needs_concurrency(name)))
     }
 
     /// Loads a component (or a core module, which is componentized first) from a file, compiling
     /// it or taking the precompiled artifact from the cache.
     pub fn load_component(&self, path: &std::path::Path) -> Result<wasmtime::component::Component> {
-        let bytes = std::fs::read(path)
-            .with_context(|| format!("failed to read component `{}`", path.display()))?;
-        cache::load(&self.inner.wasmtime, self.inner.cache_dir.as_deref(), &bytes)
+        cache::load_file(&self.inner.wasmtime, self.inner.cache_dir.as_deref(), path)
             .with_context(|| format!("failed to load component `{}`", path.display()))
     }
 
