@@ -8,6 +8,7 @@ use crate::{code_memory::CodeMemory, type_registry::TypeCollection};
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 use core::ops::{Add, Range, Sub};
+use core::ptr::NonNull;
 use wasmtime_core::error::OutOfMemory;
 #[cfg(feature = "component-model")]
 use wasmtime_environ::component::ComponentTypes;
@@ -426,6 +427,12 @@ impl<'a> ModuleWithCode<'a> {
     /// Provide the Module wrapped in this tuple.
     pub fn module(&self) -> &'a Module {
         self.module
+    }
+
+    /// Kiln patch: the address of `offset` in this store's text section.
+    #[inline]
+    pub fn text_at(&self, offset: u32) -> NonNull<u8> {
+        NonNull::from(&self.store_code.text()[usize::try_from(offset).unwrap()])
     }
 
     /// Returns the slice in the text section of the function that

@@ -7,6 +7,7 @@ use crate::code::EngineCode;
 use crate::prelude::*;
 use crate::profiling_agent::ProfilingAgent;
 use crate::runtime::vm::CompiledModuleId;
+use crate::sync::OnceLock;
 use alloc::sync::Arc;
 use core::ops::Range;
 use core::str;
@@ -25,6 +26,21 @@ pub struct CompiledModule {
     index: Arc<CompiledFunctionsTable>,
     /// Sorted list, by function index, of names we have for this module.
     func_names: Vec<FunctionName>,
+    /// Kiln patch: where each defined function's funcref code lives, by
+    /// `DefinedFuncIndex`, built the first time a funcref of this module is
+    /// made (see `funcref_code`).
+    funcref_code: OnceLock<Box<[FuncrefCode]>>,
+}
+
+/// The text-section offsets of a defined function's array-to-Wasm trampoline
+/// and of its body: the two code pointers of its `VMFuncRef`.
+#[derive(Clone, Copy)]
+pub struct FuncrefCode {
+    /// Offset of the array-to-Wasm trampoline; `u32::MAX` when the function
+    /// has none (it never escapes, so no funcref of it is ever made).
+    pub array_to_wasm: u32,
+    /// Offset of the function's body.
+    pub wasm: u32,
 }
 
 impl CompiledModule {
@@ -58,6 +74,7 @@ impl CompiledModule {
             meta: info.meta,
             index,
             func_names: info.func_names,
+            funcref_code: OnceLock::new(),
         };
         ret.register_profiling(profiler)?;
 
@@ -163,6 +180,44 @@ impl CompiledModule {
             }
             _ => None,
         }
+    }
+
+    /// Kiln patch: the code of defined function `index`'s funcref, if it has
+    /// an array-to-Wasm trampoline.
+    ///
+    /// Instantiating a dynamically linked module makes thousands of funcrefs:
+    /// its table's elements sit at an imported offset (`__table_base`), so the
+    /// table cannot be initialized lazily from an image and every element is
+    /// made eagerly. Each funcref looked its two keys up in `index` (a binary
+    /// search through the sparse trampoline keys): a fifth of the CPU of
+    /// instantiating CPython's 14 modules. The table here is built once per
+    /// module, with the same lookups, and indexed directly afterwards.
+    #[inline]
+    pub fn funcref_code(&self, index: DefinedFuncIndex) -> Option<FuncrefCode> {
+        let table = self.funcref_code.get_or_init(|| {
+            self.module
+                .defined_func_indices()
+                .map(|i| {
+                    let module = self.module_index();
+                    let array_to_wasm = self.index.func_loc(FuncKey::ArrayToWasmTrampoline(module, i));
+                    let wasm = self.index.func_loc(FuncKey::DefinedWasmFunction(module, i));
+                    match (array_to_wasm, wasm) {
+                        (Some(array_to_wasm), Some(wasm)) => FuncrefCode {
+                            array_to_wasm: array_to_wasm.start,
+                            wasm: wasm.start,
+                        },
+                        _ => FuncrefCode {
+                            array_to_wasm: u32::MAX,
+                            wasm: u32::MAX,
+                        },
+                    }
+                })
+                .collect()
+        });
+        table
+            .get(index.as_u32() as usize)
+            .copied()
+            .filter(|code| code.array_to_wasm != u32::MAX)
     }
 
     /// Gets the function location information for a given function index.

@@ -882,17 +882,24 @@ impl Instance {
         let vmctx_offset = self.offsets().vmctx_func_ref(func.func_ref);
         let array_to_wasm_key = FuncKey::ArrayToWasmTrampoline(module.module_index, def_index);
         let wasm_key = FuncKey::DefinedWasmFunction(module.module_index, def_index);
-        // SAFETY: the type/offset/keys here are all valid for the defined
+        // Kiln patch: the code's offsets from the module's table when it has
+        // them (see `CompiledModule::funcref_code`), else by key as before.
+        let code = self
+            .runtime_module()
+            .and_then(|module| module.compiled_module().funcref_code(def_index));
+        let locate = |module_with_code: &ModuleWithCode<'_>| match code {
+            Some(code) => (
+                module_with_code.text_at(code.array_to_wasm),
+                module_with_code.text_at(code.wasm),
+            ),
+            None => (
+                NonNull::from(module_with_code.function(array_to_wasm_key)).cast(),
+                NonNull::from(module_with_code.function(wasm_key)).cast(),
+            ),
+        };
+        // SAFETY: the type/offset/code here are all valid for the defined
         // function at `def_index`.
-        unsafe {
-            self.initialize_and_return_funcref(
-                registry,
-                type_index,
-                vmctx_offset,
-                array_to_wasm_key,
-                wasm_key,
-            )
-        }
+        unsafe { self.initialize_and_return_funcref(registry, type_index, vmctx_offset, locate) }
     }
 
     fn get_start_func_ref(
@@ -909,17 +916,15 @@ impl Instance {
         let vmctx_offset = self.offsets().vmctx_startup_func_ref();
         let array_to_wasm_key = FuncKey::ModuleStartup(Abi::Array, module.module_index);
         let wasm_key = FuncKey::ModuleStartup(Abi::Wasm, module.module_index);
+        let locate = |module_with_code: &ModuleWithCode<'_>| {
+            (
+                NonNull::from(module_with_code.function(array_to_wasm_key)).cast(),
+                NonNull::from(module_with_code.function(wasm_key)).cast(),
+            )
+        };
         // SAFETY: the type/offset/keys here are all valid for the module
         // startup function.
-        unsafe {
-            self.initialize_and_return_funcref(
-                registry,
-                type_index,
-                vmctx_offset,
-                array_to_wasm_key,
-                wasm_key,
-            )
-        }
+        unsafe { self.initialize_and_return_funcref(registry, type_index, vmctx_offset, locate) }
     }
 
     /// Common implementation of initializing a `VMFuncRef` stored within this
@@ -936,8 +941,7 @@ impl Instance {
         registry: &ModuleRegistry,
         type_index: VMSharedTypeIndex,
         vmctx_offset: u32,
-        array_to_wasm_key: FuncKey,
-        wasm_key: FuncKey,
+        locate: impl FnOnce(&ModuleWithCode<'_>) -> (NonNull<u8>, NonNull<u8>),
     ) -> Option<NonNull<VMFuncRef>> {
         // For now, we eagerly initialize an funcref struct in-place whenever
         // asked for a reference to it. This is mostly fine, because in practice
@@ -967,19 +971,9 @@ impl Instance {
         )
         .expect("module not in store");
 
-        let array_call =
-            VmPtr::from(NonNull::from(module_with_code.function(array_to_wasm_key)).cast());
-
-        let wasm_call = Some(VmPtr::from(
-            NonNull::new(
-                module_with_code
-                    .function(wasm_key)
-                    .as_ptr()
-                    .cast::<VMWasmCallFunction>()
-                    .cast_mut(),
-            )
-            .unwrap(),
-        ));
+        let (array_to_wasm, wasm) = locate(&module_with_code);
+        let array_call = VmPtr::from(array_to_wasm.cast());
+        let wasm_call = Some(VmPtr::from(wasm.cast::<VMWasmCallFunction>()));
 
         let vmctx = VMOpaqueContext::from_vmcontext(self.vmctx()).into();
 
