@@ -12,7 +12,7 @@ use core::ptr::NonNull;
 use wasmtime_core::error::OutOfMemory;
 #[cfg(feature = "component-model")]
 use wasmtime_environ::component::ComponentTypes;
-use wasmtime_environ::{FuncKey, ModuleTypes, StaticModuleIndex};
+use wasmtime_environ::{ModuleTypes, StaticModuleIndex};
 
 macro_rules! define_pc_kind {
     ($ty:ident) => {
@@ -429,17 +429,12 @@ impl<'a> ModuleWithCode<'a> {
         self.module
     }
 
-    /// Kiln patch: the address of `offset` in this store's text section.
+    /// Kiln patch: where this store's copy of the text section starts.
     #[inline]
-    pub fn text_at(&self, offset: u32) -> NonNull<u8> {
-        NonNull::from(&self.store_code.text()[usize::try_from(offset).unwrap()])
+    pub fn text_start(&self) -> NonNull<u8> {
+        NonNull::from(self.store_code.text()).cast()
     }
 
-    /// Returns the slice in the text section of the function that
-    /// `key` points to.
-    #[inline]
-    pub fn function(&self, key: FuncKey) -> &[u8] {
-        let range = self.module.compiled_module().function_range(key);
-        &self.store_code.text()[range]
-    }
+    // Kiln patch: `function(key)` is gone; funcrefs are made from offsets and
+    // `text_start` (see `Instance::initialize_and_return_funcref`).
 }

@@ -144,6 +144,12 @@ pub struct Instance {
     /// cross-thread stuff used in `InstancePre`)
     store: Option<VMStoreRawPtr>,
 
+    /// Kiln patch: where this module's code starts in the store, found the
+    /// first time a funcref of this instance is made. Each funcref looked it
+    /// up in the store's module registry (two ordered-map searches): 7% of
+    /// instantiating CPython, whose modules make thousands of funcrefs.
+    store_text: Option<SendSyncPtr<u8>>,
+
     /// Additional context used by compiled wasm code. This field is last, and
     /// represents a dynamically-sized array that extends beyond the nominal
     /// end of the struct (similar to a flexible array member).
@@ -209,6 +215,7 @@ impl Instance {
             #[cfg(feature = "wmemcheck")]
             wmemcheck_state,
             store: None,
+            store_text: None,
             vmctx: OwnedVMContext::new(),
         })?;
 
@@ -884,22 +891,20 @@ impl Instance {
         let wasm_key = FuncKey::DefinedWasmFunction(module.module_index, def_index);
         // Kiln patch: the code's offsets from the module's table when it has
         // them (see `CompiledModule::funcref_code`), else by key as before.
-        let code = self
+        let compiled = self
             .runtime_module()
-            .and_then(|module| module.compiled_module().funcref_code(def_index));
-        let locate = |module_with_code: &ModuleWithCode<'_>| match code {
-            Some(code) => (
-                module_with_code.text_at(code.array_to_wasm),
-                module_with_code.text_at(code.wasm),
-            ),
+            .expect("funcref impossible in fake module")
+            .compiled_module();
+        let code = match compiled.funcref_code(def_index) {
+            Some(code) => (code.array_to_wasm as usize, code.wasm as usize),
             None => (
-                NonNull::from(module_with_code.function(array_to_wasm_key)).cast(),
-                NonNull::from(module_with_code.function(wasm_key)).cast(),
+                compiled.function_range(array_to_wasm_key).start,
+                compiled.function_range(wasm_key).start,
             ),
         };
         // SAFETY: the type/offset/code here are all valid for the defined
         // function at `def_index`.
-        unsafe { self.initialize_and_return_funcref(registry, type_index, vmctx_offset, locate) }
+        unsafe { self.initialize_and_return_funcref(registry, type_index, vmctx_offset, code) }
     }
 
     fn get_start_func_ref(
@@ -916,15 +921,17 @@ impl Instance {
         let vmctx_offset = self.offsets().vmctx_startup_func_ref();
         let array_to_wasm_key = FuncKey::ModuleStartup(Abi::Array, module.module_index);
         let wasm_key = FuncKey::ModuleStartup(Abi::Wasm, module.module_index);
-        let locate = |module_with_code: &ModuleWithCode<'_>| {
-            (
-                NonNull::from(module_with_code.function(array_to_wasm_key)).cast(),
-                NonNull::from(module_with_code.function(wasm_key)).cast(),
-            )
-        };
+        let compiled = self
+            .runtime_module()
+            .expect("funcref impossible in fake module")
+            .compiled_module();
+        let code = (
+            compiled.function_range(array_to_wasm_key).start,
+            compiled.function_range(wasm_key).start,
+        );
         // SAFETY: the type/offset/keys here are all valid for the module
         // startup function.
-        unsafe { self.initialize_and_return_funcref(registry, type_index, vmctx_offset, locate) }
+        unsafe { self.initialize_and_return_funcref(registry, type_index, vmctx_offset, code) }
     }
 
     /// Common implementation of initializing a `VMFuncRef` stored within this
@@ -937,11 +944,11 @@ impl Instance {
     /// functions here. Effectively all the arguments here must be "logically
     /// correct" for the `VMFuncRef` being initialized.
     unsafe fn initialize_and_return_funcref(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         registry: &ModuleRegistry,
         type_index: VMSharedTypeIndex,
         vmctx_offset: u32,
-        locate: impl FnOnce(&ModuleWithCode<'_>) -> (NonNull<u8>, NonNull<u8>),
+        (array_to_wasm, wasm): (usize, usize),
     ) -> Option<NonNull<VMFuncRef>> {
         // For now, we eagerly initialize an funcref struct in-place whenever
         // asked for a reference to it. This is mostly fine, because in practice
@@ -964,14 +971,10 @@ impl Instance {
         // it's better for instantiation performance if we don't have to track
         // "is-initialized" state at all!
 
-        let module_with_code = ModuleWithCode::in_store(
-            registry,
-            self.runtime_module()
-                .expect("funcref impossible in fake module"),
-        )
-        .expect("module not in store");
-
-        let (array_to_wasm, wasm) = locate(&module_with_code);
+        let text = self.as_mut().store_text(registry);
+        // SAFETY: both offsets are of functions in this module's text section,
+        // which starts at `text`.
+        let (array_to_wasm, wasm) = unsafe { (text.add(array_to_wasm), text.add(wasm)) };
         let array_call = VmPtr::from(array_to_wasm.cast());
         let wasm_call = Some(VmPtr::from(wasm.cast::<VMWasmCallFunction>()));
 
@@ -993,6 +996,24 @@ impl Instance {
         }
 
         Some(func_ref_ptr)
+    }
+
+    /// Kiln patch: the start of this module's text section in the store,
+    /// looked up in `registry` once per instance.
+    fn store_text(self: Pin<&mut Self>, registry: &ModuleRegistry) -> NonNull<u8> {
+        if let Some(text) = self.store_text {
+            return text.as_non_null();
+        }
+        let text = ModuleWithCode::in_store(
+            registry,
+            self.runtime_module()
+                .expect("funcref impossible in fake module"),
+        )
+        .expect("module not in store")
+        .text_start();
+        // SAFETY: not moving data out of `self`.
+        unsafe { self.get_unchecked_mut() }.store_text = Some(SendSyncPtr::new(text));
+        text
     }
 
     /// Get the passive elements segment at the given index.
