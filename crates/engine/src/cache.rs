@@ -22,10 +22,9 @@ pub(crate) fn load_file(engine: &wasmtime::Engine, cache_dir: Option<&Path>, pat
         return compile(engine, &read()?);
     };
     let source = SourceFile::stat(path);
-    if let Some(digest) = source.as_ref().and_then(|source| source.remembered(dir)) {
-        if let Some(component) = cached(engine, &artifact_path(engine, dir, &digest)) {
-            return Ok(component);
-        }
+    let remembered = source.as_ref().and_then(|source| source.remembered(dir));
+    if let Some(component) = remembered.and_then(|digest| cached(engine, &artifact_path(engine, dir, &digest))) {
+        return Ok(component);
     }
     let bytes = read()?;
     let digest = content_digest(&bytes);
