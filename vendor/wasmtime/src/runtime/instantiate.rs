@@ -194,30 +194,37 @@ impl CompiledModule {
     /// module, with the same lookups, and indexed directly afterwards.
     #[inline]
     pub fn funcref_code(&self, index: DefinedFuncIndex) -> Option<FuncrefCode> {
-        let table = self.funcref_code.get_or_init(|| {
-            self.module
-                .defined_func_indices()
-                .map(|i| {
-                    let module = self.module_index();
-                    let array_to_wasm = self.index.func_loc(FuncKey::ArrayToWasmTrampoline(module, i));
-                    let wasm = self.index.func_loc(FuncKey::DefinedWasmFunction(module, i));
-                    match (array_to_wasm, wasm) {
-                        (Some(array_to_wasm), Some(wasm)) => FuncrefCode {
-                            array_to_wasm: array_to_wasm.start,
-                            wasm: wasm.start,
-                        },
-                        _ => FuncrefCode {
-                            array_to_wasm: u32::MAX,
-                            wasm: u32::MAX,
-                        },
-                    }
-                })
-                .collect()
-        });
+        // Built fallibly, as instantiation allocates in wasmtime; without the
+        // table (out of memory) funcrefs are made by key as before.
+        let table = self
+            .funcref_code
+            .get_or_try_init(|| self.build_funcref_code())
+            .ok()?;
         table
             .get(index.as_u32() as usize)
             .copied()
             .filter(|code| code.array_to_wasm != u32::MAX)
+    }
+
+    /// Kiln patch: the table behind `funcref_code`.
+    fn build_funcref_code(&self) -> Result<Box<[FuncrefCode]>, OutOfMemory> {
+        let module = self.module_index();
+        let mut table = TryVec::with_capacity(self.module.num_defined_funcs())?;
+        for i in self.module.defined_func_indices() {
+            let array_to_wasm = self.index.func_loc(FuncKey::ArrayToWasmTrampoline(module, i));
+            let wasm = self.index.func_loc(FuncKey::DefinedWasmFunction(module, i));
+            table.push(match (array_to_wasm, wasm) {
+                (Some(array_to_wasm), Some(wasm)) => FuncrefCode {
+                    array_to_wasm: array_to_wasm.start,
+                    wasm: wasm.start,
+                },
+                _ => FuncrefCode {
+                    array_to_wasm: u32::MAX,
+                    wasm: u32::MAX,
+                },
+            })?;
+        }
+        table.into_boxed_slice()
     }
 
     /// Gets the function location information for a given function index.

@@ -1002,6 +1002,13 @@ impl Instance {
     /// looked up in `registry` once per instance.
     fn store_text(self: Pin<&mut Self>, registry: &ModuleRegistry) -> NonNull<u8> {
         if let Some(text) = self.store_text {
+            debug_assert_eq!(
+                Some(text.as_non_null()),
+                self.runtime_module()
+                    .and_then(|module| ModuleWithCode::in_store(registry, module))
+                    .map(|code| code.text_start()),
+                "an instance's funcrefs are made with its own store's registry",
+            );
             return text.as_non_null();
         }
         let text = ModuleWithCode::in_store(

@@ -61,7 +61,11 @@ impl StackPool {
 
         // The stack guard pages are set up by `allocate`, for each stack the
         // first time it is used.
-        let guarded = (0..max_stacks).map(|_| AtomicBool::new(false)).collect();
+        let mut guarded = TryVec::with_capacity(max_stacks)?;
+        for _ in 0..max_stacks {
+            guarded.push(AtomicBool::new(false))?;
+        }
+        let guarded = guarded.into_boxed_slice()?;
 
         Ok(Self {
             mapping,
