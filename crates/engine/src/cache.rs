@@ -244,9 +244,10 @@ pub(crate) fn file_interface_names(path: &Path) -> std::io::Result<Vec<String>> 
         top_level.push(id[0]);
         let Some(size) = read_section_size(&mut file, &mut top_level)? else { break };
         if wanted.contains(&id[0]) {
-            let body_start = top_level.len();
-            top_level.resize(body_start + size as usize, 0);
-            if file.read_exact(&mut top_level[body_start..]).is_err() {
+            // Read through `take`, so a size past the end of the file (a damaged or hostile one)
+            // allocates only what the file holds.
+            let read = (&mut file).take(u64::from(size)).read_to_end(&mut top_level)?;
+            if read != size as usize {
                 top_level.truncate(section_start);
                 break;
             }

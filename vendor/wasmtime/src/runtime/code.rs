@@ -434,7 +434,4 @@ impl<'a> ModuleWithCode<'a> {
     pub fn text_start(&self) -> NonNull<u8> {
         NonNull::from(self.store_code.text()).cast()
     }
-
-    // Kiln patch: `function(key)` is gone; funcrefs are made from offsets and
-    // `text_start` (see `Instance::initialize_and_return_funcref`).
 }

@@ -28,19 +28,19 @@ pub struct CompiledModule {
     func_names: Vec<FunctionName>,
     /// Kiln patch: where each defined function's funcref code lives, by
     /// `DefinedFuncIndex`, built the first time a funcref of this module is
-    /// made (see `funcref_code`).
+    /// made (see `funcref_offsets`).
     funcref_code: OnceLock<Box<[FuncrefCode]>>,
 }
 
 /// The text-section offsets of a defined function's array-to-Wasm trampoline
 /// and of its body: the two code pointers of its `VMFuncRef`.
 #[derive(Clone, Copy)]
-pub struct FuncrefCode {
+struct FuncrefCode {
     /// Offset of the array-to-Wasm trampoline; `u32::MAX` when the function
     /// has none (it never escapes, so no funcref of it is ever made).
-    pub array_to_wasm: u32,
+    array_to_wasm: u32,
     /// Offset of the function's body.
-    pub wasm: u32,
+    wasm: u32,
 }
 
 impl CompiledModule {
@@ -182,8 +182,9 @@ impl CompiledModule {
         }
     }
 
-    /// Kiln patch: the code of defined function `index`'s funcref, if it has
-    /// an array-to-Wasm trampoline.
+    /// Kiln patch: the text-section offsets of defined function `index`'s
+    /// array-to-Wasm trampoline and body, the two code pointers of its
+    /// funcref.
     ///
     /// Instantiating a dynamically linked module makes thousands of funcrefs:
     /// its table's elements sit at an imported offset (`__table_base`), so the
@@ -191,22 +192,37 @@ impl CompiledModule {
     /// made eagerly. Each funcref looked its two keys up in `index` (a binary
     /// search through the sparse trampoline keys): a fifth of the CPU of
     /// instantiating CPython's 14 modules. The table here is built once per
-    /// module, with the same lookups, and indexed directly afterwards.
+    /// module, with the same lookups, and indexed directly afterwards. It is
+    /// built fallibly, as instantiation allocates in wasmtime: without it (out
+    /// of memory), or for a function without a trampoline, the keys are looked
+    /// up as before.
     #[inline]
-    pub fn funcref_code(&self, index: DefinedFuncIndex) -> Option<FuncrefCode> {
-        // Built fallibly, as instantiation allocates in wasmtime; without the
-        // table (out of memory) funcrefs are made by key as before.
-        let table = self
+    pub fn funcref_offsets(&self, index: DefinedFuncIndex) -> (usize, usize) {
+        let cached = self
             .funcref_code
             .get_or_try_init(|| self.build_funcref_code())
-            .ok()?;
-        table
-            .get(index.as_u32() as usize)
-            .copied()
-            .filter(|code| code.array_to_wasm != u32::MAX)
+            .ok()
+            .and_then(|table| table.get(index.as_u32() as usize))
+            .filter(|code| code.array_to_wasm != u32::MAX);
+        match cached {
+            Some(code) => (code.array_to_wasm as usize, code.wasm as usize),
+            None => self.code_offsets(
+                FuncKey::ArrayToWasmTrampoline(self.module_index(), index),
+                FuncKey::DefinedWasmFunction(self.module_index(), index),
+            ),
+        }
     }
 
-    /// Kiln patch: the table behind `funcref_code`.
+    /// Kiln patch: the text-section offsets of the functions `array_to_wasm`
+    /// and `wasm` point to.
+    pub fn code_offsets(&self, array_to_wasm: FuncKey, wasm: FuncKey) -> (usize, usize) {
+        (
+            self.function_range(array_to_wasm).start,
+            self.function_range(wasm).start,
+        )
+    }
+
+    /// Kiln patch: the table behind `funcref_offsets`.
     fn build_funcref_code(&self) -> Result<Box<[FuncrefCode]>, OutOfMemory> {
         let module = self.module_index();
         let mut table = TryVec::with_capacity(self.module.num_defined_funcs())?;

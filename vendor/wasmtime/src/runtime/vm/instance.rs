@@ -887,21 +887,9 @@ impl Instance {
         let func = &module.functions[index];
         let type_index = func.signature.unwrap_engine_type_index();
         let vmctx_offset = self.offsets().vmctx_func_ref(func.func_ref);
-        let array_to_wasm_key = FuncKey::ArrayToWasmTrampoline(module.module_index, def_index);
-        let wasm_key = FuncKey::DefinedWasmFunction(module.module_index, def_index);
-        // Kiln patch: the code's offsets from the module's table when it has
-        // them (see `CompiledModule::funcref_code`), else by key as before.
-        let compiled = self
-            .runtime_module()
-            .expect("funcref impossible in fake module")
-            .compiled_module();
-        let code = match compiled.funcref_code(def_index) {
-            Some(code) => (code.array_to_wasm as usize, code.wasm as usize),
-            None => (
-                compiled.function_range(array_to_wasm_key).start,
-                compiled.function_range(wasm_key).start,
-            ),
-        };
+        // Kiln patch: the code's offsets from the module's table (see
+        // `CompiledModule::funcref_offsets`).
+        let code = self.compiled_module().funcref_offsets(def_index);
         // SAFETY: the type/offset/code here are all valid for the defined
         // function at `def_index`.
         unsafe { self.initialize_and_return_funcref(registry, type_index, vmctx_offset, code) }
@@ -921,14 +909,9 @@ impl Instance {
         let vmctx_offset = self.offsets().vmctx_startup_func_ref();
         let array_to_wasm_key = FuncKey::ModuleStartup(Abi::Array, module.module_index);
         let wasm_key = FuncKey::ModuleStartup(Abi::Wasm, module.module_index);
-        let compiled = self
-            .runtime_module()
-            .expect("funcref impossible in fake module")
-            .compiled_module();
-        let code = (
-            compiled.function_range(array_to_wasm_key).start,
-            compiled.function_range(wasm_key).start,
-        );
+        let code = self
+            .compiled_module()
+            .code_offsets(array_to_wasm_key, wasm_key);
         // SAFETY: the type/offset/keys here are all valid for the module
         // startup function.
         unsafe { self.initialize_and_return_funcref(registry, type_index, vmctx_offset, code) }
@@ -998,26 +981,35 @@ impl Instance {
         Some(func_ref_ptr)
     }
 
+    /// Kiln patch: the module a funcref of this instance is made from.
+    fn runtime_module_for_funcref(&self) -> &crate::Module {
+        self.runtime_module()
+            .expect("funcref impossible in fake module")
+    }
+
+    /// Kiln patch: this instance's compiled module, for its funcrefs' code.
+    fn compiled_module(&self) -> &crate::runtime::CompiledModule {
+        self.runtime_module_for_funcref().compiled_module()
+    }
+
     /// Kiln patch: the start of this module's text section in the store,
     /// looked up in `registry` once per instance.
     fn store_text(self: Pin<&mut Self>, registry: &ModuleRegistry) -> NonNull<u8> {
+        let look_up = || {
+            ModuleWithCode::in_store(registry, self.runtime_module_for_funcref())
+                .expect("module not in store")
+                .text_start()
+        };
         if let Some(text) = self.store_text {
+            let text = text.as_non_null();
             debug_assert_eq!(
-                Some(text.as_non_null()),
-                self.runtime_module()
-                    .and_then(|module| ModuleWithCode::in_store(registry, module))
-                    .map(|code| code.text_start()),
-                "an instance's funcrefs are made with its own store's registry",
+                text,
+                look_up(),
+                "funcrefs are made with the instance's own store's registry"
             );
-            return text.as_non_null();
+            return text;
         }
-        let text = ModuleWithCode::in_store(
-            registry,
-            self.runtime_module()
-                .expect("funcref impossible in fake module"),
-        )
-        .expect("module not in store")
-        .text_start();
+        let text = look_up();
         // SAFETY: not moving data out of `self`.
         unsafe { self.get_unchecked_mut() }.store_text = Some(SendSyncPtr::new(text));
         text
