@@ -2,8 +2,8 @@
 //!
 //! A capability links its interfaces once into the engine's linker ([`LinkFn`]), prepares per
 //! component what its instances need ([`ComponentCapability`], built at load), and gives every
-//! instance its own state, created in [`ComponentPre::new_store`](crate::ComponentPre::new_store) and
-//! reached from host functions with [`KilnState::capability`](crate::KilnState::capability).
+//! instance its own state, made on the instance's first call into a capability and reached from
+//! host functions with [`KilnState::capability`](crate::KilnState::capability).
 
 use crate::KilnState;
 use std::any::Any;
@@ -13,8 +13,9 @@ use wasmtime::component::Linker;
 pub type LinkFn = fn(&mut Linker<KilnState>) -> anyhow::Result<()>;
 
 /// What one component's instances get from one capability. Built once per component at load; its
-/// [`instance_state`](ComponentCapability::instance_state) runs for every instance, so it should
-/// only clone `Arc`s and small values.
+/// [`instance_state`](ComponentCapability::instance_state) runs for every instance that calls into
+/// any capability (all of them at once, on the first such call), so it should only clone `Arc`s
+/// and small values.
 pub trait ComponentCapability: Send + Sync {
     fn instance_state(&self) -> Box<dyn Any + Send>;
 }

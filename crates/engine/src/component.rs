@@ -193,7 +193,17 @@ impl ComponentPre {
         let mut store = self
             .new_store(InstanceOptions { deadline, memory_limit: limits.memory_limit, http_hooks, command })
             .map_err(|err| InstanceFailure::Trap(format!("cannot create the instance: {err:#}")))?;
-        match tokio::time::timeout_at(deadline.into(), call(&mut store)).await {
+        let outcome = {
+            let mut call = std::pin::pin!(call(&mut store));
+            // Most instances finish in their first poll (they never wait on I/O): only one that
+            // waits arms a timer for its deadline. A guest that computes past it is interrupted by
+            // the epoch callback above either way.
+            match poll_once(call.as_mut()).await {
+                Some(outcome) => Ok(outcome),
+                None => tokio::time::timeout_at(deadline.into(), call).await,
+            }
+        };
+        match outcome {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(err)) => Err(classify_failure(&err, store.data().memory_exceeded(), limits.memory_limit, limits.deadline)),
             Err(_elapsed) => Err(InstanceFailure::Deadline(limits.deadline)),
@@ -209,7 +219,7 @@ impl ComponentPre {
             http: WasiHttpCtx::new(),
             http_hooks: options.http_hooks,
             limiter: MemoryLimiter::new(options.memory_limit),
-            capabilities: self.capabilities.iter().map(|c| c.instance_state()).collect(),
+            capabilities: crate::state::CapabilityStates::new(self.capabilities.clone()),
             response_body: Default::default(),
         };
         let mut store = Store::new(self.engine.wasmtime(), state);
@@ -277,4 +287,14 @@ impl ComponentPre {
         }
         Ok(builder.build())
     }
+}
+
+/// Polls `future` once: its output if it finished, `None` if it is waiting (and will wake the
+/// current task).
+async fn poll_once<F: Future + ?Sized>(mut future: Pin<&mut F>) -> Option<F::Output> {
+    std::future::poll_fn(|cx| match future.as_mut().poll(cx) {
+        std::task::Poll::Ready(output) => std::task::Poll::Ready(Some(output)),
+        std::task::Poll::Pending => std::task::Poll::Ready(None),
+    })
+    .await
 }

@@ -1,6 +1,7 @@
-use crate::capability::LinkFn;
+use crate::capability::{ComponentCapability, LinkFn};
 use crate::limits::MemoryLimiter;
 use std::any::Any;
+use std::sync::Arc;
 use anyhow::Result;
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -13,8 +14,10 @@ pub struct KilnState {
     pub(crate) http: WasiHttpCtx,
     pub(crate) http_hooks: Box<dyn WasiHttpHooks>,
     pub(crate) limiter: MemoryLimiter,
-    /// One state per capability of this instance (see [`crate::ComponentCapability`]).
-    pub(crate) capabilities: Vec<Box<dyn Any + Send>>,
+    /// One state per capability of this instance (see [`crate::ComponentCapability`]), made when
+    /// the guest first calls into any capability: most requests of most guests call none, and
+    /// then the instance makes none.
+    pub(crate) capabilities: CapabilityStates,
     /// Which body is the response's, and whether the guest finished it (WASI 0.2).
     pub(crate) response_body: crate::response_body::ResponseBody,
 }
@@ -25,6 +28,7 @@ impl KilnState {
     /// Kiln's wiring, not something a guest can cause.
     pub fn capability<T: Any + Send>(&mut self) -> &mut T {
         self.capabilities
+            .made()
             .iter_mut()
             .find_map(|state| state.downcast_mut::<T>())
             .unwrap_or_else(|| panic!("capability state {} is not installed", std::any::type_name::<T>()))
@@ -34,7 +38,7 @@ impl KilnState {
     /// that works with another one (wasmCloud's bus selects key-value stores and brokers) and must
     /// not panic in a host that leaves the other out.
     pub fn try_capability<T: Any + Send>(&mut self) -> Option<&mut T> {
-        self.capabilities.iter_mut().find_map(|state| state.downcast_mut::<T>())
+        self.capabilities.made().iter_mut().find_map(|state| state.downcast_mut::<T>())
     }
 
     /// The instance's resource table (for capabilities whose resources live beside WASI's).
@@ -51,6 +55,23 @@ impl KilnState {
     /// Whether this instance asked for more memory than its limit allowed.
     pub fn memory_exceeded(&self) -> bool {
         self.limiter.exceeded()
+    }
+}
+
+/// An instance's capability states, made together on first use from its component's capabilities.
+pub(crate) struct CapabilityStates {
+    capabilities: Arc<[Arc<dyn ComponentCapability>]>,
+    states: Option<Vec<Box<dyn Any + Send>>>,
+}
+
+impl CapabilityStates {
+    pub(crate) fn new(capabilities: Arc<[Arc<dyn ComponentCapability>]>) -> CapabilityStates {
+        CapabilityStates { capabilities, states: None }
+    }
+
+    fn made(&mut self) -> &mut Vec<Box<dyn Any + Send>> {
+        let capabilities = &self.capabilities;
+        self.states.get_or_insert_with(|| capabilities.iter().map(|c| c.instance_state()).collect())
     }
 }
 

@@ -1,3 +1,4 @@
+use crate::gather::Gathered;
 use crate::observe::ComponentObserver;
 use crate::HttpOptions;
 use crate::routing::{RouteMatch, Router, WELL_KNOWN_PREFIX, duplicates_warning, spin_headers};
@@ -370,6 +371,8 @@ pub(crate) fn set_request_headers<B>(request: &mut Request<B>, matched: &RouteMa
     let path_and_query = request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let added = spin_headers(matched, "http", &authority, path_and_query, client, base);
     let headers = request.headers_mut();
+    // Room for Spin's headers at once, rather than the map growing (and rehashing) as they go in.
+    headers.reserve(added.len() + 1);
     let spoofed: Vec<_> = headers.keys().filter(|name| name.as_str().starts_with("spin-")).cloned().collect();
     for name in spoofed {
         headers.remove(&name);
@@ -554,7 +557,9 @@ where
 }
 
 /// A WASI 0.3 handler returns its response and may go on writing the body afterwards, from the
-/// same store: the store's event loop keeps running until hyper has sent (or dropped) the body.
+/// same store. What it writes within a few rounds of the store's event loop goes out with the head
+/// (`gather.rs`); a body still being written keeps the event loop running until hyper has sent (or
+/// dropped) it.
 async fn handle_p3<B>(store: &mut Store<KilnState>, service: p3::bindings::Service, request: Request<B>, sender: ResponseSender) -> wasmtime::Result<()>
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
@@ -573,9 +578,21 @@ where
                     return Ok(());
                 }
             };
-            let response = accessor.with(|mut access| response.into_http(&mut access, request_io))?;
+            let (head, body) = accessor.with(|mut access| response.into_http(&mut access, request_io))?.into_parts();
+            let body = match crate::gather::gather(body).await {
+                // Sent whole: the instance is done with it.
+                Gathered::Whole(body) => {
+                    _ = sender.send(Ok(Response::from_parts(head, body)));
+                    return Ok(());
+                }
+                Gathered::Streaming(body) => body,
+                Gathered::Failed(code) => {
+                    _ = sender.send(Err(format!("its response body failed: {code:?}")));
+                    return Ok(());
+                }
+            };
             let (body_dropped, body_done) = oneshot::channel::<()>();
-            let response = response.map(|body| NotifyOnDrop { body, _dropped: body_dropped }.boxed_unsync());
+            let response = Response::from_parts(head, NotifyOnDrop { body, _dropped: body_dropped }.boxed_unsync());
             if sender.send(Ok(response)).is_ok() {
                 _ = body_done.await;
             }

@@ -7,6 +7,7 @@
 //! its own task → the response streams back while the guest keeps writing the body.
 
 mod dispatch;
+mod gather;
 mod handler;
 mod listener;
 mod observe;

@@ -128,10 +128,11 @@ fn run_worker<S: HttpService>(trigger: Arc<S>, listener: TcpListener, stop: watc
     });
 }
 
-/// Every instance arms a deadline timer. When it is the worker's earliest timer, tokio wakes its own
-/// I/O driver to say so (an `eventfd` write, and a spurious `epoll` return), once per request. A timer
-/// that is always due within a second keeps request deadlines (seconds away) from ever being the
-/// earliest, for the cost of one wake-up a second.
+/// An instance that waits (on I/O, or a WASI 0.3 guest's event loop) arms a deadline timer. When it
+/// is the worker's earliest timer, tokio wakes its own I/O driver to say so (an `eventfd` write, and
+/// a spurious `epoll` return), once per request. A timer that is always due within a second keeps
+/// request deadlines (seconds away) from ever being the earliest, for the cost of one wake-up a
+/// second.
 async fn keep_a_timer_armed() {
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
