@@ -134,14 +134,9 @@ impl RouteHeaderValues {
         RouteHeaderValues {
             matched_route: value(based),
             raw_route: value(raw),
-            component_route: value(component_route(raw)),
+            component_route: value(raw.strip_suffix("/...").unwrap_or(raw)),
         }
     }
-}
-
-/// A raw route without its trailing "/..." (`spin-component-route`); "" for `/...`.
-fn component_route(raw: &str) -> &str {
-    raw.strip_suffix("/...").unwrap_or(raw)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -237,9 +232,8 @@ impl CompiledRoute {
         }
     }
 
-    #[cfg(test)]
     fn component_route(&self) -> &str {
-        component_route(&self.raw)
+        self.raw.strip_suffix("/...").unwrap_or(&self.raw)
     }
 }
 
@@ -465,7 +459,16 @@ impl Router {
                 buf.push_str(value);
             }
         }
-        Some(RouteMatch { route, buf, info_len })
+        Some(RouteMatch {
+            component: &route.component,
+            raw: &route.raw,
+            based: &route.based,
+            component_route: route.component_route(),
+            header_values: &route.header_values,
+            params: &route.params,
+            buf,
+            info_len,
+        })
     }
 
     /// (component, route as written), in manifest order, for the startup banner.
@@ -490,7 +493,12 @@ impl Router {
 /// The route chosen for a request.
 #[derive(Debug, Clone)]
 pub struct RouteMatch<'a> {
-    route: &'a CompiledRoute,
+    component: &'a str,
+    raw: &'a str,
+    based: &'a str,
+    component_route: &'a str,
+    header_values: &'a RouteHeaderValues,
+    params: &'a [Param],
     /// `spin-path-info`, then `/value` for each param.
     buf: String,
     info_len: usize,
@@ -498,25 +506,23 @@ pub struct RouteMatch<'a> {
 
 impl<'a> RouteMatch<'a> {
     pub fn component_id(&self) -> &'a str {
-        &self.route.component
+        self.component
     }
 
     /// As written in the manifest, e.g. "/base/:a/:b/...".
     pub fn raw_route(&self) -> &'a str {
-        &self.route.raw
+        self.raw
     }
 
     /// The raw route with the base prefixed (`spin-matched-route`); "" for `/` under base `/`, as in
-    /// Spin. (The header itself comes from the route's prepared values.)
-    #[cfg(test)]
+    /// Spin.
     pub fn matched_route(&self) -> &'a str {
-        &self.route.based
+        self.based
     }
 
     /// The raw route without a trailing "/..." (`spin-component-route`); "" for `/...`.
-    #[cfg(test)]
     pub fn component_route(&self) -> &'a str {
-        self.route.component_route()
+        self.component_route
     }
 
     /// The part matched by the trailing wildcard (`spin-path-info`): for `/test/...`, "" for `/test`,
@@ -550,7 +556,7 @@ pub fn spin_headers(
     client_addr: SocketAddr,
     base: &str,
 ) -> Vec<(HeaderName, HeaderValue)> {
-    let mut headers = Vec::with_capacity(7 + m.route.params.len());
+    let mut headers = Vec::with_capacity(7 + m.params.len());
     let mut push = |name: HeaderName, value: Option<HeaderValue>| {
         if let Some(value) = value {
             headers.push((name, value));
@@ -559,14 +565,13 @@ pub fn spin_headers(
     let value = |text: &str| HeaderValue::from_bytes(text.as_bytes()).ok();
     push(SPIN_PATH_INFO, value(m.path_info()));
     push(SPIN_FULL_URL, full_url(scheme, authority, path_and_query));
-    let constant = &m.route.header_values;
-    push(SPIN_MATCHED_ROUTE, constant.matched_route.clone());
+    push(SPIN_MATCHED_ROUTE, m.header_values.matched_route.clone());
     push(SPIN_BASE_PATH, value(if base.is_empty() { "/" } else { base }));
-    push(SPIN_RAW_COMPONENT_ROUTE, constant.raw_route.clone());
-    push(SPIN_COMPONENT_ROUTE, constant.component_route.clone());
+    push(SPIN_RAW_COMPONENT_ROUTE, m.header_values.raw_route.clone());
+    push(SPIN_COMPONENT_ROUTE, m.header_values.component_route.clone());
     push(SPIN_CLIENT_ADDR, socket_addr_value(client_addr));
     let values = m.buf[m.info_len..].split('/').skip(1);
-    for (param, text) in m.route.params.iter().zip(values) {
+    for (param, text) in m.params.iter().zip(values) {
         if let Some(name) = &param.header {
             push(name.clone(), value(text));
         }
