@@ -115,28 +115,6 @@ struct CompiledRoute {
     segments: Box<[Segment]>,
     wildcard: bool,
     params: Box<[Param]>,
-    /// Its `spin-*` header values that are the same for every request it matches.
-    header_values: RouteHeaderValues,
-}
-
-/// A route's constant `spin-*` header values, made once when the router is built (a clone is a
-/// reference count), `None` where the text cannot be a header value.
-#[derive(Debug, Clone)]
-struct RouteHeaderValues {
-    matched_route: Option<HeaderValue>,
-    raw_route: Option<HeaderValue>,
-    component_route: Option<HeaderValue>,
-}
-
-impl RouteHeaderValues {
-    fn new(raw: &str, based: &str) -> RouteHeaderValues {
-        let value = |text: &str| HeaderValue::from_bytes(text.as_bytes()).ok();
-        RouteHeaderValues {
-            matched_route: value(based),
-            raw_route: value(raw),
-            component_route: value(raw.strip_suffix("/...").unwrap_or(raw)),
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -365,7 +343,6 @@ fn compile(component: String, raw: &str, based: String) -> Result<CompiledRoute,
     }
     Ok(CompiledRoute {
         component: component.into(),
-        header_values: RouteHeaderValues::new(raw, &based),
         raw: raw.into(),
         based: based.as_str().into(),
         segments: segments.into(),
@@ -464,7 +441,6 @@ impl Router {
             raw: &route.raw,
             based: &route.based,
             component_route: route.component_route(),
-            header_values: &route.header_values,
             params: &route.params,
             buf,
             info_len,
@@ -497,7 +473,6 @@ pub struct RouteMatch<'a> {
     raw: &'a str,
     based: &'a str,
     component_route: &'a str,
-    header_values: &'a RouteHeaderValues,
     params: &'a [Param],
     /// `spin-path-info`, then `/value` for each param.
     buf: String,
@@ -557,46 +532,28 @@ pub fn spin_headers(
     base: &str,
 ) -> Vec<(HeaderName, HeaderValue)> {
     let mut headers = Vec::with_capacity(7 + m.params.len());
-    let mut push = |name: HeaderName, value: Option<HeaderValue>| {
-        if let Some(value) = value {
+    let mut push = |name: HeaderName, value: &str| {
+        if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {
             headers.push((name, value));
         }
     };
-    let value = |text: &str| HeaderValue::from_bytes(text.as_bytes()).ok();
-    push(SPIN_PATH_INFO, value(m.path_info()));
-    push(SPIN_FULL_URL, full_url(scheme, authority, path_and_query));
-    push(SPIN_MATCHED_ROUTE, m.header_values.matched_route.clone());
-    push(SPIN_BASE_PATH, value(if base.is_empty() { "/" } else { base }));
-    push(SPIN_RAW_COMPONENT_ROUTE, m.header_values.raw_route.clone());
-    push(SPIN_COMPONENT_ROUTE, m.header_values.component_route.clone());
-    push(SPIN_CLIENT_ADDR, socket_addr_value(client_addr));
+    push(SPIN_PATH_INFO, m.path_info());
+    push(
+        SPIN_FULL_URL,
+        &format!("{scheme}://{authority}{path_and_query}"),
+    );
+    push(SPIN_MATCHED_ROUTE, m.matched_route());
+    push(SPIN_BASE_PATH, if base.is_empty() { "/" } else { base });
+    push(SPIN_RAW_COMPONENT_ROUTE, m.raw_route());
+    push(SPIN_COMPONENT_ROUTE, m.component_route());
+    push(SPIN_CLIENT_ADDR, &client_addr.to_string());
     let values = m.buf[m.info_len..].split('/').skip(1);
-    for (param, text) in m.params.iter().zip(values) {
+    for (param, value) in m.params.iter().zip(values) {
         if let Some(name) = &param.header {
-            push(name.clone(), value(text));
+            push(name.clone(), value);
         }
     }
     headers
-}
-
-/// `scheme://authority/path?query`, written once into the header value's own buffer.
-fn full_url(scheme: &str, authority: &str, path_and_query: &str) -> Option<HeaderValue> {
-    let mut url = String::with_capacity(scheme.len() + 3 + authority.len() + path_and_query.len());
-    for part in [scheme, "://", authority, path_and_query] {
-        url.push_str(part);
-    }
-    HeaderValue::from_maybe_shared(bytes::Bytes::from(url)).ok()
-}
-
-/// The client's address (`1.2.3.4:5678`, `[::1]:5678`), formatted on the stack.
-fn socket_addr_value(addr: SocketAddr) -> Option<HeaderValue> {
-    use std::io::Write as _;
-    // The longest, `[ffff:…:ffff%4294967295]:65535`, is 58 bytes.
-    let mut buf = [0u8; 64];
-    let mut cursor = std::io::Cursor::new(&mut buf[..]);
-    write!(cursor, "{addr}").ok()?;
-    let len = usize::try_from(cursor.position()).ok()?;
-    HeaderValue::from_bytes(&buf[..len]).ok()
 }
 
 #[cfg(test)]
@@ -624,26 +581,6 @@ mod tests {
     }
 
     /// `name=value` for each `spin-path-match-<name>` header of a match, in route order.
-    #[test]
-    fn client_addresses_of_every_length_become_header_values() {
-        for addr in ["127.0.0.1:8777", "[::1]:443", "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff%4294967295]:65535"] {
-            let parsed: SocketAddr = addr.parse().unwrap();
-            assert_eq!(socket_addr_value(parsed).unwrap(), parsed.to_string().as_str());
-        }
-    }
-
-    #[test]
-    fn a_route_s_constant_headers_are_made_once_and_match_the_route() {
-        let r = router_with_base("/api", &[("c", "/users/...")]);
-        let m = r.route("/api/users/7").unwrap();
-        let client: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        let headers = spin_headers(&m, "http", "h", "/api/users/7?x=1", client, "/api");
-        assert_eq!(header(&headers, "spin-matched-route"), Some("/api/users/..."));
-        assert_eq!(header(&headers, "spin-raw-component-route"), Some("/users/..."));
-        assert_eq!(header(&headers, "spin-component-route"), Some("/users"));
-        assert_eq!(header(&headers, "spin-full-url"), Some("http://h/api/users/7?x=1"));
-    }
-
     fn named(m: &RouteMatch<'_>) -> Vec<String> {
         let client: SocketAddr = "127.0.0.1:1".parse().unwrap();
         spin_headers(m, "http", "h", "/", client, "/")
