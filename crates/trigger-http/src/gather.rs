@@ -12,6 +12,7 @@
 use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
 use http_body::{Body as _, Frame, SizeHint};
+use http_body_util::BodyExt as _;
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -50,11 +51,11 @@ pub(crate) async fn gather(mut body: Body) -> Gathered {
                 idle = 0;
             }
             Some(Some(Err(err))) => return Gathered::Failed(err),
-            Some(None) => return Gathered::Whole(Whole::from_frames(frames).boxed()),
+            Some(None) => return Gathered::Whole(Whole::from_frames(frames).boxed_unsync()),
             None => idle += 1,
         }
     }
-    Gathered::Streaming(Prefixed { gathered: frames, rest: body }.boxed())
+    Gathered::Streaming(Prefixed { gathered: frames, rest: body }.boxed_unsync())
 }
 
 /// The body's next frame if it has one now or after one round of the event loop; `None` if it
@@ -103,10 +104,6 @@ impl Whole {
         };
         Whole { data: data.filter(|data| !data.is_empty()), trailers }
     }
-
-    fn boxed(self) -> Body {
-        http_body_util::BodyExt::boxed_unsync(self)
-    }
 }
 
 impl http_body::Body for Whole {
@@ -133,12 +130,6 @@ impl http_body::Body for Whole {
 struct Prefixed {
     gathered: VecDeque<Frame<Bytes>>,
     rest: Body,
-}
-
-impl Prefixed {
-    fn boxed(self) -> Body {
-        http_body_util::BodyExt::boxed_unsync(self)
-    }
 }
 
 impl http_body::Body for Prefixed {
@@ -245,7 +236,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_stalled_body_streams_after_the_idle_rounds() {
-        let body = Prefixed { gathered: VecDeque::from([Frame::data(Bytes::from("head "))]), rest: Stalled.boxed_unsync() }.boxed();
+        let body = Prefixed { gathered: VecDeque::from([Frame::data(Bytes::from("head "))]), rest: Stalled.boxed_unsync() }.boxed_unsync();
         let Gathered::Streaming(mut body) = gather(body).await else { panic!("a stalled body must stream") };
         let first = body.frame().await.unwrap().unwrap();
         assert_eq!(first.into_data().unwrap(), "head ");
@@ -255,7 +246,7 @@ mod tests {
     #[tokio::test]
     async fn a_large_body_streams_once_past_the_limit() {
         let big = Bytes::from(vec![b'x'; MAX_GATHERED_BYTES + 1]);
-        let body = Prefixed { gathered: VecDeque::from([Frame::data(big)]), rest: Stalled.boxed_unsync() }.boxed();
+        let body = Prefixed { gathered: VecDeque::from([Frame::data(big)]), rest: Stalled.boxed_unsync() }.boxed_unsync();
         assert!(matches!(gather(body).await, Gathered::Streaming(_)));
     }
 
