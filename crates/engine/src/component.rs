@@ -194,13 +194,19 @@ impl ComponentPre {
             .new_store(InstanceOptions { deadline, memory_limit: limits.memory_limit, http_hooks, command })
             .map_err(|err| InstanceFailure::Trap(format!("cannot create the instance: {err:#}")))?;
         let outcome = {
-            let call = std::pin::pin!(call(&mut store));
-            until_deadline(call, deadline).await
+            let mut call = std::pin::pin!(call(&mut store));
+            // Most instances finish in their first poll (they never wait on I/O): only one that
+            // waits arms a timer for its deadline. A guest that computes past it is interrupted by
+            // the epoch callback above either way.
+            match poll_once(call.as_mut()).await {
+                Some(outcome) => Ok(outcome),
+                None => tokio::time::timeout_at(deadline.into(), call).await,
+            }
         };
         match outcome {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(err)) => Err(classify_failure(&err, store.data().memory_exceeded(), limits.memory_limit, limits.deadline)),
-            Err(()) => Err(InstanceFailure::Deadline(limits.deadline)),
+            Err(_elapsed) => Err(InstanceFailure::Deadline(limits.deadline)),
         }
     }
 
@@ -283,22 +289,12 @@ impl ComponentPre {
     }
 }
 
-/// Runs `call` to its end, or until `deadline` (`Err`). Most instances finish in their first poll
-/// (they never wait on I/O): the timer is armed only once the call first waits, in that same poll.
-/// A guest that computes past the deadline is interrupted by the epoch callback either way.
-async fn until_deadline<F: Future + ?Sized>(mut call: Pin<&mut F>, deadline: Instant) -> Result<F::Output, ()> {
-    let mut timer = std::pin::pin!(None::<tokio::time::Sleep>);
-    std::future::poll_fn(|cx| {
-        if let std::task::Poll::Ready(output) = call.as_mut().poll(cx) {
-            return std::task::Poll::Ready(Ok(output));
-        }
-        if timer.is_none() {
-            timer.set(Some(tokio::time::sleep_until(deadline.into())));
-        }
-        match timer.as_mut().as_pin_mut() {
-            Some(sleep) => sleep.poll(cx).map(Err),
-            None => std::task::Poll::Pending,
-        }
+/// Polls `future` once: its output if it finished, `None` if it is waiting (and will wake the
+/// current task).
+async fn poll_once<F: Future + ?Sized>(mut future: Pin<&mut F>) -> Option<F::Output> {
+    std::future::poll_fn(|cx| match future.as_mut().poll(cx) {
+        std::task::Poll::Ready(output) => std::task::Poll::Ready(Some(output)),
+        std::task::Poll::Pending => std::task::Poll::Ready(None),
     })
     .await
 }
