@@ -127,7 +127,7 @@ impl Admin {
 }
 
 impl HttpService for Admin {
-    async fn serve(self: Arc<Self>, request: Request<Incoming>, _client: SocketAddr, _local: SocketAddr) -> Response<Body> {
+    async fn serve(self: Arc<Self>, request: Request<Incoming>, _client: kiln_trigger_http::ClientAddr, _local: SocketAddr) -> Response<Body> {
         self.handle(request).await
     }
 }

@@ -3,7 +3,7 @@
 use crate::platform::Platform;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
-use kiln_trigger_http::{Body, HttpService, text_response};
+use kiln_trigger_http::{Body, ClientAddr, HttpService, text_response};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -17,7 +17,7 @@ impl Front {
         Arc::new(Front { platform })
     }
 
-    async fn handle(&self, request: Request<Incoming>, client: SocketAddr, local: SocketAddr) -> Response<Body> {
+    async fn handle(&self, request: Request<Incoming>, client: ClientAddr, local: SocketAddr) -> Response<Body> {
         let Some((entry, version)) = self.platform.route(host_of(&request), request.uri().path()) else {
             return self.no_app(host_of(&request));
         };
@@ -47,7 +47,7 @@ impl Front {
 }
 
 impl HttpService for Front {
-    async fn serve(self: Arc<Self>, request: Request<Incoming>, client: SocketAddr, local: SocketAddr) -> Response<Body> {
+    async fn serve(self: Arc<Self>, request: Request<Incoming>, client: ClientAddr, local: SocketAddr) -> Response<Body> {
         self.handle(request, client, local).await
     }
 }

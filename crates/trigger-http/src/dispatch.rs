@@ -1,6 +1,7 @@
 //! Service chaining: requests a guest makes to `http://<component>.spin.internal` or `http://self`
 //! run in this process, without a socket.
 
+use crate::ClientAddr;
 use crate::handler::{HttpTrigger, set_request_headers, text_response};
 use http::{Request, StatusCode};
 use kiln_outbound_http::{InternalDispatch, InternalTarget, ResponseFuture};
@@ -35,7 +36,7 @@ impl HttpTrigger {
         // Spin's headers describe the route that would have matched; a private component has none.
         let router = self.router();
         if let Some(matched) = router.route(&path).filter(|m| m.component_id() == component.id) {
-            set_request_headers(&mut request, &matched, LOOPBACK, LOOPBACK, self.base());
+            set_request_headers(&mut request, &matched, &ClientAddr::new(LOOPBACK), LOOPBACK, self.base());
         }
         tracing::debug!(target: "kiln::http", "in-process {} {path} -> [{}]", request.method(), component.id);
         Ok(self.run(&component, request).await)

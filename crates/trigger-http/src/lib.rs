@@ -18,7 +18,7 @@ mod wagi;
 pub use handler::{Body, HttpTrigger, check_routes, text_response};
 pub use listener::{HttpListener, ListenerSettings};
 pub use observe::{ComponentObserver, HttpObserver};
-pub use server::{ConnectionLimits, HttpService, Server, bind};
+pub use server::{ClientAddr, ConnectionLimits, HttpService, Server, bind};
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;

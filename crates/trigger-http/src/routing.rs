@@ -30,7 +30,6 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::fmt;
-use std::net::SocketAddr;
 
 use http::{HeaderName, HeaderValue};
 
@@ -528,29 +527,30 @@ pub fn spin_headers(
     scheme: &str,
     authority: &str,
     path_and_query: &str,
-    client_addr: SocketAddr,
+    client_addr: &HeaderValue,
     base: &str,
 ) -> Vec<(HeaderName, HeaderValue)> {
-    let mut headers = Vec::with_capacity(7 + m.params.len());
-    let mut push = |name: HeaderName, value: &str| {
-        if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {
-            headers.push((name, value));
-        }
-    };
-    push(SPIN_PATH_INFO, m.path_info());
-    push(
-        SPIN_FULL_URL,
-        &format!("{scheme}://{authority}{path_and_query}"),
-    );
-    push(SPIN_MATCHED_ROUTE, m.matched_route());
-    push(SPIN_BASE_PATH, if base.is_empty() { "/" } else { base });
-    push(SPIN_RAW_COMPONENT_ROUTE, m.raw_route());
-    push(SPIN_COMPONENT_ROUTE, m.component_route());
-    push(SPIN_CLIENT_ADDR, &client_addr.to_string());
+    let text = |value: &str| HeaderValue::from_bytes(value.as_bytes()).ok();
+    // Written once, into the buffer the header value keeps.
+    let mut url = String::with_capacity(scheme.len() + 3 + authority.len() + path_and_query.len());
+    for part in [scheme, "://", authority, path_and_query] {
+        url.push_str(part);
+    }
+    let fixed = [
+        (SPIN_PATH_INFO, text(m.path_info())),
+        (SPIN_FULL_URL, HeaderValue::from_maybe_shared(bytes::Bytes::from(url)).ok()),
+        (SPIN_MATCHED_ROUTE, text(m.matched_route())),
+        (SPIN_BASE_PATH, text(if base.is_empty() { "/" } else { base })),
+        (SPIN_RAW_COMPONENT_ROUTE, text(m.raw_route())),
+        (SPIN_COMPONENT_ROUTE, text(m.component_route())),
+        (SPIN_CLIENT_ADDR, Some(client_addr.clone())),
+    ];
+    let mut headers = Vec::with_capacity(fixed.len() + m.params.len());
+    headers.extend(fixed.into_iter().filter_map(|(name, value)| Some((name, value?))));
     let values = m.buf[m.info_len..].split('/').skip(1);
     for (param, value) in m.params.iter().zip(values) {
-        if let Some(name) = &param.header {
-            push(name.clone(), value);
+        if let (Some(name), Some(value)) = (&param.header, text(value)) {
+            headers.push((name.clone(), value));
         }
     }
     headers
@@ -582,7 +582,7 @@ mod tests {
 
     /// `name=value` for each `spin-path-match-<name>` header of a match, in route order.
     fn named(m: &RouteMatch<'_>) -> Vec<String> {
-        let client: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let client = &crate::ClientAddr::new("127.0.0.1:1".parse().unwrap()).header().clone();
         spin_headers(m, "http", "h", "/", client, "/")
             .iter()
             .filter_map(|(n, v)| {
@@ -1038,7 +1038,7 @@ mod tests {
         // with `Host: example.com`.
         let r = router(&[("c", "/base/:path_segment/:path_end/...")]);
         let m = r.route("/base/path/end/rest").unwrap();
-        let client: SocketAddr = "127.0.0.1:54321".parse().unwrap();
+        let client = &crate::ClientAddr::new("127.0.0.1:54321".parse().unwrap()).header().clone();
         let headers = spin_headers(
             &m,
             "http",
@@ -1096,7 +1096,7 @@ mod tests {
         // Spin's headers.rs `test_default_headers`
         let r = router(&[("DUMMY", "/foo/...")]);
         let m = r.route("/foo/bar").unwrap();
-        let client: SocketAddr = "127.0.0.1:8777".parse().unwrap();
+        let client = &crate::ClientAddr::new("127.0.0.1:8777".parse().unwrap()).header().clone();
         let headers = spin_headers(
             &m,
             "https",
@@ -1151,7 +1151,7 @@ mod tests {
     fn exact_route_headers_and_base() {
         let r = router_with_base("/api", &[("c", "/users/:User_ID")]);
         let m = r.route("/api/users/7").unwrap();
-        let client: SocketAddr = "[::1]:9000".parse().unwrap();
+        let client = &crate::ClientAddr::new("[::1]:9000".parse().unwrap()).header().clone();
         let headers = spin_headers(&m, "http", "localhost:3000", "/api/users/7", client, "/api");
         assert_eq!(header(&headers, "spin-path-info"), Some(""));
         assert_eq!(
@@ -1180,7 +1180,7 @@ mod tests {
     #[test]
     fn header_values_never_panic() {
         let r = router(&[("c", "/x/:name/..."), ("odd", "/y/:bad name")]);
-        let client: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let client = &crate::ClientAddr::new("127.0.0.1:1".parse().unwrap()).header().clone();
         // non-ASCII and control characters in request data: skipped or kept as opaque bytes, no panic
         let m = r.route("/x/caf\u{e9}/\u{1}rest").unwrap();
         let headers = spin_headers(

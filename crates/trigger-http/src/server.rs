@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use http::{Request, Response};
+use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -57,14 +57,38 @@ pub fn bind(addr: SocketAddr) -> Result<TcpListener> {
     Ok(listener)
 }
 
+/// A connection's peer: its address, and its `spin-client-addr` header value, made once per
+/// connection rather than for each of its requests.
+#[derive(Clone, Debug)]
+pub struct ClientAddr {
+    addr: SocketAddr,
+    header: HeaderValue,
+}
+
+impl ClientAddr {
+    pub fn new(addr: SocketAddr) -> ClientAddr {
+        let header = HeaderValue::from_maybe_shared(bytes::Bytes::from(addr.to_string())).unwrap_or_else(|_| HeaderValue::from_static(""));
+        ClientAddr { addr, header }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The address as Spin's `spin-client-addr` value, `ip:port`.
+    pub(crate) fn header(&self) -> &HeaderValue {
+        &self.header
+    }
+}
+
 /// What the workers hand every request to: one app's trigger (`kiln up`) or the platform's front
 /// that picks the app (`kiln serve`).
 pub trait HttpService: Send + Sync + 'static {
-    fn serve(self: Arc<Self>, request: Request<Incoming>, client: SocketAddr, local: SocketAddr) -> impl Future<Output = Response<Body>> + Send;
+    fn serve(self: Arc<Self>, request: Request<Incoming>, client: ClientAddr, local: SocketAddr) -> impl Future<Output = Response<Body>> + Send;
 }
 
 impl HttpService for HttpTrigger {
-    fn serve(self: Arc<Self>, request: Request<Incoming>, client: SocketAddr, local: SocketAddr) -> impl Future<Output = Response<Body>> + Send {
+    fn serve(self: Arc<Self>, request: Request<Incoming>, client: ClientAddr, local: SocketAddr) -> impl Future<Output = Response<Body>> + Send {
         self.handle(request, client, local)
     }
 }
@@ -242,9 +266,11 @@ async fn accept_loop<S: HttpService>(
                 }
                 let _ = stream.set_nodelay(true);
                 let trigger = trigger.clone();
+                let peer = ClientAddr::new(client);
                 let service = service_fn(move |request| {
                     let trigger = trigger.clone();
-                    async move { Ok::<_, std::convert::Infallible>(trigger.serve(request, client, local).await) }
+                    let peer = peer.clone();
+                    async move { Ok::<_, std::convert::Infallible>(trigger.serve(request, peer, local).await) }
                 });
                 let connection = builder.serve_connection(TokioIo::new(stream), service).into_owned();
                 next_id += 1;
