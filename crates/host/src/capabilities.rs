@@ -14,6 +14,7 @@ pub fn all(messaging: &kiln_cap_messaging::Messaging) -> Vec<Box<dyn Capability>
         Box::new(kiln_cap_mqtt::OutboundMqtt),
         Box::new(kiln_cap_postgres::OutboundPg),
         Box::new(kiln_cap_mysql::OutboundMysql),
+        Box::new(kiln_cap_llm::Llm),
         Box::new(kiln_cap_logging::Logging),
         // wasmCloud's link names select the key-value stores and brokers above.
         Box::new(kiln_cap_bus::Bus),

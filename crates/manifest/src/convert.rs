@@ -302,6 +302,7 @@ pub(crate) fn component(
         allowed_outbound_hosts,
         key_value_stores: labels(cx, &id, "key_value_stores", raw.key_value_stores)?,
         sqlite_databases: labels(cx, &id, "sqlite_databases", raw.sqlite_databases)?,
+        ai_models: raw.ai_models.into_iter().map(Spanned::into_inner).collect(),
         variables,
         variable_spans,
         build: raw.build.map(|b| build_config(cx, &id, b)).transpose()?,

@@ -187,6 +187,8 @@ pub struct Component {
     pub allowed_outbound_hosts: Vec<AllowedHost>,
     pub key_value_stores: Vec<String>,
     pub sqlite_databases: Vec<String>,
+    /// `ai_models`: the models the component may use through `fermyon:spin/llm`.
+    pub ai_models: Vec<String>,
     /// Component variables: templates over application variables.
     pub variables: IndexMap<String, Template>,
     /// Span of each component variable's template string.

@@ -368,6 +368,8 @@ pub(crate) struct RawComponent {
     #[serde(default)]
     pub sqlite_databases: Vec<Spanned<String>>,
     #[serde(default)]
+    pub ai_models: Vec<Spanned<String>>,
+    #[serde(default)]
     pub variables: IndexMap<Spanned<String>, Spanned<String>>,
     pub build: Option<RawBuild>,
     /// Settings for tools, `[component.<id>.tool.<name>]` (e.g. `spin-test`); Spin ignores them. Kiln

@@ -81,6 +81,7 @@ description = "Says hello"
 allowed_outbound_hosts = ["https://{{ host }}", "redis://localhost:6379", "*://127.0.0.0/24:7", "http://self"]
 key_value_stores = ["default", "my-store"]
 sqlite_databases = ["default"]
+ai_models = ["llama2-chat", "all-minilm-l6-v2"]
 environment = { GREETING = "hi", LANG = "en" }
 files = ["static/**/*.html", { source = "data", destination = "/data" }]
 exclude_files = ["static/secret.html"]
@@ -191,6 +192,7 @@ fn full_spin_example() {
     );
     assert_eq!(hello.key_value_stores, ["default", "my-store"]);
     assert_eq!(hello.sqlite_databases, ["default"]);
+    assert_eq!(hello.ai_models, ["llama2-chat", "all-minilm-l6-v2"]);
     assert_eq!(
         hello.variables["token"].variables().collect::<Vec<_>>(),
         ["api_token"]

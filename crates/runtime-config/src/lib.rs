@@ -20,6 +20,26 @@ pub struct RuntimeConfig {
     pub key_value_stores: IndexMap<String, KeyValueStoreConfig>,
     pub sqlite_databases: IndexMap<String, SqliteDatabaseConfig>,
     pub variables_providers: Vec<VariablesProviderConfig>,
+    /// `[llm_compute]`: where `fermyon:spin/llm` inferencing runs. `None`: nowhere (calls fail).
+    pub llm_compute: Option<LlmComputeConfig>,
+}
+
+/// `[llm_compute]`
+#[derive(Clone, PartialEq, Eq)]
+pub enum LlmComputeConfig {
+    /// `type = "remote_http"`, `url`, `auth_token`: a server speaking Spin's remote inferencing
+    /// protocol (`POST <url>/infer`, `POST <url>/embed`, bearer token), such as Fermyon's
+    /// `cloud-gpu` app.
+    RemoteHttp { url: String, auth_token: String },
+}
+
+/// The token is a secret: never shown.
+impl std::fmt::Debug for LlmComputeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LlmComputeConfig::RemoteHttp { url, .. } => f.debug_struct("RemoteHttp").field("url", url).finish_non_exhaustive(),
+        }
+    }
 }
 
 /// `[key_value_store.<label>]`

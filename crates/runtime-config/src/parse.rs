@@ -10,7 +10,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::error::{RuntimeConfigError, Source};
-use crate::{KeyValueStoreConfig, RuntimeConfig, SqliteDatabaseConfig, VariablesProviderConfig};
+use crate::{KeyValueStoreConfig, LlmComputeConfig, RuntimeConfig, SqliteDatabaseConfig, VariablesProviderConfig};
 
 /// A `[section.<label>]` table: its label, and the table with the span of its header.
 type LabelledTable<'t, 'i> = (Spanned<String>, (Range<usize>, &'t DeTable<'i>));
@@ -23,11 +23,10 @@ pub(crate) struct Cx<'a> {
     pub dir: &'a Path,
 }
 
-const TOP_LEVEL: &str = "key_value_store, sqlite_database, variables_provider, messaging";
+const TOP_LEVEL: &str = "key_value_store, sqlite_database, variables_provider, messaging, llm_compute";
 
 /// Sections of Spin's runtime config that Kiln does not serve.
 const SPIN_ONLY_SECTIONS: &[&str] = &[
-    "llm_compute",
     "outbound_networking",
     "outbound_http",
     "otel",
@@ -96,6 +95,12 @@ impl Cx<'_> {
                         let provider = self.variables_provider(item.span(), table)?;
                         config.variables_providers.push(provider);
                     }
+                }
+                "llm_compute" => {
+                    let DeValue::Table(table) = value.get_ref() else {
+                        return Err(self.err(value.span(), "`llm_compute` must be a table", "write it as [llm_compute] with a `type = …` key"));
+                    };
+                    config.llm_compute = Some(self.llm_compute(key.span(), table)?);
                 }
                 other if SPIN_ONLY_SECTIONS.contains(&other) => {
                     return Err(self.err(
@@ -282,6 +287,29 @@ impl Cx<'_> {
                 Ok(VariablesProviderConfig::Dotenv { path })
             }
             "vault" | "azure_key_vault" => Err(self.not_supported(section, &ty, types)),
+            other => Err(self.unknown_type(section, &ty, other, types)),
+        }
+    }
+
+    fn llm_compute(&self, span: Range<usize>, table: &DeTable<'_>) -> Result<LlmComputeConfig> {
+        let section = "[llm_compute]";
+        let types = "\"remote_http\"";
+        let ty = self.type_of(section, span.clone(), table, types)?;
+        match ty.get_ref().as_str() {
+            "remote_http" => {
+                self.only_keys(section, table, &["type", "url", "auth_token"])?;
+                let url = self.required_string(section, span.clone(), table, "url")?;
+                if !(url.get_ref().starts_with("http://") || url.get_ref().starts_with("https://")) {
+                    return Err(self.err(url.span(), "`url` is not an http:// or https:// URL", "give the inferencing server's address, like `https://my-llm.example.com`"));
+                }
+                let auth_token = self.required_string(section, span, table, "auth_token")?;
+                Ok(LlmComputeConfig::RemoteHttp { url: url.into_inner(), auth_token: auth_token.into_inner() })
+            }
+            "spin" => Err(self.err(
+                ty.span(),
+                "[llm_compute]: type \"spin\" runs models inside the host, which Kiln does not do",
+                "point Kiln at an inferencing server with type = \"remote_http\", `url` and `auth_token`",
+            )),
             other => Err(self.unknown_type(section, &ty, other, types)),
         }
     }

@@ -245,7 +245,7 @@ fn top_level_errors() {
             .contains("key_value_store, sqlite_database")
     );
 
-    let e = err("[llm_compute]\ntype = \"remote_http\"\n");
+    let e = err("[otel]\nendpoint = \"x\"\n");
     assert!(e.message().contains("not supported by Kiln yet"), "{e}");
 
     let e = err("[key_value_store.default\ntype = \"kiln\"\n");
@@ -287,4 +287,23 @@ fn diagnostic_has_help_and_label() {
     assert!(e.help().is_some());
     assert_eq!(e.labels().unwrap().count(), 1);
     assert!(e.source_code().is_some());
+}
+
+#[test]
+fn llm_compute_remote_http() {
+    let config = parse("[llm_compute]\ntype = \"remote_http\"\nurl = \"https://llm.example.com\"\nauth_token = \"secret\"\n").unwrap();
+    assert_eq!(
+        config.llm_compute,
+        Some(LlmComputeConfig::RemoteHttp { url: "https://llm.example.com".into(), auth_token: "secret".into() })
+    );
+    assert!(!format!("{:?}", config.llm_compute).contains("secret"), "the token is never shown");
+
+    let e = err("[llm_compute]\ntype = \"remote_http\"\nurl = \"https://llm.example.com\"\n");
+    assert!(e.message().contains("missing required key `auth_token`"), "{e}");
+    let e = err("[llm_compute]\ntype = \"remote_http\"\nurl = \"llm.example.com\"\nauth_token = \"t\"\n");
+    assert!(e.message().contains("not an http:// or https:// URL"), "{e}");
+    let e = err("[llm_compute]\ntype = \"spin\"\n");
+    assert!(e.help_text().unwrap().contains("remote_http"), "{e}");
+    let e = err("[llm_compute]\ntype = \"remote_http\"\nurl = \"http://x\"\nauth_token = \"t\"\nmodel = \"m\"\n");
+    assert_eq!(e.message(), "unknown key `model` in [llm_compute]");
 }

@@ -14,6 +14,7 @@ mod http;
 mod isolation;
 mod k8s;
 mod key_value;
+mod llm;
 mod lifecycle;
 mod manifest;
 mod messaging;
