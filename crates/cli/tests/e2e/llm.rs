@@ -29,7 +29,7 @@ ai_models = [{models}]
 }
 
 /// Starts the stand-in inferencing server; returns its URL.
-fn inferencing_server() -> String {
+pub(crate) fn inferencing_server() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind the inferencing server");
     let url = format!("http://{}", listener.local_addr().expect("its address"));
     std::thread::spawn(move || {
@@ -74,7 +74,7 @@ fn answer(stream: std::net::TcpStream) {
     let _ = write!(stream, "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{json}", json.len());
 }
 
-fn runtime_config(url: &str, token: &str) -> String {
+pub(crate) fn runtime_config(url: &str, token: &str) -> String {
     format!("[llm_compute]\ntype = \"remote_http\"\nurl = \"{url}\"\nauth_token = \"{token}\"\n")
 }
 

@@ -33,6 +33,7 @@ mod sockets;
 mod spin2;
 mod spin4;
 mod spin6;
+mod spin_python;
 mod sqlite;
 mod templates;
 mod variables;
