@@ -39,7 +39,52 @@ pub(crate) fn rename_to_final(component: &[u8]) -> Result<Option<Vec<u8>>> {
     if !names.iter().any(|name| final_name(name).is_some()) {
         return Ok(None);
     }
+    // spin-sdk 5's Python components import both the candidate and the final version of the same
+    // interfaces: renamed, the two would share a name, which no component may import twice.
+    let both = names.iter().any(|name| final_name(name).is_some_and(|release| names.contains(&release)));
+    if both {
+        return bridge_to_final(component).map(Some).context("failed to wire the component's WASI release-candidate imports to their final version");
+    }
     rewrite_top_level_names(component).map(Some).context("failed to rename the component's WASI release-candidate imports to their final version")
+}
+
+/// Wraps the component in one that imports each interface once, under its final name, and gives
+/// that one instance to the inner component for both its candidate and its final import (their
+/// WIT is identical, and the composition checks every type). Exports keep their final names.
+fn bridge_to_final(component: &[u8]) -> Result<Vec<u8>> {
+    use wac_graph::types::Package;
+    use wac_graph::{CompositionGraph, EncodeOptions};
+    let mut graph = CompositionGraph::new();
+    let package = Package::from_bytes("kiln:guest", None, component.to_vec(), graph.types_mut())?;
+    let world = package.ty();
+    let package = graph.register_package(package)?;
+    let instance = graph.instantiate(package);
+    let imports: Vec<(String, wac_graph::types::ItemKind)> = graph.types()[world].imports.iter().map(|(name, kind)| (name.clone(), *kind)).collect();
+    // The final versions' own import types first, so the outer imports have them.
+    let mut outer = std::collections::HashMap::new();
+    for (name, kind) in imports.iter().filter(|(name, _)| final_name(name).is_none()) {
+        let node = graph.import(name, kind.promote())?;
+        outer.insert(name.clone(), node);
+    }
+    for (name, kind) in &imports {
+        let release = final_name(name).unwrap_or_else(|| name.clone());
+        let node = match outer.get(&release) {
+            Some(node) => *node,
+            None => {
+                let node = graph.import(&release, kind.promote())?;
+                outer.insert(release, node);
+                node
+            }
+        };
+        graph.set_instantiation_argument(instance, name, node).with_context(|| format!("giving `{name}` the host's `{}`", final_name(name).unwrap_or_else(|| name.clone())))?;
+    }
+    let exports: Vec<String> = graph.types()[world].exports.keys().cloned().collect();
+    for name in exports {
+        let node = graph.alias_instance_export(instance, &name)?;
+        graph.export(node, &final_name(&name).unwrap_or(name))?;
+    }
+    // wasmtime validates the result as it compiles it.
+    Ok(graph.encode(EncodeOptions { validate: false, ..EncodeOptions::default() })?)
 }
 
 /// Copies every top-level section unchanged except the import and export sections, whose names go
@@ -235,6 +280,56 @@ mod tests {
         let refused = engine.linker().instantiate_pre(&importing(&newer)).err().expect("a function 0.3.0 lacks");
         let message = format!("{refused:#}");
         assert!(message.contains("wasi:random/random@0.3.2") && message.contains("get-random-u128"), "{message}");
+    }
+
+    /// A component like spin-sdk 5's Python ones: it imports the candidate and the final version of
+    /// the same interfaces, and exports the final handler.
+    fn candidate_and_final_component() -> Vec<u8> {
+        let candidate = repo_wit("wasi-0.3.0-rc-2026-03-15");
+        let (mut resolve, _) = resolve(&candidate);
+        // The final version's WIT is the candidate's under another version.
+        let release = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(&candidate).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap().replace("0.3.0-rc-2026-03-15", "0.3.0");
+            std::fs::write(release.path().join(path.file_name().unwrap()), text).unwrap();
+        }
+        let (release_resolve, release_packages) = resolve(release.path());
+        let remap = resolve.merge(release_resolve).unwrap();
+        assert!(!release_packages.is_empty() && !remap.packages.is_empty());
+        let world = r#"package kiln:test;
+            world both {
+                include wasi:cli/imports@0.3.0-rc-2026-03-15;
+                include wasi:cli/imports@0.3.0;
+                import wasi:http/client@0.3.0-rc-2026-03-15;
+                import wasi:http/client@0.3.0;
+                export wasi:http/handler@0.3.0;
+            }"#;
+        let package = resolve.push_str("both.wit", world).unwrap();
+        let world = resolve.select_world(&[package], Some("both")).unwrap();
+        let mut module = wit_component::dummy_module(&resolve, world, wit_parser::ManglingAndAbi::Standard32);
+        wit_component::embed_component_metadata(&mut module, &resolve, world, wit_component::StringEncoding::UTF8).unwrap();
+        wit_component::ComponentEncoder::default().validate(true).module(&module).unwrap().encode().unwrap()
+    }
+
+    #[test]
+    fn candidate_and_final_imports_of_one_interface_share_the_final_host() {
+        let component = candidate_and_final_component();
+        let names = crate::cache::interface_names(&component);
+        assert!(names.contains(&"wasi:clocks/types@0.3.0".to_string()) && names.contains(&"wasi:clocks/types@0.3.0-rc-2026-03-15".to_string()), "{names:?}");
+        let bridged = rename_to_final(&component).unwrap().expect("names to rename");
+        wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all()).validate_all(&bridged).unwrap();
+
+        let config = crate::EngineConfig { concurrency: true, cache_dir: None, deadlines: false, pooling: false, ..crate::EngineConfig::default() };
+        let engine = crate::Engine::new(config, &[]).unwrap();
+        let component = wasmtime::component::Component::new(engine.wasmtime(), &bridged).unwrap();
+        let ty = component.component_type();
+        let imports: Vec<String> = ty.imports(engine.wasmtime()).map(|(name, _)| name.to_string()).collect();
+        assert!(imports.iter().all(|name| !name.contains("rc-2026")), "{imports:?}");
+        assert!(imports.contains(&"wasi:http/client@0.3.0".to_string()), "{imports:?}");
+        let exports: Vec<String> = ty.exports(engine.wasmtime()).map(|(name, _)| name.to_string()).collect();
+        assert_eq!(exports, ["wasi:http/handler@0.3.0"]);
+        engine.linker().instantiate_pre(&component).unwrap();
     }
 
     #[test]
