@@ -286,7 +286,7 @@ mod tests {
     /// the same interfaces, and exports the final handler.
     fn candidate_and_final_component() -> Vec<u8> {
         let candidate = repo_wit("wasi-0.3.0-rc-2026-03-15");
-        let (mut resolve, _) = resolve(&candidate);
+        let (mut wit, _) = resolve(&candidate);
         // The final version's WIT is the candidate's under another version.
         let release = tempfile::tempdir().unwrap();
         for entry in std::fs::read_dir(&candidate).unwrap() {
@@ -295,7 +295,7 @@ mod tests {
             std::fs::write(release.path().join(path.file_name().unwrap()), text).unwrap();
         }
         let (release_resolve, release_packages) = resolve(release.path());
-        let remap = resolve.merge(release_resolve).unwrap();
+        let remap = wit.merge(release_resolve).unwrap();
         assert!(!release_packages.is_empty() && !remap.packages.is_empty());
         let world = r#"package kiln:test;
             world both {
@@ -305,10 +305,10 @@ mod tests {
                 import wasi:http/client@0.3.0;
                 export wasi:http/handler@0.3.0;
             }"#;
-        let package = resolve.push_str("both.wit", world).unwrap();
-        let world = resolve.select_world(&[package], Some("both")).unwrap();
-        let mut module = wit_component::dummy_module(&resolve, world, wit_parser::ManglingAndAbi::Standard32);
-        wit_component::embed_component_metadata(&mut module, &resolve, world, wit_component::StringEncoding::UTF8).unwrap();
+        let package = wit.push_str("both.wit", world).unwrap();
+        let world = wit.select_world(&[package], Some("both")).unwrap();
+        let mut module = wit_component::dummy_module(&wit, world, wit_parser::ManglingAndAbi::Standard32);
+        wit_component::embed_component_metadata(&mut module, &wit, world, wit_component::StringEncoding::UTF8).unwrap();
         wit_component::ComponentEncoder::default().validate(true).module(&module).unwrap().encode().unwrap()
     }
 
