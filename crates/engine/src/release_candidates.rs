@@ -81,7 +81,7 @@ fn bridge_to_final(component: &[u8]) -> Result<Vec<u8>> {
     let exports: Vec<String> = graph.types()[world].exports.keys().cloned().collect();
     for name in exports {
         let node = graph.alias_instance_export(instance, &name)?;
-        graph.export(node, &final_name(&name).unwrap_or(name))?;
+        graph.export(node, final_name(&name).unwrap_or(name))?;
     }
     // wasmtime validates the result as it compiles it.
     Ok(graph.encode(EncodeOptions { validate: false, ..EncodeOptions::default() })?)
