@@ -10,22 +10,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 
 fn manifest(models: &str) -> String {
-    format!(
-        r#"spin_manifest_version = 2
-
-[application]
-name = "llm-test"
-
-[[trigger.http]]
-route = "/..."
-component = "app"
-
-[component.app]
-source = "{}"
-ai_models = [{models}]
-"#,
-        kiln_e2e::guest("spin_llm").display()
-    )
+    crate::single("spin_llm", "/...", &format!("ai_models = [{models}]"))
 }
 
 /// Starts the stand-in inferencing server; returns its URL.
