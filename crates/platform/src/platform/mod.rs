@@ -485,8 +485,9 @@ fn remove_stale_versions(app_dir: &Path, current: u64) {
 }
 
 /// An app's own `runtime-config.toml` (at the archive root), if it has one. In platform mode it may
-/// name Redis stores and static or dotenv variables, but not paths on the host (stores live in the
-/// app's state directory) nor the host's environment (it belongs to the operator, not the apps).
+/// name Redis stores, static or dotenv variables and an inferencing server (`[llm_compute]`), but not
+/// paths on the host (stores live in the app's state directory) nor the host's environment (it
+/// belongs to the operator, not the apps).
 fn app_runtime_config(dir: &Path) -> Result<RuntimeConfig, ApiError> {
     let path = dir.join("runtime-config.toml");
     if !path.is_file() {
