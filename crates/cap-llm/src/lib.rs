@@ -4,8 +4,9 @@
 //! A component may use the models listed in its `ai_models`; any other model gets Spin's
 //! `invalid-input` error naming the key to add. Inferencing runs where the runtime config's
 //! `[llm_compute]` says: `type = "remote_http"` sends each call to a server speaking Spin's remote
-//! protocol ([`remote`]). Kiln runs no models itself (Spin's `type = "spin"`): without
-//! `[llm_compute]`, a call by an allowed model gets `runtime-error` saying what to configure. The
+//! protocol ([`remote`]). Kiln runs no models itself: without `[llm_compute]`, or with Spin's
+//! `type = "spin"` (local models), a call by an allowed model gets `runtime-error` saying what to
+//! configure, as a Spin built without local inferencing answers. The
 //! interface is always linked, so a Spin app that imports it (spin-sdk's Python and JavaScript
 //! SDKs always do) loads and runs.
 
@@ -53,7 +54,8 @@ impl Capability for Llm {
     fn configure_app(&self, app: &AppContext<'_>) -> Result<Box<dyn AppCapability>> {
         let engine = match &app.runtime_config.llm_compute {
             Some(LlmComputeConfig::RemoteHttp { url, auth_token }) => Some(Arc::new(RemoteHttp::new(url, auth_token.clone())?)),
-            None => None,
+            // Spin's local models (`type = "spin"`): Kiln runs none, as a Spin without them.
+            Some(LlmComputeConfig::Local) | None => None,
         };
         Ok(Box::new(AppLlm { engine }))
     }

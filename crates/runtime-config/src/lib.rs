@@ -27,6 +27,9 @@ pub struct RuntimeConfig {
 /// `[llm_compute]`
 #[derive(Clone, PartialEq, Eq)]
 pub enum LlmComputeConfig {
+    /// `type = "spin"`: Spin's models inside the host. Kiln has none, so, like a Spin built without
+    /// local inferencing, it loads the app and answers every call with a `runtime-error`.
+    Local,
     /// `type = "remote_http"`, `url`, `auth_token`: a server speaking Spin's remote inferencing
     /// protocol (`POST <url>/infer`, `POST <url>/embed`, bearer token), such as Fermyon's
     /// `cloud-gpu` app.
@@ -37,6 +40,7 @@ pub enum LlmComputeConfig {
 impl std::fmt::Debug for LlmComputeConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            LlmComputeConfig::Local => f.write_str("Local"),
             LlmComputeConfig::RemoteHttp { url, .. } => f.debug_struct("RemoteHttp").field("url", url).finish_non_exhaustive(),
         }
     }

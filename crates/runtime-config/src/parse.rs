@@ -293,7 +293,7 @@ impl Cx<'_> {
 
     fn llm_compute(&self, span: Range<usize>, table: &DeTable<'_>) -> Result<LlmComputeConfig> {
         let section = "[llm_compute]";
-        let types = "\"remote_http\"";
+        let types = "\"remote_http\", \"spin\"";
         let ty = self.type_of(section, span.clone(), table, types)?;
         match ty.get_ref().as_str() {
             "remote_http" => {
@@ -305,11 +305,10 @@ impl Cx<'_> {
                 let auth_token = self.required_string(section, span, table, "auth_token")?;
                 Ok(LlmComputeConfig::RemoteHttp { url: url.into_inner(), auth_token: auth_token.into_inner() })
             }
-            "spin" => Err(self.err(
-                ty.span(),
-                "[llm_compute]: type \"spin\" runs models inside the host, which Kiln does not do",
-                "point Kiln at an inferencing server with type = \"remote_http\", `url` and `auth_token`",
-            )),
+            "spin" => {
+                self.only_keys(section, table, &["type"])?;
+                Ok(LlmComputeConfig::Local)
+            }
             other => Err(self.unknown_type(section, &ty, other, types)),
         }
     }

@@ -84,9 +84,12 @@ fn server_refusals_and_a_missing_llm_compute_are_runtime_errors() {
     assert_eq!(status, 500);
     assert!(body.contains("RuntimeError") && body.contains("answered 401"), "{body}");
 
-    // No [llm_compute]: the app loads and serves, and inferencing says what to configure.
-    let app = App::start(&manifest(r#""llama2-chat""#), None, &[], &[]);
-    let (status, body) = app.q(&[("op", "infer"), ("model", "llama2-chat"), ("prompt", "x")]);
-    assert_eq!(status, 500);
-    assert!(body.contains("RuntimeError") && body.contains("[llm_compute] type = \\\"remote_http\\\""), "{body}");
+    // No [llm_compute], or Spin's local models (which Kiln does not run): the app loads and serves,
+    // and inferencing says what to configure.
+    for runtime_config in [None, Some("[llm_compute]\ntype = \"spin\"\n")] {
+        let app = App::start(&manifest(r#""llama2-chat""#), runtime_config, &[], &[]);
+        let (status, body) = app.q(&[("op", "infer"), ("model", "llama2-chat"), ("prompt", "x")]);
+        assert_eq!(status, 500);
+        assert!(body.contains("RuntimeError") && body.contains("[llm_compute] type = \\\"remote_http\\\""), "{body}");
+    }
 }
