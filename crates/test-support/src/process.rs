@@ -149,18 +149,33 @@ impl Process {
     fn wait_ready(&mut self, ready: &impl Fn(SocketAddr) -> bool, timeout: Duration) -> bool {
         let started = Instant::now();
         while started.elapsed() < timeout {
+            // Another server may be listening on the port (a parallel test chose the same free
+            // one): it answers at once, while ours fails to bind and exits. The server is ready
+            // only once it answers and is still running a moment later.
             if ready(self.addr()) {
+                std::thread::sleep(Duration::from_millis(100));
+                if self.exited() {
+                    return false;
+                }
                 return true;
             }
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(_)) = child.try_wait()
-            {
-                self.child = None;
+            if self.exited() {
                 return false;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         self.kill_child();
+        false
+    }
+
+    /// Whether the child has exited (then it is forgotten).
+    fn exited(&mut self) -> bool {
+        if let Some(child) = self.child.as_mut()
+            && let Ok(Some(_)) = child.try_wait()
+        {
+            self.child = None;
+            return true;
+        }
         false
     }
 
