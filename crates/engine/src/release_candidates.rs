@@ -72,11 +72,11 @@ fn bridge_to_final(component: &[u8]) -> Result<Vec<u8>> {
             Some(node) => *node,
             None => {
                 let node = graph.import(&release, kind.promote())?;
-                outer.insert(release, node);
+                outer.insert(release.clone(), node);
                 node
             }
         };
-        graph.set_instantiation_argument(instance, name, node).with_context(|| format!("giving `{name}` the host's `{}`", final_name(name).unwrap_or_else(|| name.clone())))?;
+        graph.set_instantiation_argument(instance, name, node).with_context(|| format!("giving `{name}` the host's `{release}`"))?;
     }
     let exports: Vec<String> = graph.types()[world].exports.keys().cloned().collect();
     for name in exports {

@@ -11,6 +11,7 @@ use wasmtime_wasi_http::{Error, WasiBody};
 
 /// The peer address chained requests report in `spin-client-addr`.
 const LOOPBACK: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
+static LOOPBACK_CLIENT: std::sync::LazyLock<ClientAddr> = std::sync::LazyLock::new(|| ClientAddr::new(LOOPBACK));
 
 impl InternalDispatch for HttpTrigger {
     fn dispatch(&self, target: InternalTarget, request: Request<WasiBody>) -> ResponseFuture {
@@ -36,7 +37,7 @@ impl HttpTrigger {
         // Spin's headers describe the route that would have matched; a private component has none.
         let router = self.router();
         if let Some(matched) = router.route(&path).filter(|m| m.component_id() == component.id) {
-            set_request_headers(&mut request, &matched, &ClientAddr::new(LOOPBACK), LOOPBACK, self.base());
+            set_request_headers(&mut request, &matched, &LOOPBACK_CLIENT, LOOPBACK, self.base());
         }
         tracing::debug!(target: "kiln::http", "in-process {} {path} -> [{}]", request.method(), component.id);
         Ok(self.run(&component, request).await)

@@ -538,7 +538,7 @@ pub fn spin_headers(
     }
     let fixed = [
         (SPIN_PATH_INFO, text(m.path_info())),
-        (SPIN_FULL_URL, HeaderValue::from_maybe_shared(bytes::Bytes::from(url)).ok()),
+        (SPIN_FULL_URL, HeaderValue::try_from(url).ok()),
         (SPIN_MATCHED_ROUTE, text(m.matched_route())),
         (SPIN_BASE_PATH, text(if base.is_empty() { "/" } else { base })),
         (SPIN_RAW_COMPONENT_ROUTE, text(m.raw_route())),

@@ -67,7 +67,7 @@ pub struct ClientAddr {
 
 impl ClientAddr {
     pub fn new(addr: SocketAddr) -> ClientAddr {
-        let header = HeaderValue::from_maybe_shared(bytes::Bytes::from(addr.to_string())).unwrap_or_else(|_| HeaderValue::from_static(""));
+        let header = HeaderValue::try_from(addr.to_string()).unwrap_or_else(|_| HeaderValue::from_static(""));
         ClientAddr { addr, header }
     }
 
