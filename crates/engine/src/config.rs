@@ -63,6 +63,10 @@ impl EngineConfig {
         // per-store setup on every request.
         config.concurrency_support(self.concurrency);
         config.memory_init_cow(true);
+        if std::env::var_os("KILN_PERF_MAP").is_some() {
+            // For profiling: `perf` names guest functions from /tmp/perf-<pid>.map (bench/README.md).
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         if self.pooling {
             config.allocation_strategy(InstanceAllocationStrategy::Pooling(self.pooling_config()));
         }
