@@ -20,7 +20,7 @@
 use anyhow::{Context, Result};
 use kiln_app::{AppCapability, AppContext, Capability, ComponentContext};
 use kiln_engine::{ComponentCapability, KilnState, LinkFn};
-use kiln_messaging::{Broker, BrokerConfig, MessagingError, MessagingRuntimeConfig};
+use kiln_messaging::{Broker, BrokerConfig, MessagingConfig, MessagingError};
 use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -65,7 +65,7 @@ pub struct Messaging {
 
 #[derive(Default)]
 struct Shared {
-    runtime_config: Option<MessagingRuntimeConfig>,
+    runtime_config: Option<MessagingConfig>,
     /// What a component without `allowed_publish_subjects` may publish to.
     default_grant: DefaultGrant,
     /// Every broker opened so far, by what chose it.
@@ -75,9 +75,8 @@ struct Shared {
 }
 
 impl Messaging {
-    /// `runtime_config`: the runtime config file's `[messaging]` section, if it has one
-    /// ([`MessagingRuntimeConfig::load`]).
-    pub fn new(runtime_config: Option<MessagingRuntimeConfig>) -> Messaging {
+    /// `runtime_config`: the host's runtime config file's `[messaging]` section, if it has one.
+    pub fn new(runtime_config: Option<MessagingConfig>) -> Messaging {
         Messaging { shared: Arc::new(Shared { runtime_config, ..Shared::default() }) }
     }
 
@@ -115,7 +114,7 @@ impl Messaging {
 
 /// The broker for an app: the runtime config's `[messaging]`, else the manifest's NATS URL with
 /// `{{ variable }}` templates rendered from application variables, else in-process.
-pub fn broker_config(app: &AppContext<'_>, runtime: Option<&MessagingRuntimeConfig>) -> Result<BrokerConfig> {
+pub fn broker_config(app: &AppContext<'_>, runtime: Option<&MessagingConfig>) -> Result<BrokerConfig> {
     let url = match &app.manifest.application.nats_url {
         Some(template) => Some(
             app.variables
@@ -124,7 +123,7 @@ pub fn broker_config(app: &AppContext<'_>, runtime: Option<&MessagingRuntimeConf
         ),
         None => None,
     };
-    Ok(BrokerConfig::choose(runtime, url.as_deref()))
+    Ok(kiln_messaging::choose_broker(runtime, url.as_deref()))
 }
 
 impl Capability for Messaging {
@@ -139,11 +138,8 @@ impl Capability for Messaging {
     fn configure_app(&self, app: &AppContext<'_>) -> Result<Box<dyn AppCapability>> {
         // The host's runtime config (`kiln up`), else the app's own (an app deployed into `kiln
         // serve` with a runtime-config.toml).
-        let apps_own = match (&self.shared.runtime_config, &app.runtime_config.path) {
-            (None, Some(path)) => MessagingRuntimeConfig::load(path)?,
-            _ => None,
-        };
-        let config = broker_config(app, self.shared.runtime_config.as_ref().or(apps_own.as_ref()))?;
+        let runtime = self.shared.runtime_config.as_ref().or(app.runtime_config.messaging.as_ref());
+        let config = broker_config(app, runtime)?;
         Ok(Box::new(MessagingApp { broker: self.broker(&config)?, default_grant: self.shared.default_grant, faults: kiln_app::BackendFaults::new(app, "messaging") }))
     }
 }

@@ -140,6 +140,7 @@ pub struct Prepared {
     settings: Settings,
     limits: Limits,
     addr: SocketAddr,
+    runtime_config: RuntimeConfig,
     messaging: kiln_cap_messaging::Messaging,
     triggers: Vec<Box<dyn Trigger>>,
 }
@@ -155,11 +156,11 @@ pub fn prepare(manifest: Manifest, settings: Settings) -> Result<Prepared> {
 /// versions change over).
 pub fn prepare_on(manifest: Manifest, settings: Settings, listener: std::net::TcpListener) -> Result<Prepared> {
     let limits = Limits::resolve(&settings, &manifest.application.limits)?;
-    let messaging_config = match &settings.runtime_config_file {
-        Some(path) => kiln_messaging::MessagingRuntimeConfig::load(path)?,
-        None => None,
+    let runtime_config = match &settings.runtime_config_file {
+        Some(path) => RuntimeConfig::load(path)?,
+        None => RuntimeConfig::default(),
     };
-    let messaging = kiln_cap_messaging::Messaging::new(messaging_config);
+    let messaging = kiln_cap_messaging::Messaging::new(runtime_config.messaging.clone());
     let addr = listener.local_addr()?;
     let http = HttpListener::new(
         listener,
@@ -175,7 +176,7 @@ pub fn prepare_on(manifest: Manifest, settings: Settings, listener: std::net::Tc
     for trigger in &triggers {
         trigger.check(&manifest)?;
     }
-    Ok(Prepared { manifest, settings, limits, addr, messaging, triggers })
+    Ok(Prepared { manifest, settings, limits, addr, runtime_config, messaging, triggers })
 }
 
 impl Prepared {
@@ -190,13 +191,9 @@ impl Prepared {
     /// Compiles and loads the app and starts its triggers. `before_load` sees the app's state
     /// directory and runtime config before any component runs (`kiln up --sqlite`).
     pub fn start(self, before_load: impl FnOnce(&LoadOptions) -> Result<()>) -> Result<Host> {
-        let Prepared { manifest, settings, limits, addr, messaging, triggers } = self;
+        let Prepared { manifest, settings, limits, addr, runtime_config, messaging, triggers } = self;
         // Before anything reads a component: a missing file is reported at its place in the manifest.
         manifest.check_sources()?;
-        let runtime_config = match &settings.runtime_config_file {
-            Some(path) => RuntimeConfig::load(path)?,
-            None => RuntimeConfig::default(),
-        };
         let capabilities = capabilities::all(&messaging);
         let links: Vec<_> = capabilities.iter().map(|c| c.link()).collect();
         let engine = Engine::new(engine_config(&manifest, &settings)?, &links)?;

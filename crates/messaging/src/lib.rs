@@ -21,7 +21,7 @@ mod own_runtime;
 mod redis;
 pub mod subject;
 
-pub use config::{BrokerConfig, MessagingRuntimeConfig};
+pub use config::{BrokerConfig, MessagingConfig, choose_broker};
 
 use bytes::Bytes;
 use std::sync::Arc;

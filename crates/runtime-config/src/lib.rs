@@ -22,6 +22,28 @@ pub struct RuntimeConfig {
     pub variables_providers: Vec<VariablesProviderConfig>,
     /// `[llm_compute]`: where `fermyon:spin/llm` inferencing runs. `None`: nowhere (calls fail).
     pub llm_compute: Option<LlmComputeConfig>,
+    /// `[messaging]`: the broker of the app's messaging and event triggers. `None`: the manifest's
+    /// NATS URL, else the bus inside the process.
+    pub messaging: Option<MessagingConfig>,
+}
+
+/// `[messaging]`
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessagingConfig {
+    pub broker: BrokerConfig,
+    /// `max_deliver`: deliveries of a durable message before it is dead-lettered.
+    pub max_deliver: Option<u32>,
+}
+
+/// The broker an app talks to (`[messaging] type`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum BrokerConfig {
+    /// `type = "in-process"`: the bus inside this kiln process.
+    InProcess,
+    /// `type = "nats"`, `url`: a NATS server (or cluster: comma-separated URLs).
+    Nats { url: String },
+    /// `type = "redis"`, `url`: a Redis server: Pub/Sub, and Streams.
+    Redis { url: String },
 }
 
 /// `[llm_compute]`

@@ -10,7 +10,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::error::{RuntimeConfigError, Source};
-use crate::{KeyValueStoreConfig, LlmComputeConfig, RuntimeConfig, SqliteDatabaseConfig, VariablesProviderConfig};
+use crate::{BrokerConfig, KeyValueStoreConfig, LlmComputeConfig, MessagingConfig, RuntimeConfig, SqliteDatabaseConfig, VariablesProviderConfig};
 
 /// A `[section.<label>]` table: its label, and the table with the span of its header.
 type LabelledTable<'t, 'i> = (Spanned<String>, (Range<usize>, &'t DeTable<'i>));
@@ -62,8 +62,12 @@ impl Cx<'_> {
         let mut config = RuntimeConfig::default();
         for (key, value) in doc.get_ref().iter() {
             match key.get_ref().as_ref() {
-                // The messaging capability owns and validates its section (kiln-messaging).
-                "messaging" => {}
+                "messaging" => {
+                    let DeValue::Table(table) = value.get_ref() else {
+                        return Err(self.err(value.span(), "`messaging` must be a table", "write it as [messaging] with a `type = …` key"));
+                    };
+                    config.messaging = Some(self.messaging(key.span(), table)?);
+                }
                 "key_value_store" => {
                     for (label, table) in self.labelled_tables(key, value)? {
                         let store = self.key_value_store(&label, table)?;
@@ -311,6 +315,47 @@ impl Cx<'_> {
             }
             other => Err(self.unknown_type(section, &ty, other, types)),
         }
+    }
+
+    fn messaging(&self, span: Range<usize>, table: &DeTable<'_>) -> Result<MessagingConfig> {
+        let section = "[messaging]";
+        let types = "\"nats\", \"redis\", \"in-process\"";
+        let ty = self.type_of(section, span.clone(), table, types)?;
+        let broker = match ty.get_ref().as_str() {
+            "nats" => {
+                self.only_keys(section, table, &["type", "url", "max_deliver"])?;
+                let url = self.required_string(section, span, table, "url")?;
+                if url.get_ref().trim().is_empty() {
+                    return Err(self.err(url.span(), "`url` is empty", "give the NATS server's address, like `nats://127.0.0.1:4222`"));
+                }
+                BrokerConfig::Nats { url: url.into_inner().trim().to_string() }
+            }
+            "redis" => {
+                self.only_keys(section, table, &["type", "url", "max_deliver"])?;
+                let url = self.required_string(section, span, table, "url")?;
+                self.check_redis_url(&url)?;
+                BrokerConfig::Redis { url: url.into_inner() }
+            }
+            "in-process" | "in_process" | "kiln" => {
+                self.only_keys(section, table, &["type", "max_deliver"])?;
+                BrokerConfig::InProcess
+            }
+            other => return Err(self.unknown_type(section, &ty, other, types)),
+        };
+        let max_deliver = match find(table, "max_deliver") {
+            None => None,
+            Some((_, v)) => {
+                let n = match v.get_ref() {
+                    DeValue::Integer(n) => i64::from_str_radix(n.as_str(), n.radix()).ok(),
+                    _ => None,
+                };
+                match n.and_then(|n| u32::try_from(n).ok()).filter(|n| *n >= 1) {
+                    Some(n) => Some(n),
+                    None => return Err(self.err(v.span(), "`max_deliver` must be a whole number of at least 1", "deliveries of a message before it is dead-lettered, like `max_deliver = 5`")),
+                }
+            }
+        };
+        Ok(MessagingConfig { broker, max_deliver })
     }
 
     fn type_of(

@@ -307,3 +307,34 @@ fn llm_compute_remote_http() {
     let e = err("[llm_compute]\ntype = \"remote_http\"\nurl = \"http://x\"\nauth_token = \"t\"\nmodel = \"m\"\n");
     assert_eq!(e.message(), "unknown key `model` in [llm_compute]");
 }
+
+#[test]
+fn messaging_brokers() {
+    let broker = |text: &str| parse(text).unwrap().messaging.unwrap();
+    let c = broker("[messaging]\ntype = \"nats\"\nurl = \"nats://127.0.0.1:4222\"\nmax_deliver = 3\n");
+    assert_eq!(c, MessagingConfig { broker: BrokerConfig::Nats { url: "nats://127.0.0.1:4222".into() }, max_deliver: Some(3) });
+    let c = broker("[messaging]\ntype = \"redis\"\nurl = \"redis://127.0.0.1:6379\"\n");
+    assert_eq!(c, MessagingConfig { broker: BrokerConfig::Redis { url: "redis://127.0.0.1:6379".into() }, max_deliver: None });
+    for ty in ["in-process", "in_process", "kiln"] {
+        assert_eq!(broker(&format!("[messaging]\ntype = \"{ty}\"\n")).broker, BrokerConfig::InProcess);
+    }
+    assert_eq!(parse("[key_value_store.default]\ntype = \"spin\"\n").unwrap().messaging, None);
+}
+
+#[test]
+fn messaging_errors_name_the_key() {
+    for (text, message) in [
+        ("[messaging]\ntype = \"nats\"\n", "[messaging] is missing required key `url`"),
+        ("[messaging]\ntype = \"kafka\"\n", "[messaging]: unknown type \"kafka\""),
+        ("[messaging]\ntype = \"redis\"\n", "[messaging] is missing required key `url`"),
+        ("[messaging]\ntype = \"redis\"\nurl = \"nats://x:4222\"\n", "`url` has scheme `nats`, not a Redis URL"),
+        ("[messaging]\nurl = \"nats://x\"\n", "[messaging] is missing required key `type`"),
+        ("[messaging]\ntype = \"nats\"\nurl = \"nats://x\"\nmax_deliver = 0\n", "`max_deliver` must be a whole number of at least 1"),
+        ("[messaging]\ntype = \"nats\"\nurl = \"nats://x\"\nmax_deliver = \"5\"\n", "`max_deliver` must be a whole number of at least 1"),
+        ("[messaging]\ntype = \"nats\"\nurl = \"nats://x\"\nextra = 1\n", "unknown key `extra` in [messaging]"),
+        ("[messaging]\ntype = \"in-process\"\nurl = \"nats://x\"\n", "unknown key `url` in [messaging]"),
+        ("messaging = 3\n", "`messaging` must be a table"),
+    ] {
+        assert_eq!(err(text).message(), message, "{text}");
+    }
+}

@@ -85,3 +85,16 @@ fn no_manifest_says_what_to_do() {
     assert!(!status.success());
     assert!(stderr.contains("kiln.toml") && stderr.contains("spin.toml"), "{stderr}");
 }
+
+#[test]
+fn a_bad_messaging_section_is_reported_at_its_line_in_the_runtime_config() {
+    let rc = "[key_value_store.default]\ntype = \"spin\"\n\n[messaging]\ntype = \"nats\"\nurl = \"nats://127.0.0.1:4222\"\nmax_deliver = 0\n";
+    let dir = app_dir(&single("echo_request", "/...", ""), &[("rc.toml", rc)]);
+    let path = dir.path().join("kiln.toml");
+    let rc_path = dir.path().join("rc.toml");
+    let addr = free_addr().to_string();
+    let args = ["up", "-f", path.to_str().unwrap(), "--runtime-config-file", rc_path.to_str().unwrap(), "--listen", &addr];
+    let (status, stderr) = run_to_exit(&kiln_bin(), &args, Duration::from_secs(60));
+    assert!(!status.success(), "kiln up should fail:\n{stderr}");
+    assert!(stderr.contains("rc.toml:7:") && stderr.contains("`max_deliver` must be a whole number of at least 1"), "{stderr}");
+}
