@@ -99,6 +99,35 @@ struct ComponentInner {
 
     /// The checksum of the source binary from which the module was compiled.
     checksum: WasmChecksum,
+
+    /// Kiln patch: the text-section offsets of each trampoline's Wasm-ABI and
+    /// array-ABI code, by `TrampolineIndex` (see `trampoline_ptrs`).
+    trampoline_code: Box<[(u32, u32)]>,
+}
+
+/// Kiln patch: where each trampoline's code starts in the text section, looked
+/// up once per component: instantiation sets up every trampoline's funcref, and
+/// looking up two `FuncKey`s each time was a visible part of instantiating a
+/// small component.
+fn trampoline_code(
+    component: &wasmtime_environ::component::Component,
+    index: &CompiledFunctionsTable,
+) -> Result<Box<[(u32, u32)]>> {
+    component
+        .trampolines
+        .keys()
+        .map(|i| {
+            let start = |abi| {
+                index
+                    .func_loc(FuncKey::ComponentTrampoline(abi, i))
+                    .map(|loc| loc.start)
+            };
+            match (start(Abi::Wasm), start(Abi::Array)) {
+                (Some(wasm), Some(array)) => Ok((wasm, array)),
+                _ => Err(format_err!("no compiled code for trampoline {}", i.as_u32())),
+            }
+        })
+        .collect()
 }
 
 impl fmt::Debug for Component {
@@ -465,6 +494,8 @@ impl Component {
             })
             .collect::<Result<_>>()?;
 
+        let trampoline_code = trampoline_code(&info.component, &index)?;
+
         let realloc_func_type = Arc::new(FuncType::new(
             engine,
             [ValType::I32, ValType::I32, ValType::I32, ValType::I32],
@@ -482,6 +513,7 @@ impl Component {
                 index,
                 realloc_func_type,
                 checksum,
+                trampoline_code,
             }),
         })
     }
@@ -517,15 +549,13 @@ impl Component {
         self.inner.code.signatures()
     }
 
+    /// Kiln patch: indexes `trampoline_code` instead of looking both keys up
+    /// in `index` (two binary searches per trampoline per instantiation).
     pub(crate) fn trampoline_ptrs(&self, index: TrampolineIndex) -> AllCallFuncPointers {
-        let wasm_call = self
-            .store_invariant_func(FuncKey::ComponentTrampoline(Abi::Wasm, index))
-            .unwrap()
-            .cast();
-        let array_call = self
-            .store_invariant_func(FuncKey::ComponentTrampoline(Abi::Array, index))
-            .unwrap()
-            .cast();
+        let (wasm, array) = self.inner.trampoline_code[index.as_u32() as usize];
+        let text = self.engine_code().text();
+        let wasm_call = NonNull::from(&text[wasm as usize..]).cast();
+        let array_call = NonNull::from(&text[array as usize..]).cast();
         AllCallFuncPointers {
             wasm_call,
             array_call,
