@@ -5,6 +5,7 @@ Subclass `IncomingHandler` and define `handle_request`; call `send` for outbound
 
 import sys
 import traceback
+import weakref
 from dataclasses import dataclass, field
 from typing import Dict, Optional
 from urllib.parse import urlsplit
@@ -84,6 +85,26 @@ class IncomingHandler(exports.IncomingHandler):
         body = outgoing.body()
         t.ResponseOutparam.set(response_out, Ok(outgoing))
         _write(body, response.body or b"")
+
+
+def _prepare_snapshot() -> None:
+    """Runs while componentize-py takes the snapshot every instance starts from.
+
+    The bindings attach a `weakref.finalize` to every resource, and `weakref.finalize` registers
+    its exit hook the first time it is used: without this, the first resource of every request did
+    that again in its fresh instance. Measured with bench/templates.sh, a request costs about 12%
+    less CPU with the hook registered here, more than the registration itself (a few µs) explains:
+    the snapshot's heap is laid out differently too (README, "The hello templates")."""
+
+    class Probe:
+        pass
+
+    probe = Probe()
+    weakref.finalize(probe, int)
+    del probe  # the finalizer runs at once and leaves the registry empty
+
+
+_prepare_snapshot()
 
 
 def send(request: Request) -> Response:
