@@ -20,7 +20,7 @@
 use anyhow::{Context, Result};
 use kiln_app::{AppCapability, AppContext, Capability, ComponentContext};
 use kiln_engine::{ComponentCapability, KilnState, LinkFn};
-use kiln_messaging::{Broker, BrokerConfig, MessagingConfig, MessagingError};
+use kiln_messaging::{Broker, BrokerConfig, MessagingError};
 use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -65,7 +65,8 @@ pub struct Messaging {
 
 #[derive(Default)]
 struct Shared {
-    runtime_config: Option<MessagingConfig>,
+    /// The host's `[messaging] max_deliver`: the NATS trigger's redelivery is set up before any app.
+    max_deliver: Option<u32>,
     /// What a component without `allowed_publish_subjects` may publish to.
     default_grant: DefaultGrant,
     /// Every broker opened so far, by what chose it.
@@ -75,9 +76,10 @@ struct Shared {
 }
 
 impl Messaging {
-    /// `runtime_config`: the host's runtime config file's `[messaging]` section, if it has one.
-    pub fn new(runtime_config: Option<MessagingConfig>) -> Messaging {
-        Messaging { shared: Arc::new(Shared { runtime_config, ..Shared::default() }) }
+    /// `max_deliver`: the host's runtime config's `[messaging] max_deliver`, if it sets one. Each
+    /// app's broker comes from its own runtime config ([`AppContext::runtime_config`]).
+    pub fn new(max_deliver: Option<u32>) -> Messaging {
+        Messaging { shared: Arc::new(Shared { max_deliver, ..Shared::default() }) }
     }
 
     /// For a host shared by many apps (`kiln serve`): a component publishes only to the subjects its
@@ -94,7 +96,7 @@ impl Messaging {
 
     /// The runtime config's `max_deliver`, if it sets one (for the NATS trigger's redelivery).
     pub fn max_deliver(&self) -> Option<u32> {
-        self.shared.runtime_config.as_ref().and_then(|c| c.max_deliver)
+        self.shared.max_deliver
     }
 
     /// The broker `config` names, opened once and shared.
@@ -112,9 +114,10 @@ impl Messaging {
     }
 }
 
-/// The broker for an app: the runtime config's `[messaging]`, else the manifest's NATS URL with
-/// `{{ variable }}` templates rendered from application variables, else in-process.
-pub fn broker_config(app: &AppContext<'_>, runtime: Option<&MessagingConfig>) -> Result<BrokerConfig> {
+/// The broker for an app: its runtime config's `[messaging]` (the host's under `kiln up`, the app's
+/// own `runtime-config.toml` under `kiln serve`), else the manifest's NATS URL with `{{ variable }}`
+/// templates rendered from application variables, else in-process.
+pub fn broker_config(app: &AppContext<'_>) -> Result<BrokerConfig> {
     let url = match &app.manifest.application.nats_url {
         Some(template) => Some(
             app.variables
@@ -123,7 +126,7 @@ pub fn broker_config(app: &AppContext<'_>, runtime: Option<&MessagingConfig>) ->
         ),
         None => None,
     };
-    Ok(kiln_messaging::choose_broker(runtime, url.as_deref()))
+    Ok(kiln_messaging::choose_broker(app.runtime_config.messaging.as_ref(), url.as_deref()))
 }
 
 impl Capability for Messaging {
@@ -136,10 +139,7 @@ impl Capability for Messaging {
     }
 
     fn configure_app(&self, app: &AppContext<'_>) -> Result<Box<dyn AppCapability>> {
-        // The host's runtime config (`kiln up`), else the app's own (an app deployed into `kiln
-        // serve` with a runtime-config.toml).
-        let runtime = self.shared.runtime_config.as_ref().or(app.runtime_config.messaging.as_ref());
-        let config = broker_config(app, runtime)?;
+        let config = broker_config(app)?;
         Ok(Box::new(MessagingApp { broker: self.broker(&config)?, default_grant: self.shared.default_grant, faults: kiln_app::BackendFaults::new(app, "messaging") }))
     }
 }

@@ -226,11 +226,23 @@ mod tests {
                 import wasi:http/client@0.3.0-rc-2026-03-15;
                 export wasi:http/handler@0.3.0-rc-2026-03-15;
             }"#;
-        let package = resolve.push_str("everything.wit", world).unwrap();
-        let world = resolve.select_world(&[package], Some("everything")).unwrap();
-        let mut module = wit_component::dummy_module(&resolve, world, wit_parser::ManglingAndAbi::Standard32);
-        wit_component::embed_component_metadata(&mut module, &resolve, world, wit_component::StringEncoding::UTF8).unwrap();
+        component_of_world(&mut resolve, "everything", world)
+    }
+
+    /// The component a guest toolchain would make of world `name` (in `wit`, whose packages
+    /// `resolve` holds): every import, and a dummy core module behind every export.
+    fn component_of_world(resolve: &mut wit_parser::Resolve, name: &str, wit: &str) -> Vec<u8> {
+        let package = resolve.push_str(format!("{name}.wit"), wit).unwrap();
+        let world = resolve.select_world(&[package], Some(name)).unwrap();
+        let mut module = wit_component::dummy_module(resolve, world, wit_parser::ManglingAndAbi::Standard32);
+        wit_component::embed_component_metadata(&mut module, resolve, world, wit_component::StringEncoding::UTF8).unwrap();
         wit_component::ComponentEncoder::default().validate(true).module(&module).unwrap().encode().unwrap()
+    }
+
+    /// An engine with component-model concurrency, as WASI 0.3 guests need.
+    fn concurrent_engine() -> crate::Engine {
+        let config = crate::EngineConfig { concurrency: true, cache_dir: None, deadlines: false, pooling: false, ..crate::EngineConfig::default() };
+        crate::Engine::new(config, &[]).unwrap()
     }
 
     #[test]
@@ -242,8 +254,7 @@ mod tests {
         assert!(names.iter().all(|name| !name.contains("rc-2026")), "{names:?}");
         wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all()).validate_all(&renamed).unwrap();
 
-        let config = crate::EngineConfig { concurrency: true, cache_dir: None, deadlines: false, pooling: false, ..crate::EngineConfig::default() };
-        let engine = crate::Engine::new(config, &[]).unwrap();
+        let engine = concurrent_engine();
         let as_built = wasmtime::component::Component::new(engine.wasmtime(), &component).unwrap();
         let refused = engine.linker().instantiate_pre(&as_built).err().expect("a candidate never matches 0.3.0 by itself");
         assert!(format!("{refused:#}").contains("0.3.0-rc-2026-03-15"), "{refused:#}");
@@ -268,8 +279,7 @@ mod tests {
 
     #[test]
     fn a_newer_0_3_patch_links_for_what_0_3_0_has_and_names_the_function_it_lacks() {
-        let config = crate::EngineConfig { concurrency: true, cache_dir: None, deadlines: false, pooling: false, ..crate::EngineConfig::default() };
-        let engine = crate::Engine::new(config, &[]).unwrap();
+        let engine = concurrent_engine();
         let importing = |functions: &str| {
             let wat = format!(r#"(component (import "wasi:random/random@0.3.2" (instance {functions})))"#);
             wasmtime::component::Component::new(engine.wasmtime(), wat::parse_str(&wat).unwrap()).unwrap()
@@ -305,11 +315,7 @@ mod tests {
                 import wasi:http/client@0.3.0;
                 export wasi:http/handler@0.3.0;
             }"#;
-        let package = wit.push_str("both.wit", world).unwrap();
-        let world = wit.select_world(&[package], Some("both")).unwrap();
-        let mut module = wit_component::dummy_module(&wit, world, wit_parser::ManglingAndAbi::Standard32);
-        wit_component::embed_component_metadata(&mut module, &wit, world, wit_component::StringEncoding::UTF8).unwrap();
-        wit_component::ComponentEncoder::default().validate(true).module(&module).unwrap().encode().unwrap()
+        component_of_world(&mut wit, "both", world)
     }
 
     #[test]
@@ -320,8 +326,7 @@ mod tests {
         let bridged = rename_to_final(&component).unwrap().expect("names to rename");
         wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all()).validate_all(&bridged).unwrap();
 
-        let config = crate::EngineConfig { concurrency: true, cache_dir: None, deadlines: false, pooling: false, ..crate::EngineConfig::default() };
-        let engine = crate::Engine::new(config, &[]).unwrap();
+        let engine = concurrent_engine();
         let component = wasmtime::component::Component::new(engine.wasmtime(), &bridged).unwrap();
         let ty = component.component_type();
         let imports: Vec<String> = ty.imports(engine.wasmtime()).map(|(name, _)| name.to_string()).collect();

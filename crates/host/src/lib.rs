@@ -160,7 +160,7 @@ pub fn prepare_on(manifest: Manifest, settings: Settings, listener: std::net::Tc
         Some(path) => RuntimeConfig::load(path)?,
         None => RuntimeConfig::default(),
     };
-    let messaging = kiln_cap_messaging::Messaging::new(runtime_config.messaging.clone());
+    let messaging = kiln_cap_messaging::Messaging::new(runtime_config.messaging.as_ref().and_then(|m| m.max_deliver));
     let addr = listener.local_addr()?;
     let http = HttpListener::new(
         listener,

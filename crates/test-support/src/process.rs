@@ -154,10 +154,7 @@ impl Process {
             // only once it answers and is still running a moment later.
             if ready(self.addr()) {
                 std::thread::sleep(Duration::from_millis(100));
-                if self.exited() {
-                    return false;
-                }
-                return true;
+                return !self.exited();
             }
             if self.exited() {
                 return false;
