@@ -17,8 +17,15 @@
 //! Each round runs the loop twice: once untimed inside (the total), once with a clock read between
 //! phases (the phases, each less one clock read, calibrated at start).
 //!
+//! `--trigger` measures Kiln's whole request path in process instead: the guest as a one-route app
+//! loaded as `kiln up` loads it (its engine, capabilities, store and linker), and per iteration a
+//! request as hyper hands it over (`GET /`, a `Host` header) given to the HTTP trigger, the response
+//! body read whole. That is routing, Spin's headers, the instance permit, Kiln's store, the instance's
+//! task and the floor, with no HTTP parsing and no socket: the trigger's total less the plain floor is
+//! Kiln's own work a request, measured directly rather than left over from an HTTP benchmark.
+//!
 //! ```text
-//! engine-floor --guest PATH [--iterations N] [--rounds R] [--p3] [--concurrency] [--kiln-store]
+//! engine-floor --guest PATH [--iterations N] [--rounds R] [--p3] [--concurrency] [--kiln-store | --trigger]
 //! ```
 //! Last line of output: `FLOOR p3=0 floor_us=… store=… instantiate=… request=… handle_body=… drop=… …`.
 
@@ -26,7 +33,10 @@ use anyhow::{Context, Result, bail, ensure};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use kiln_engine::{ComponentPre, EngineConfig, InstanceOptions, KilnState, WasiTemplate};
-use std::path::PathBuf;
+use kiln_trigger_http::{ClientAddr, HttpTrigger};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::Store;
 use wasmtime::component::{Linker, ResourceTable};
@@ -35,6 +45,11 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p3;
 use wasmtime_wasi_http::{FieldMap, WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+// The allocator `kiln` runs with (crates/cli/src/main.rs), so `--trigger` measures Kiln's path as it
+// runs there, and the floor is measured with the same allocator it is compared against.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const BODY: &[u8] = b"hello world";
 const PHASES: [&str; 5] = ["store", "instantiate", "request", "handle_body", "drop"];
@@ -46,10 +61,11 @@ struct Args {
     p3: bool,
     concurrency: bool,
     kiln_store: bool,
+    trigger: bool,
 }
 
 fn parse_args() -> Result<Args> {
-    let mut args = Args { guest: PathBuf::new(), iterations: 20_000, rounds: 5, p3: false, concurrency: false, kiln_store: false };
+    let mut args = Args { guest: PathBuf::new(), iterations: 20_000, rounds: 5, p3: false, concurrency: false, kiln_store: false, trigger: false };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().with_context(|| format!("{name} needs a value"));
@@ -60,8 +76,9 @@ fn parse_args() -> Result<Args> {
             "--p3" => args.p3 = true,
             "--concurrency" => args.concurrency = true,
             "--kiln-store" => args.kiln_store = true,
+            "--trigger" => args.trigger = true,
             "-h" | "--help" => {
-                println!("engine-floor --guest PATH [--iterations N] [--rounds R] [--p3] [--concurrency] [--kiln-store]");
+                println!("engine-floor --guest PATH [--iterations N] [--rounds R] [--p3] [--concurrency] [--kiln-store | --trigger]");
                 std::process::exit(0);
             }
             other => bail!("unknown argument `{other}` (see --help)"),
@@ -69,6 +86,7 @@ fn parse_args() -> Result<Args> {
     }
     ensure!(!args.guest.as_os_str().is_empty(), "--guest PATH is required");
     ensure!(args.iterations > 0 && args.rounds > 0, "--iterations and --rounds must be positive");
+    ensure!(!(args.trigger && args.kiln_store), "--trigger already uses Kiln's store: give one of --trigger and --kiln-store");
     Ok(args)
 }
 
@@ -163,9 +181,84 @@ enum Guest {
     KilnP3 { pre: ComponentPre, service: p3::bindings::ServicePre<KilnState> },
 }
 
+/// The guest as a one-route app under `kiln up`'s host, and the HTTP trigger the loop hands requests
+/// to (a second trigger over the same loaded app, beside the host's own, which takes no requests).
+struct TriggerApp {
+    trigger: Arc<HttpTrigger>,
+    client: ClientAddr,
+    local: SocketAddr,
+    host: kiln_host::Host,
+    _dir: TempDir,
+}
+
+impl TriggerApp {
+    fn load(guest: &Path) -> Result<TriggerApp> {
+        let guest = std::fs::canonicalize(guest).with_context(|| format!("{}", guest.display()))?;
+        let dir = TempDir::new()?;
+        let manifest_path = dir.0.join("kiln.toml");
+        let text = format!(
+            "spin_manifest_version = 2\n[application]\nname = \"floor\"\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"hello\"\n[component.hello]\nsource = {:?}\n",
+            guest.display().to_string()
+        );
+        std::fs::write(&manifest_path, &text)?;
+        let manifest = kiln_manifest::Manifest::parse(text, &manifest_path)?;
+        let mut settings = kiln_host::Settings::new(SocketAddr::from(([127, 0, 0, 1], 0)));
+        settings.workers = 1;
+        settings.cache_dir = None;
+        settings.state_dir = Some(dir.0.join(".kiln"));
+        let host = kiln_host::prepare(manifest, settings)?.start(|_| Ok(()))?;
+        let trigger = HttpTrigger::new(host.app(), kiln_trigger_http::HttpOptions::default())?;
+        let local = host.addr();
+        Ok(TriggerApp { trigger, client: ClientAddr::new(SocketAddr::from(([127, 0, 0, 1], 40000))), local, host, _dir: dir })
+    }
+
+    /// `GET /` as hyper hands a `wrk` request over: origin-form URI, the `Host` header.
+    fn request(&self) -> http::Request<http_body_util::combinators::BoxBody<Bytes, wasmtime_wasi_http::Error>> {
+        http::Request::builder()
+            .method(http::Method::GET)
+            .uri("/")
+            .header(http::header::HOST, "127.0.0.1:3000")
+            .body(Empty::<Bytes>::new().map_err(|never| match never {}).boxed())
+            .expect("a valid request")
+    }
+
+    async fn serve(&self) -> Result<()> {
+        let request = self.request();
+        let response = self.trigger.clone().handle(request, self.client.clone(), self.local).await;
+        ensure!(response.status() == 200, "status {}", response.status());
+        let body = response.into_body().collect().await.map_err(|err| anyhow::anyhow!("reading the body: {err}"))?.to_bytes();
+        check_body(&body)?;
+        Ok(())
+    }
+
+    fn shutdown(self) {
+        drop(self.trigger);
+        self.host.shutdown();
+    }
+}
+
+/// A directory removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Result<TempDir> {
+        let dir = std::env::temp_dir().join(format!("engine-floor-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(TempDir(dir))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 struct Floor {
     engine: wasmtime::Engine,
     guest: Guest,
+    /// `--trigger`: Kiln's request path, measured alternately with the floor.
+    trigger: Option<TriggerApp>,
 }
 
 fn plain_store(engine: &wasmtime::Engine) -> Store<State> {
@@ -304,7 +397,8 @@ fn build(args: &Args) -> Result<(kiln_engine::Engine, Floor)> {
             Guest::P2 { proxy: ProxyPre::new(pre).map_err(anyhow::Error::from).context("the guest does not export wasi:http/incoming-handler@0.2")? }
         }
     };
-    Ok((kiln, Floor { engine, guest }))
+    let trigger = if args.trigger { Some(TriggerApp::load(&args.guest)?) } else { None };
+    Ok((kiln, Floor { engine, guest, trigger }))
 }
 
 fn main() -> Result<()> {
@@ -315,11 +409,11 @@ fn main() -> Result<()> {
         unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
     }
     let args = parse_args()?;
-    let (_kiln, floor) = build(&args)?;
+    let (_kiln, mut floor) = build(&args)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let clock_ns = clock_cost_ns();
     let n = args.iterations;
-    let (totals, phases) = runtime.block_on(async {
+    let (totals, phases, own) = runtime.block_on(async {
         // Warm-up: pool slots, allocator, caches.
         for _ in 0..n.min(2_000) {
             floor.iteration(None).await?;
@@ -346,8 +440,15 @@ fn main() -> Result<()> {
             totals.push(total);
             phases.push(per);
         }
-        anyhow::Ok((totals, phases))
+        let own = match &floor.trigger {
+            Some(app) => Some(trigger_rounds(&floor, app, n, args.rounds).await?),
+            None => None,
+        };
+        anyhow::Ok((totals, phases, own))
     })?;
+    if let Some(app) = floor.trigger.take() {
+        app.shutdown();
+    }
     let mut totals = totals;
     let total = median(&mut totals);
     let phase_medians: Vec<f64> = (0..5).map(|i| median(&mut phases.iter().map(|p| p[i]).collect::<Vec<_>>())).collect();
@@ -364,8 +465,21 @@ fn main() -> Result<()> {
         println!("| {p} | {v:.2} |");
     }
     println!("| sum of phases | {sum:.2} |\n| **total (untimed loop)** | **{total:.2}** |");
+    let own_fields = match own {
+        Some(own) => {
+            println!(
+                "\nKiln's request path in process (`--trigger`), alternating with the floor in blocks of {} iterations, medians over the blocks:",
+                (n / TRIGGER_BLOCKS).max(1)
+            );
+            println!("| path | µs |\n|---|---|");
+            println!("| the floor, in these blocks | {:.2} |\n| Kiln's trigger: routing, Spin's headers, Kiln's store, the instance's task, the floor | {:.2} |", own.floor, own.trigger);
+            println!("| **Kiln's own = trigger − floor (median of the blocks' differences)** | **{:.2}** |", own.own);
+            format!(" trigger_floor_us={:.2} trigger_us={:.2} own_us={:.2}", own.floor, own.trigger, own.own)
+        }
+        None => String::new(),
+    };
     println!(
-        "FLOOR p3={} concurrency={} kiln_store={} iterations={n} rounds={} floor_us={total:.2} {} phases_sum={sum:.2} clock_ns={clock_ns:.0}",
+        "FLOOR p3={} concurrency={} kiln_store={} iterations={n} rounds={} floor_us={total:.2} {} phases_sum={sum:.2} clock_ns={clock_ns:.0}{own_fields}",
         u8::from(args.p3),
         u8::from(args.p3 || args.concurrency),
         u8::from(args.kiln_store),
@@ -373,4 +487,44 @@ fn main() -> Result<()> {
         PHASES.iter().zip(&phase_medians).map(|(p, v)| format!("{p}={v:.2}")).collect::<Vec<_>>().join(" "),
     );
     Ok(())
+}
+
+/// Blocks per round of `--trigger`: the floor and the trigger take turns this many times a round.
+const TRIGGER_BLOCKS: u32 = 10;
+
+/// Medians of `--trigger`'s blocks, µs per request.
+struct Own {
+    floor: f64,
+    trigger: f64,
+    own: f64,
+}
+
+/// Kiln's trigger against the floor. The machine's speed drifts (other tenants): blocks of each,
+/// taking turns, put the same drift on both, and each block pair gives one difference.
+async fn trigger_rounds(floor: &Floor, app: &TriggerApp, n: u32, rounds: u32) -> Result<Own> {
+    let block = (n / TRIGGER_BLOCKS).max(1);
+    for _ in 0..n.min(2_000) {
+        app.serve().await?;
+    }
+    let (mut floors, mut triggers, mut owns) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        for _ in 0..TRIGGER_BLOCKS {
+            let t0 = thread_cpu_ns();
+            for _ in 0..block {
+                floor.iteration(None).await?;
+            }
+            let t1 = thread_cpu_ns();
+            for _ in 0..block {
+                app.serve().await?;
+            }
+            let t2 = thread_cpu_ns();
+            let (f, t) = ((t1 - t0) as f64 / block as f64 / 1000.0, (t2 - t1) as f64 / block as f64 / 1000.0);
+            floors.push(f);
+            triggers.push(t);
+            owns.push(t - f);
+        }
+        let last = owns.len() - TRIGGER_BLOCKS as usize;
+        eprintln!("trigger round {}: own {:.2} µs (median of the round's blocks)", round + 1, median(&mut owns[last..].to_vec()));
+    }
+    Ok(Own { floor: median(&mut floors), trigger: median(&mut triggers), own: median(&mut owns) })
 }
