@@ -37,7 +37,7 @@ impl HttpTrigger {
         // Spin's headers describe the route that would have matched; a private component has none.
         let router = self.router();
         if let Some(matched) = router.route(&path).filter(|m| m.component_id() == component.id) {
-            set_request_headers(&mut request, &matched, &LOOPBACK_CLIENT, LOOPBACK, self.base());
+            set_request_headers(&mut request, &matched, &LOOPBACK_CLIENT, LOOPBACK);
         }
         tracing::debug!(target: "kiln::http", "in-process {} {path} -> [{}]", request.method(), component.id);
         Ok(self.run(&component, request).await)

@@ -38,13 +38,47 @@ enum Export {
 /// A component's `wasi:http` handler export, located once.
 enum HandlerPre {
     /// WASI 0.2's `incoming-handler@0.2.x`.
-    P2(wasmtime_wasi_http::p2::bindings::ProxyPre<KilnState>),
+    P2(P2HandlerPre),
     /// WASI 0.3's `handler@0.3.x`.
     P3(P3HandlerPre),
     /// Spin 2's `wasi:http/incoming-handler@0.2.0-rc-2023-10-18` (spin-sdk 2.1 and 2.2).
     Rc20231018(kiln_wasi_rc::rc_2023_10_18::ProxyPre<KilnState>),
     /// `wasi:http/incoming-handler@0.2.0-rc-2023-11-10`.
     Rc20231110(kiln_wasi_rc::rc_2023_11_10::ProxyPre<KilnState>),
+}
+
+/// `wasi:http/incoming-handler@0.2.x#handle`: takes a request and the place for its response.
+type P2Handle = TypedFunc<(Resource<HostIncomingRequest>, Resource<HostResponseOutparam>), ()>;
+
+/// A WASI 0.2 handler export, type-checked once when the component is loaded. wasmtime-wasi-http's
+/// `ProxyPre` looks the export up and checks its type again in every instance it makes.
+struct P2HandlerPre {
+    pre: InstancePre<KilnState>,
+    handle: ComponentExportIndex,
+}
+
+impl P2HandlerPre {
+    /// Why not, when the component exports no `wasi:http/incoming-handler@0.2.x` with `handle`'s
+    /// type.
+    fn new(pre: &InstancePre<KilnState>) -> Result<P2HandlerPre> {
+        wasmtime_wasi_http::p2::bindings::ProxyPre::new(pre.clone())?;
+        let component = pre.component();
+        let handle = component
+            .get_export_index(None, "wasi:http/incoming-handler@0.2.0")
+            .and_then(|interface| component.get_export_index(Some(&interface), "handle"))
+            .context("no `wasi:http/incoming-handler@0.2.x#handle` export")?;
+        Ok(P2HandlerPre { pre: pre.clone(), handle })
+    }
+
+    async fn instantiate_async(&self, store: &mut Store<KilnState>) -> wasmtime::Result<P2Handle> {
+        let instance = self.pre.instantiate_async(&mut *store).await?;
+        let Some(func) = instance.get_func(&mut *store, self.handle) else {
+            wasmtime::bail!("the instance has no `wasi:http/incoming-handler@0.2.x#handle`");
+        };
+        // SAFETY: `ProxyPre::new` checked this export of this component against `P2Handle`'s types
+        // when it was loaded, and every instance of a component has the same export types.
+        Ok(unsafe { P2Handle::new_unchecked(func) })
+    }
 }
 
 /// `wasi:http/handler@0.3.x#handle`: takes a request, returns a response or an error code.
@@ -95,7 +129,6 @@ type ResponseSender = oneshot::Sender<Result<Response<Body>, String>>;
 pub struct HttpTrigger {
     name: String,
     version: Option<String>,
-    base: String,
     /// `/.well-known/spin/`, under the mount point in platform mode.
     well_known_prefix: String,
     router: Router,
@@ -171,7 +204,6 @@ impl HttpTrigger {
         let trigger = Arc::new_cyclic(|me| HttpTrigger {
             name: manifest.application.name.clone(),
             version: manifest.application.version.clone(),
-            base,
             well_known_prefix,
             router,
             components,
@@ -249,7 +281,7 @@ impl HttpTrigger {
             None => {
                 let limit = self.options.max_request_body;
                 let mut request = request.map(|body| LimitedBody { inner: body, remaining: limit, limit });
-                set_request_headers(&mut request, &matched, client, local, &self.base);
+                set_request_headers(&mut request, &matched, client, local);
                 self.run(&component, request).await
             }
         };
@@ -328,10 +360,6 @@ impl HttpTrigger {
         &self.router
     }
 
-    pub(crate) fn base(&self) -> &str {
-        &self.base
-    }
-
     fn well_known(&self, name: &str) -> Response<Body> {
         match name {
             "health" => text_response(StatusCode::OK, "OK"),
@@ -363,8 +391,8 @@ impl HttpTrigger {
 /// candidates `0.2.0-rc-2023-11-10` and `0.2.0-rc-2023-10-18`.
 fn handler_export(component: &ComponentPre) -> Result<HandlerPre> {
     let pre = component.instance_pre();
-    let p2_error = match wasmtime_wasi_http::p2::bindings::ProxyPre::new(pre.clone()) {
-        Ok(proxy) => return Ok(HandlerPre::P2(proxy)),
+    let p2_error = match P2HandlerPre::new(pre) {
+        Ok(handler) => return Ok(HandlerPre::P2(handler)),
         Err(err) => err,
     };
     if let Some(handler) = P3HandlerPre::new(pre) {
@@ -377,7 +405,7 @@ fn handler_export(component: &ComponentPre) -> Result<HandlerPre> {
         return Ok(HandlerPre::Rc20231018(proxy));
     }
     anyhow::bail!(
-        "component `{}` is bound to an HTTP route but exports no HTTP handler: neither `wasi:http/incoming-handler@0.2.x`, `wasi:http/handler@0.3.x`, nor Spin 2's `wasi:http/incoming-handler@0.2.0-rc-2023-10-18` or `@0.2.0-rc-2023-11-10`: {p2_error}",
+        "component `{}` is bound to an HTTP route but exports no HTTP handler: neither `wasi:http/incoming-handler@0.2.x`, `wasi:http/handler@0.3.x`, nor Spin 2's `wasi:http/incoming-handler@0.2.0-rc-2023-10-18` or `@0.2.0-rc-2023-11-10`: {p2_error:#}",
         component.id()
     )
 }
@@ -397,15 +425,19 @@ pub fn check_routes(manifest: &kiln_manifest::Manifest) -> Result<()> {
 
 /// Replaces whatever `spin-*` headers the client sent with Spin's own, and gives the request an
 /// authority (from `Host`, else the listening address) so the guest always sees one.
-pub(crate) fn set_request_headers<B>(request: &mut Request<B>, matched: &RouteMatch<'_>, client: &ClientAddr, local: SocketAddr, base: &str) {
-    let authority = request
-        .uri()
-        .authority()
-        .map(|a| a.to_string())
-        .or_else(|| request.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).map(str::to_string))
-        .unwrap_or_else(|| local.to_string());
+pub(crate) fn set_request_headers<B>(request: &mut Request<B>, matched: &RouteMatch<'_>, client: &ClientAddr, local: SocketAddr) {
+    let has_host = request.headers().contains_key(http::header::HOST);
+    let authority: std::borrow::Cow<'_, str> = match request.uri().authority() {
+        Some(authority) => authority.as_str().into(),
+        None => match request.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()) {
+            Some(host) => host.into(),
+            None => local.to_string().into(),
+        },
+    };
     let path_and_query = request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let added = spin_headers(matched, "http", &authority, path_and_query, client.header(), base);
+    let added = spin_headers(matched, "http", &authority, path_and_query, client.header());
+    // HTTP/2 and HTTP/1.0 requests may come without `Host`.
+    let host = if has_host { None } else { HeaderValue::from_str(&authority).ok() };
     let headers = request.headers_mut();
     // Room for Spin's headers at once, rather than the map growing (and rehashing) as they go in.
     headers.reserve(added.len() + 1);
@@ -413,10 +445,9 @@ pub(crate) fn set_request_headers<B>(request: &mut Request<B>, matched: &RouteMa
     for name in spoofed {
         headers.remove(&name);
     }
-    if !headers.contains_key(http::header::HOST)
-        && let Ok(value) = HeaderValue::from_str(&authority) {
-            headers.insert(http::header::HOST, value);
-        }
+    if let Some(host) = host {
+        headers.insert(http::header::HOST, host);
+    }
     for (name, value) in added {
         headers.insert(name, value);
     }
@@ -477,10 +508,11 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<wasmtime_wasi_http::Error>,
 {
-    let started = Instant::now();
     if let Export::Wagi(wagi) = &component.export {
         return run_wagi(component, wagi, limits, request, sender).await;
     }
+    // Only an observer (platform mode's metrics) reads the clock here.
+    let started = component.observer.is_some().then(Instant::now);
     let this = component.clone();
     let outcome = component
         .pre
@@ -488,16 +520,16 @@ where
             Box::pin(async move {
                 let Export::Http(handler) = &this.export else { unreachable!("WAGI components run above") };
                 let instantiated = || {
-                    if let Some(observer) = &this.observer {
+                    if let (Some(observer), Some(started)) = (&this.observer, started) {
                         observer.instantiated(started.elapsed());
                     }
                 };
                 match handler {
-                    HandlerPre::P2(proxy) => {
-                        let proxy = proxy.instantiate_async(&mut *store).await?;
+                    HandlerPre::P2(handler) => {
+                        let handle = handler.instantiate_async(store).await?;
                         instantiated();
                         let (request, outparam) = p2_request(store, request, sender)?;
-                        proxy.wasi_http_incoming_handler().call_handle(&mut *store, request, outparam).await
+                        handle.call_async(&mut *store, (request, outparam)).await
                     }
                     HandlerPre::P3(handler) => {
                         let handle = handler.instantiate_async(store).await?;

@@ -102,6 +102,8 @@ pub struct Router {
     /// Indexes into `routes`, most specific first.
     by_precedence: Vec<usize>,
     duplicates: Vec<DuplicateRoute>,
+    /// `spin-base-path`: the base as given, `/` when empty. `None` if it cannot be a header value.
+    base_path: Option<HeaderValue>,
 }
 
 #[derive(Debug, Clone)]
@@ -114,6 +116,23 @@ struct CompiledRoute {
     segments: Box<[Segment]>,
     wildcard: bool,
     params: Box<[Param]>,
+    /// Spin's headers that are the same for every request this route takes.
+    header_values: RouteHeaderValues,
+}
+
+/// The values of `spin-matched-route`, `spin-raw-component-route` and `spin-component-route` for a
+/// route, made once: each request clones them (a reference count) instead of copying the text. `None`
+/// where the text cannot be a header value.
+#[derive(Debug, Clone)]
+struct RouteHeaderValues {
+    matched_route: Option<HeaderValue>,
+    raw_component_route: Option<HeaderValue>,
+    component_route: Option<HeaderValue>,
+}
+
+/// A header value that shares its bytes when cloned.
+fn shared_value(text: &str) -> Option<HeaderValue> {
+    HeaderValue::from_maybe_shared(bytes::Bytes::copy_from_slice(text.as_bytes())).ok()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -209,6 +228,7 @@ impl CompiledRoute {
         }
     }
 
+    #[cfg(test)]
     fn component_route(&self) -> &str {
         self.raw.strip_suffix("/...").unwrap_or(&self.raw)
     }
@@ -340,6 +360,12 @@ fn compile(component: String, raw: &str, based: String) -> Result<CompiledRoute,
             _ => Segment::Mixed(tokens.into()),
         });
     }
+    let component_route = raw.strip_suffix("/...").unwrap_or(raw);
+    let header_values = RouteHeaderValues {
+        matched_route: shared_value(&based),
+        raw_component_route: shared_value(raw),
+        component_route: shared_value(component_route),
+    };
     Ok(CompiledRoute {
         component: component.into(),
         raw: raw.into(),
@@ -347,6 +373,7 @@ fn compile(component: String, raw: &str, based: String) -> Result<CompiledRoute,
         segments: segments.into(),
         wildcard,
         params: params.into(),
+        header_values,
     })
 }
 
@@ -358,6 +385,7 @@ impl Router {
         base: &str,
         routes: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Router, RouteError> {
+        let base_path = shared_value(if base.is_empty() { "/" } else { base });
         let base = normalize(base);
         // (component, route as written, position among `routes`)
         let mut entries: Vec<(String, String, usize)> = Vec::new();
@@ -397,6 +425,7 @@ impl Router {
             routes: compiled,
             by_precedence,
             duplicates,
+            base_path,
         })
     }
 
@@ -436,11 +465,8 @@ impl Router {
             }
         }
         Some(RouteMatch {
-            component: &route.component,
-            raw: &route.raw,
-            based: &route.based,
-            component_route: route.component_route(),
-            params: &route.params,
+            route,
+            base_path: self.base_path.as_ref(),
             buf,
             info_len,
         })
@@ -468,11 +494,8 @@ impl Router {
 /// The route chosen for a request.
 #[derive(Debug, Clone)]
 pub struct RouteMatch<'a> {
-    component: &'a str,
-    raw: &'a str,
-    based: &'a str,
-    component_route: &'a str,
-    params: &'a [Param],
+    route: &'a CompiledRoute,
+    base_path: Option<&'a HeaderValue>,
     /// `spin-path-info`, then `/value` for each param.
     buf: String,
     info_len: usize,
@@ -480,23 +503,25 @@ pub struct RouteMatch<'a> {
 
 impl<'a> RouteMatch<'a> {
     pub fn component_id(&self) -> &'a str {
-        self.component
+        &self.route.component
     }
 
     /// As written in the manifest, e.g. "/base/:a/:b/...".
     pub fn raw_route(&self) -> &'a str {
-        self.raw
+        &self.route.raw
     }
 
     /// The raw route with the base prefixed (`spin-matched-route`); "" for `/` under base `/`, as in
     /// Spin.
+    #[cfg(test)]
     pub fn matched_route(&self) -> &'a str {
-        self.based
+        &self.route.based
     }
 
     /// The raw route without a trailing "/..." (`spin-component-route`); "" for `/...`.
+    #[cfg(test)]
     pub fn component_route(&self) -> &'a str {
-        self.component_route
+        self.route.component_route()
     }
 
     /// The part matched by the trailing wildcard (`spin-path-info`): for `/test/...`, "" for `/test`,
@@ -528,7 +553,6 @@ pub fn spin_headers(
     authority: &str,
     path_and_query: &str,
     client_addr: &HeaderValue,
-    base: &str,
 ) -> Vec<(HeaderName, HeaderValue)> {
     let text = |value: &str| HeaderValue::from_bytes(value.as_bytes()).ok();
     // Written once, into the buffer the header value keeps.
@@ -536,19 +560,21 @@ pub fn spin_headers(
     for part in [scheme, "://", authority, path_and_query] {
         url.push_str(part);
     }
+    let route = &m.route.header_values;
     let fixed = [
         (SPIN_PATH_INFO, text(m.path_info())),
         (SPIN_FULL_URL, HeaderValue::try_from(url).ok()),
-        (SPIN_MATCHED_ROUTE, text(m.matched_route())),
-        (SPIN_BASE_PATH, text(if base.is_empty() { "/" } else { base })),
-        (SPIN_RAW_COMPONENT_ROUTE, text(m.raw_route())),
-        (SPIN_COMPONENT_ROUTE, text(m.component_route())),
+        (SPIN_MATCHED_ROUTE, route.matched_route.clone()),
+        (SPIN_BASE_PATH, m.base_path.cloned()),
+        (SPIN_RAW_COMPONENT_ROUTE, route.raw_component_route.clone()),
+        (SPIN_COMPONENT_ROUTE, route.component_route.clone()),
         (SPIN_CLIENT_ADDR, Some(client_addr.clone())),
     ];
-    let mut headers = Vec::with_capacity(fixed.len() + m.params.len());
+    let params = &m.route.params;
+    let mut headers = Vec::with_capacity(fixed.len() + params.len());
     headers.extend(fixed.into_iter().filter_map(|(name, value)| Some((name, value?))));
     let values = m.buf[m.info_len..].split('/').skip(1);
-    for (param, value) in m.params.iter().zip(values) {
+    for (param, value) in params.iter().zip(values) {
         if let (Some(name), Some(value)) = (&param.header, text(value)) {
             headers.push((name.clone(), value));
         }
@@ -583,7 +609,7 @@ mod tests {
     /// `name=value` for each `spin-path-match-<name>` header of a match, in route order.
     fn named(m: &RouteMatch<'_>) -> Vec<String> {
         let client = &crate::ClientAddr::new("127.0.0.1:1".parse().unwrap()).header().clone();
-        spin_headers(m, "http", "h", "/", client, "/")
+        spin_headers(m, "http", "h", "/", client)
             .iter()
             .filter_map(|(n, v)| {
                 let name = n.as_str().strip_prefix("spin-path-match-")?;
@@ -1045,7 +1071,6 @@ mod tests {
             "example.com",
             "/base/path/end/rest?key=value",
             client,
-            "/",
         );
         assert_eq!(header(&headers, "spin-path-info"), Some("/rest"));
         assert_eq!(
@@ -1103,7 +1128,6 @@ mod tests {
             "fermyon.dev",
             "/foo/bar?key1=value1&key2=value2",
             client,
-            "/",
         );
         assert_eq!(
             header(&headers, "spin-full-url"),
@@ -1129,7 +1153,6 @@ mod tests {
             "fermyon.dev",
             "/foo/42/bar?key1=value1&key2=value2",
             client,
-            "/",
         );
         assert_eq!(
             header(&headers, "spin-full-url"),
@@ -1152,7 +1175,7 @@ mod tests {
         let r = router_with_base("/api", &[("c", "/users/:User_ID")]);
         let m = r.route("/api/users/7").unwrap();
         let client = &crate::ClientAddr::new("[::1]:9000".parse().unwrap()).header().clone();
-        let headers = spin_headers(&m, "http", "localhost:3000", "/api/users/7", client, "/api");
+        let headers = spin_headers(&m, "http", "localhost:3000", "/api/users/7", client);
         assert_eq!(header(&headers, "spin-path-info"), Some(""));
         assert_eq!(
             header(&headers, "spin-matched-route"),
@@ -1173,7 +1196,10 @@ mod tests {
             header(&headers, "spin-full-url"),
             Some("http://localhost:3000/api/users/7")
         );
-        let headers = spin_headers(&m, "http", "h", "/", client, "");
+        // An empty base is `/`.
+        let r = router_with_base("", &[("c", "/users/:User_ID")]);
+        let m = r.route("/users/7").unwrap();
+        let headers = spin_headers(&m, "http", "h", "/", client);
         assert_eq!(header(&headers, "spin-base-path"), Some("/"));
     }
 
@@ -1189,7 +1215,6 @@ mod tests {
             "ex\u{7f}ample.com",
             "/x/caf\u{e9}/\u{1}rest",
             client,
-            "/",
         );
         assert!(header(&headers, "spin-path-info").is_none());
         assert!(headers.iter().all(|(n, _)| n != "spin-full-url"));
@@ -1205,7 +1230,7 @@ mod tests {
         // a param name that cannot be a header name is left out
         let m = r.route("/y/v").unwrap();
         assert_eq!(m.component_id(), "odd");
-        let headers = spin_headers(&m, "http", "h", "/y/v", client, "/");
+        let headers = spin_headers(&m, "http", "h", "/y/v", client);
         assert!(
             headers
                 .iter()
