@@ -33,8 +33,14 @@
 #     hello (the 0.3 hello): bench/engine-floor pinned to the server core, FLOOR_ITERATIONS
 #     iterations x FLOOR_ROUNDS rounds, thread CPU time per request (fresh store, instantiate,
 #     request, handle + whole body, store drop);
-#   - the report splits kiln's CPU/request into native + floor (0.2) + Kiln's own, and gives
-#     kiln-p3 / kiln (the 0.3/0.2 ratio) with the 0.3 floor.
+#   - the same engine-floor run (`--trigger`) also measures Kiln's request path in process: the
+#     guest as a one-route app under `kiln up`'s host, requests handed straight to its HTTP trigger
+#     (routing, Spin's headers, Kiln's store, the instance's task, the floor; no HTTP, no socket),
+#     in blocks taking turns with the floor, so Kiln's own work = trigger − floor is measured
+#     directly rather than left over;
+#   - the report splits kiln's CPU/request into native + floor (0.2) + Kiln's own (and the rest,
+#     kiln − native − floor − Kiln's own in process: hyper and the kernel at Kiln's request rate),
+#     and gives kiln-p3 / kiln (the 0.3/0.2 ratio) with the 0.3 floor.
 #   FLOOR_ITERATIONS=20000  FLOOR_ROUNDS=3  (per run; the figures are medians over all rounds)
 #
 # Native at Kiln's request rate (SERVERS="native native-busy kiln"): `native-busy` is native-hello
@@ -275,7 +281,7 @@ load_run() {
 
 # floor_run LABEL RUN ARGS...: bench/engine-floor pinned to the server core; keeps every round's
 # figures (µs per iteration: total and phases) for the medians.
-declare -A FLOOR_TOTAL FLOOR_STORE FLOOR_INST FLOOR_REQ FLOOR_HANDLE FLOOR_DROP
+declare -A FLOOR_TOTAL FLOOR_STORE FLOOR_INST FLOOR_REQ FLOOR_HANDLE FLOOR_DROP FLOOR_OWN FLOOR_TRIGGER
 FLOOR_ROWS=()
 floor_run() {
     local label=$1 run=$2 out line
@@ -297,6 +303,11 @@ floor_run() {
         FLOOR_TOTAL[$label]+="$total "; FLOOR_STORE[$label]+="$store "; FLOOR_INST[$label]+="$inst "
         FLOOR_REQ[$label]+="$req "; FLOOR_HANDLE[$label]+="$handle "; FLOOR_DROP[$label]+="$drop "
     done < <(grep '^round ' "$WORK/floor.err")
+    # With --trigger: Kiln's request path in process and its own part (medians of the blocks).
+    if [[ $line == *" own_us="* ]]; then
+        FLOOR_OWN[$label]+="$(sed -E 's/.* own_us=([0-9.-]+).*/\1/' <<<"$line") "
+        FLOOR_TRIGGER[$label]+="$(sed -E 's/.* trigger_us=([0-9.]+).*/\1/' <<<"$line") "
+    fi
     FLOOR_ROWS+=("| $run | floor $label | ${line#FLOOR } |")
     log "run $run floor $label: ${line#FLOOR }"
 }
@@ -401,8 +412,8 @@ for ((run = 1; run <= RUNS; run++)); do
     for kind in $SERVERS; do
         load_run "$kind" "$run"
     done
-    if want kiln; then floor_run 0.2 "$run" --guest "$HELLO_WASM"; fi
-    if want kiln-p3; then floor_run 0.3 "$run" --guest "$HELLO_P3_WASM" --p3; fi
+    if want kiln; then floor_run 0.2 "$run" --guest "$HELLO_WASM" --trigger; fi
+    if want kiln-p3; then floor_run 0.3 "$run" --guest "$HELLO_P3_WASM" --p3 --trigger; fi
 done
 
 declare -A START_MED
@@ -424,7 +435,7 @@ fi
 # ---------------------------------------------------------------------------------------------------
 # Report
 
-declare -A M_RPS M_CPU M_FLOOR
+declare -A M_RPS M_CPU M_FLOOR M_OWN
 row() {
     local kind=$1 label=$2 rps p50 p99 cpu rss
     # shellcheck disable=SC2086 # word splitting of the space-separated samples is intended
@@ -505,6 +516,22 @@ REPORT=$WORK/latest.md
                 "$(median ${FLOOR_HANDLE[$label]})" "$(median ${FLOOR_DROP[$label]})"
         done
     fi
+    if [[ -n ${FLOOR_OWN[*]:-} ]]; then
+        echo
+        echo "Kiln's request path in process (\`engine-floor --trigger\`: the hello as a one-route app under"
+        echo "\`kiln up\`'s host, each request handed to its HTTP trigger, in blocks taking turns with the floor;"
+        echo "µs of CPU per request, medians):"
+        echo
+        echo "| guest | Kiln's trigger | Kiln's own = trigger − floor |"
+        echo "|---|---|---|"
+        for label in 0.2 0.3; do
+            [[ -n ${FLOOR_OWN[$label]:-} ]] || continue
+            # shellcheck disable=SC2086
+            M_OWN[$label]=$(median ${FLOOR_OWN[$label]})
+            # shellcheck disable=SC2086
+            printf '| WASI %s hello | %.2f | **%.2f** |\n' "$label" "$(median ${FLOOR_TRIGGER[$label]})" "${M_OWN[$label]}"
+        done
+    fi
     if want native && want kiln && [[ -n ${M_FLOOR[0.2]:-} ]]; then
         echo
         echo "Where kiln's CPU goes, same run (µs per request):"
@@ -518,6 +545,11 @@ REPORT=$WORK/latest.md
             printf "| kiln CPU/request | %.1f |\n", k
             printf "| kiln / native | %.2f× |\n", k / n
             printf "| (native + floor) / native: the fresh-instance floor | %.2f× |\n", (n + f) / n }'
+        if [[ -n ${M_OWN[0.2]:-} ]]; then
+            awk -v n="${M_CPU[native]}" -v k="${M_CPU[kiln]}" -v f="${M_FLOOR[0.2]}" -v o="${M_OWN[0.2]}" 'BEGIN {
+                printf "| Kiln'"'"'s own, in process (trigger − floor, above) | %.1f |\n", o
+                printf "| the rest over HTTP = kiln − native − floor − own in process | %.1f |\n", k - n - f - o }'
+        fi
         if want native-busy; then
             awk -v n="${M_CPU[native]}" -v k="${M_CPU[kiln]}" -v f="${M_FLOOR[0.2]}" -v nb="${M_CPU[native-busy]}" -v b="$BUSY_US" 'BEGIN {
                 printf "| native at about Kiln'"'"'s rate = native-busy − its compute | %.1f |\n", nb - b
