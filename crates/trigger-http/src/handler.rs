@@ -13,12 +13,13 @@ use kiln_outbound_http::OutboundHttp;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Instant;
 use tokio::sync::{Semaphore, oneshot};
 use wasmtime::Store;
-use wasmtime::component::{ComponentExportIndex, InstancePre, Resource, TypedFunc};
+use wasmtime::component::{ComponentExportIndex, ComponentNamedList, InstancePre, Lift, Lower, Resource, TypedFunc};
 use wasmtime_wasi_http::{FieldMap, WasiHttpView};
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -47,70 +48,66 @@ enum HandlerPre {
     Rc20231110(kiln_wasi_rc::rc_2023_11_10::ProxyPre<KilnState>),
 }
 
-/// `wasi:http/incoming-handler@0.2.x#handle`: takes a request and the place for its response.
-type P2Handle = TypedFunc<(Resource<HostIncomingRequest>, Resource<HostResponseOutparam>), ()>;
-
-/// A WASI 0.2 handler export, type-checked once when the component is loaded. wasmtime-wasi-http's
-/// `ProxyPre` looks the export up and checks its type again in every instance it makes.
-struct P2HandlerPre {
+/// A handler's `handle` export, located and type-checked once when the component is loaded, then
+/// called in every instance without being looked up or checked again. wasmtime-wasi-http's
+/// `ProxyPre` and `ServicePre` do both in every instance they make; for WASI 0.3 the check compares
+/// an error-code variant of some forty cases by name, a measurable part of a request.
+struct CheckedHandle<Params, Results> {
     pre: InstancePre<KilnState>,
-    handle: ComponentExportIndex,
+    index: ComponentExportIndex,
+    interface: &'static str,
+    _type: PhantomData<fn(Params) -> Results>,
 }
 
-impl P2HandlerPre {
-    /// Why not, when the component exports no `wasi:http/incoming-handler@0.2.x` with `handle`'s
-    /// type.
-    fn new(pre: &InstancePre<KilnState>) -> Result<P2HandlerPre> {
-        wasmtime_wasi_http::p2::bindings::ProxyPre::new(pre.clone())?;
-        let component = pre.component();
-        let handle = component
-            .get_export_index(None, "wasi:http/incoming-handler@0.2.0")
-            .and_then(|interface| component.get_export_index(Some(&interface), "handle"))
-            .context("no `wasi:http/incoming-handler@0.2.x#handle` export")?;
-        Ok(P2HandlerPre { pre: pre.clone(), handle })
-    }
-
-    async fn instantiate_async(&self, store: &mut Store<KilnState>) -> wasmtime::Result<P2Handle> {
-        let instance = self.pre.instantiate_async(&mut *store).await?;
-        let Some(func) = instance.get_func(&mut *store, self.handle) else {
-            wasmtime::bail!("the instance has no `wasi:http/incoming-handler@0.2.x#handle`");
-        };
-        // SAFETY: `ProxyPre::new` checked this export of this component against `P2Handle`'s types
-        // when it was loaded, and every instance of a component has the same export types.
-        Ok(unsafe { P2Handle::new_unchecked(func) })
-    }
-}
+/// `wasi:http/incoming-handler@0.2.x#handle`: takes a request and the place for its response.
+type P2HandlerPre = CheckedHandle<(Resource<HostIncomingRequest>, Resource<HostResponseOutparam>), ()>;
 
 /// `wasi:http/handler@0.3.x#handle`: takes a request, returns a response or an error code.
-type P3Handle = TypedFunc<(Resource<p3::Request>,), (Result<Resource<p3::Response>, p3::bindings::http::types::ErrorCode>,)>;
+type P3HandlerPre = CheckedHandle<P3Params, P3Results>;
+type P3Params = (Resource<p3::Request>,);
+type P3Results = (Result<Resource<p3::Response>, p3::bindings::http::types::ErrorCode>,);
 
-/// A WASI 0.3 handler export, type-checked once when the component is loaded. wasmtime-wasi-http's
-/// `ServicePre` checks the export's type again in every instance it makes (the error code is a
-/// variant of some forty cases, compared by name): a measurable part of a 0.3 request.
-struct P3HandlerPre {
-    pre: InstancePre<KilnState>,
-    handle: ComponentExportIndex,
+impl<Params, Results> CheckedHandle<Params, Results>
+where
+    Params: ComponentNamedList + Lower,
+    Results: ComponentNamedList + Lift,
+{
+    /// `interface#handle` of the component.
+    ///
+    /// # Safety
+    /// The caller has checked that the component's `interface#handle` has the type
+    /// `TypedFunc<Params, Results>`.
+    unsafe fn checked(pre: &InstancePre<KilnState>, interface: &'static str) -> Option<Self> {
+        let component = pre.component();
+        let exported = component.get_export_index(None, interface)?;
+        let index = component.get_export_index(Some(&exported), "handle")?;
+        Some(CheckedHandle { pre: pre.clone(), index, interface, _type: PhantomData })
+    }
+
+    async fn instantiate_async(&self, store: &mut Store<KilnState>) -> wasmtime::Result<TypedFunc<Params, Results>> {
+        let instance = self.pre.instantiate_async(&mut *store).await?;
+        let Some(func) = instance.get_func(&mut *store, self.index) else {
+            wasmtime::bail!("the instance has no `{}#handle`", self.interface);
+        };
+        // SAFETY: `checked`'s caller checked this export of this component against these types when
+        // it was loaded, and every instance of a component has the same export types.
+        Ok(unsafe { TypedFunc::new_unchecked(func) })
+    }
 }
 
-impl P3HandlerPre {
-    /// `None` when the component exports no `wasi:http/handler@0.3.x` with `handle`'s type.
-    fn new(pre: &InstancePre<KilnState>) -> Option<P3HandlerPre> {
-        p3::bindings::ServicePre::new(pre.clone()).ok()?;
-        let component = pre.component();
-        let interface = component.get_export_index(None, "wasi:http/handler@0.3.0")?;
-        let handle = component.get_export_index(Some(&interface), "handle")?;
-        Some(P3HandlerPre { pre: pre.clone(), handle })
-    }
+/// The WASI 0.2 handler, if the component exports `wasi:http/incoming-handler@0.2.x` with
+/// `handle`'s type; why not otherwise.
+fn p2_handler(pre: &InstancePre<KilnState>) -> Result<P2HandlerPre> {
+    wasmtime_wasi_http::p2::bindings::ProxyPre::new(pre.clone())?;
+    // SAFETY: `ProxyPre::new` checked the export against `P2HandlerPre`'s types.
+    unsafe { P2HandlerPre::checked(pre, "wasi:http/incoming-handler@0.2.0") }.context("no `wasi:http/incoming-handler@0.2.x#handle` export")
+}
 
-    async fn instantiate_async(&self, store: &mut Store<KilnState>) -> wasmtime::Result<P3Handle> {
-        let instance = self.pre.instantiate_async(&mut *store).await?;
-        let Some(func) = instance.get_func(&mut *store, self.handle) else {
-            wasmtime::bail!("the instance has no `wasi:http/handler@0.3.x#handle`");
-        };
-        // SAFETY: `ServicePre::new` checked this export of this component against `P3Handle`'s
-        // types when it was loaded, and every instance of a component has the same export types.
-        Ok(unsafe { P3Handle::new_unchecked(func) })
-    }
+/// The WASI 0.3 handler, if the component exports `wasi:http/handler@0.3.x` with `handle`'s type.
+fn p3_handler(pre: &InstancePre<KilnState>) -> Option<P3HandlerPre> {
+    p3::bindings::ServicePre::new(pre.clone()).ok()?;
+    // SAFETY: `ServicePre::new` checked the export against `P3HandlerPre`'s types.
+    unsafe { P3HandlerPre::checked(pre, "wasi:http/handler@0.3.0") }
 }
 
 impl Export {
@@ -391,11 +388,11 @@ impl HttpTrigger {
 /// candidates `0.2.0-rc-2023-11-10` and `0.2.0-rc-2023-10-18`.
 fn handler_export(component: &ComponentPre) -> Result<HandlerPre> {
     let pre = component.instance_pre();
-    let p2_error = match P2HandlerPre::new(pre) {
+    let p2_error = match p2_handler(pre) {
         Ok(handler) => return Ok(HandlerPre::P2(handler)),
         Err(err) => err,
     };
-    if let Some(handler) = P3HandlerPre::new(pre) {
+    if let Some(handler) = p3_handler(pre) {
         return Ok(HandlerPre::P3(handler));
     }
     if let Ok(proxy) = kiln_wasi_rc::rc_2023_11_10::ProxyPre::new(pre.clone()) {
@@ -628,7 +625,7 @@ where
 /// same store. What it writes within a few rounds of the store's event loop goes out with the head
 /// (`gather.rs`); a body still being written keeps the event loop running until hyper has sent (or
 /// dropped) it.
-async fn handle_p3<B>(store: &mut Store<KilnState>, handle: P3Handle, request: Request<B>, sender: ResponseSender) -> wasmtime::Result<()>
+async fn handle_p3<B>(store: &mut Store<KilnState>, handle: TypedFunc<P3Params, P3Results>, request: Request<B>, sender: ResponseSender) -> wasmtime::Result<()>
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<wasmtime_wasi_http::Error>,
