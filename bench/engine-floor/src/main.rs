@@ -194,11 +194,12 @@ struct TriggerApp {
 impl TriggerApp {
     fn load(guest: &Path) -> Result<TriggerApp> {
         let guest = std::fs::canonicalize(guest).with_context(|| format!("{}", guest.display()))?;
+        let source = guest.to_str().filter(|path| !path.contains('\'')).with_context(|| format!("{}: a path in UTF-8 without `'` is needed", guest.display()))?;
         let dir = TempDir::new()?;
         let manifest_path = dir.0.join("kiln.toml");
+        // A TOML literal string: the path as it is, no escapes.
         let text = format!(
-            "spin_manifest_version = 2\n[application]\nname = \"floor\"\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"hello\"\n[component.hello]\nsource = {:?}\n",
-            guest.display().to_string()
+            "spin_manifest_version = 2\n[application]\nname = \"floor\"\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"hello\"\n[component.hello]\nsource = '{source}'\n"
         );
         std::fs::write(&manifest_path, &text)?;
         let manifest = kiln_manifest::Manifest::parse(text, &manifest_path)?;
