@@ -163,14 +163,20 @@ impl Stamps<'_> {
     }
 }
 
-fn get_request() -> http::Request<http_body_util::combinators::BoxBody<Bytes, wasmtime_wasi_http::Error>> {
-    http::Request::builder()
-        .method(http::Method::GET)
-        .uri("http://127.0.0.1/")
-        .header(http::header::HOST, "127.0.0.1")
-        .header(http::header::USER_AGENT, "engine-floor")
-        .body(Empty::<Bytes>::new().map_err(|never| match never {}).boxed())
-        .expect("a valid request")
+type FloorRequest = http::Request<http_body_util::combinators::BoxBody<Bytes, wasmtime_wasi_http::Error>>;
+
+/// The floor's request: an absolute URI, as wasi-http's own request constructors take it.
+fn get_request() -> FloorRequest {
+    request_to("http://127.0.0.1/", &[(http::header::HOST, "127.0.0.1"), (http::header::USER_AGENT, "engine-floor")])
+}
+
+/// `GET uri` with `headers` and no body.
+fn request_to(uri: &str, headers: &[(http::header::HeaderName, &'static str)]) -> FloorRequest {
+    let mut request = http::Request::builder().method(http::Method::GET).uri(uri);
+    for (name, value) in headers {
+        request = request.header(name, *value);
+    }
+    request.body(Empty::<Bytes>::new().map_err(|never| match never {}).boxed()).expect("a valid request")
 }
 
 /// What the loop needs: the engine, one way to make a store, one way to serve a request.
@@ -213,18 +219,9 @@ impl TriggerApp {
         Ok(TriggerApp { trigger, client: ClientAddr::new(SocketAddr::from(([127, 0, 0, 1], 40000))), local, host, _dir: dir })
     }
 
-    /// `GET /` as hyper hands a `wrk` request over: origin-form URI, the `Host` header.
-    fn request(&self) -> http::Request<http_body_util::combinators::BoxBody<Bytes, wasmtime_wasi_http::Error>> {
-        http::Request::builder()
-            .method(http::Method::GET)
-            .uri("/")
-            .header(http::header::HOST, "127.0.0.1:3000")
-            .body(Empty::<Bytes>::new().map_err(|never| match never {}).boxed())
-            .expect("a valid request")
-    }
-
     async fn serve(&self) -> Result<()> {
-        let request = self.request();
+        // `GET /` as hyper hands a `wrk` request over: origin-form URI, the `Host` header.
+        let request = request_to("/", &[(http::header::HOST, "127.0.0.1:3000")]);
         let response = self.trigger.clone().handle(request, self.client.clone(), self.local).await;
         ensure!(response.status() == 200, "status {}", response.status());
         let body = response.into_body().collect().await.map_err(|err| anyhow::anyhow!("reading the body: {err}"))?.to_bytes();

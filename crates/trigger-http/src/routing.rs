@@ -130,6 +130,11 @@ struct RouteHeaderValues {
     component_route: Option<HeaderValue>,
 }
 
+/// The raw route without a trailing "/..." (`spin-component-route`); "" for `/...`.
+fn component_route(raw: &str) -> &str {
+    raw.strip_suffix("/...").unwrap_or(raw)
+}
+
 /// A header value that shares its bytes when cloned.
 fn shared_value(text: &str) -> Option<HeaderValue> {
     HeaderValue::from_maybe_shared(bytes::Bytes::copy_from_slice(text.as_bytes())).ok()
@@ -230,7 +235,7 @@ impl CompiledRoute {
 
     #[cfg(test)]
     fn component_route(&self) -> &str {
-        self.raw.strip_suffix("/...").unwrap_or(&self.raw)
+        component_route(&self.raw)
     }
 }
 
@@ -360,11 +365,10 @@ fn compile(component: String, raw: &str, based: String) -> Result<CompiledRoute,
             _ => Segment::Mixed(tokens.into()),
         });
     }
-    let component_route = raw.strip_suffix("/...").unwrap_or(raw);
     let header_values = RouteHeaderValues {
         matched_route: shared_value(&based),
         raw_component_route: shared_value(raw),
-        component_route: shared_value(component_route),
+        component_route: shared_value(component_route(raw)),
     };
     Ok(CompiledRoute {
         component: component.into(),
@@ -545,7 +549,7 @@ const SPIN_CLIENT_ADDR: HeaderName = HeaderName::from_static("spin-client-addr")
 /// `spin-client-addr`, then `spin-path-match-<name>` per `:name` (lower case, `_` as `-`).
 ///
 /// `authority` is what Spin uses: the `Host` header (Spin falls back to `localhost`).
-/// `spin-base-path` is `base` (Spin always sends `/`, the only base it accepts). A value that cannot
+/// `spin-base-path` is the router's base (Spin always sends `/`, the only base it accepts). A value that cannot
 /// be a header value is left out rather than sent mangled; nothing here panics on request data.
 pub fn spin_headers(
     m: &RouteMatch<'_>,
