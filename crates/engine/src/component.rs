@@ -1,6 +1,6 @@
 use crate::capability::ComponentCapability;
 use crate::Engine;
-use crate::guest_output::{Channel, GuestLog};
+use crate::guest_output::GuestLog;
 use crate::limits::{InstanceFailure, MemoryLimiter, classify_failure};
 use crate::state::KilnState;
 use anyhow::{Context, Result};
@@ -219,12 +219,12 @@ impl ComponentPre {
             http: WasiHttpCtx::new(),
             http_hooks: options.http_hooks,
             limiter: MemoryLimiter::new(options.memory_limit),
+            deadline: options.deadline,
             capabilities: crate::state::CapabilityStates::new(self.capabilities.clone()),
             response_body: Default::default(),
         };
         let mut store = Store::new(self.engine.wasmtime(), state);
         store.limiter(|state| &mut state.limiter);
-        let deadline = options.deadline;
         // Yield to the executor at every epoch tick so a busy guest never holds a worker thread, and
         // trap once the deadline has passed. tokio's `yield_now` (not a plain self-wake) puts the task
         // back only after the worker has polled for I/O: a worker whose guests loop would otherwise
@@ -232,8 +232,8 @@ impl ComponentPre {
         // before it sees a neighbour's request.
         if self.engine.config().deadlines {
             store.set_epoch_deadline(1);
-            store.epoch_deadline_callback(move |_| {
-                if Instant::now() >= deadline {
+            store.epoch_deadline_callback(|store| {
+                if Instant::now() >= store.data().deadline {
                     Ok(UpdateDeadline::Interrupt)
                 } else {
                     Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
@@ -246,7 +246,7 @@ impl ComponentPre {
     fn wasi_ctx(&self, command: Option<CommandIo>) -> Result<WasiCtx> {
         let mut builder = WasiCtxBuilder::new();
         builder.envs(&self.wasi.env);
-        let log_stderr = || GuestLog::new(self.id.clone(), Channel::Stderr);
+        let (log_stdout, log_stderr) = GuestLog::for_instance(self.id.clone());
         match command {
             Some(command) => {
                 builder.args(&command.args).envs(&command.env);
@@ -256,7 +256,7 @@ impl ComponentPre {
                         builder.stdout(stdout);
                         match stderr {
                             Some(stderr) => builder.stderr(stderr),
-                            None => builder.stderr(log_stderr()),
+                            None => builder.stderr(log_stderr),
                         };
                     }
                     CommandStdio::Inherited => {
@@ -265,8 +265,8 @@ impl ComponentPre {
                 }
             }
             None => {
-                builder.stdout(GuestLog::new(self.id.clone(), Channel::Stdout));
-                builder.stderr(log_stderr());
+                builder.stdout(log_stdout);
+                builder.stderr(log_stderr);
             }
         }
         let read_only = self.wasi.preopens.iter().map(|(host, guest)| (host, guest, FsPerms::ReadOnly));
@@ -290,8 +290,8 @@ impl ComponentPre {
 }
 
 /// Polls `future` once: its output if it finished, `None` if it is waiting (and will wake the
-/// current task).
-async fn poll_once<F: Future + ?Sized>(mut future: Pin<&mut F>) -> Option<F::Output> {
+/// current task, which does no harm once another task polls it instead).
+pub async fn poll_once<F: Future + ?Sized>(mut future: Pin<&mut F>) -> Option<F::Output> {
     std::future::poll_fn(|cx| match future.as_mut().poll(cx) {
         std::task::Poll::Ready(output) => std::task::Poll::Ready(Some(output)),
         std::task::Poll::Pending => std::task::Poll::Ready(None),

@@ -18,34 +18,60 @@ pub(crate) enum Channel {
     Stderr,
 }
 
+/// One channel of one instance's output, as the log sees it.
 #[derive(Clone)]
 pub(crate) struct GuestLog {
-    component: Arc<str>,
+    output: Arc<InstanceOutput>,
     channel: Channel,
-    /// Bytes the instance may still write on this channel (shared by every stream it opens on it).
-    budget: Arc<AtomicUsize>,
-    /// Whether the line saying the budget is spent has been logged.
-    announced: Arc<AtomicBool>,
+}
+
+/// What one instance's stdout and stderr share: one allocation a store, made with the store.
+struct InstanceOutput {
+    component: Arc<str>,
+    stdout: Budget,
+    stderr: Budget,
+}
+
+/// What one channel may still write: bytes left (shared by every stream the instance opens on the
+/// channel), and whether the line saying it is spent has been logged.
+struct Budget {
+    left: AtomicUsize,
+    announced: AtomicBool,
+}
+
+impl Budget {
+    fn new() -> Budget {
+        Budget { left: AtomicUsize::new(MAX_OUTPUT_PER_INSTANCE), announced: AtomicBool::new(false) }
+    }
 }
 
 impl GuestLog {
-    pub(crate) fn new(component: Arc<str>, channel: Channel) -> GuestLog {
-        GuestLog {
-            component,
-            channel,
-            budget: Arc::new(AtomicUsize::new(MAX_OUTPUT_PER_INSTANCE)),
-            announced: Arc::new(AtomicBool::new(false)),
+    /// The instance's stdout and stderr, each with its own budget.
+    pub(crate) fn for_instance(component: Arc<str>) -> (GuestLog, GuestLog) {
+        let output = Arc::new(InstanceOutput { component, stdout: Budget::new(), stderr: Budget::new() });
+        (GuestLog { output: output.clone(), channel: Channel::Stdout }, GuestLog { output, channel: Channel::Stderr })
+    }
+
+    fn budget(&self) -> &Budget {
+        match self.channel {
+            Channel::Stdout => &self.output.stdout,
+            Channel::Stderr => &self.output.stderr,
         }
+    }
+
+    fn component(&self) -> &str {
+        &self.output.component
     }
 
     /// Takes up to `wanted` bytes from the budget; says when this call used it up.
     fn take(&self, wanted: usize) -> (usize, bool) {
+        let budget = self.budget();
         let mut granted = 0;
-        let _ = self.budget.try_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+        let _ = budget.left.try_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
             granted = left.min(wanted);
             Some(left - granted)
         });
-        (granted, granted < wanted && !self.announced.swap(true, Ordering::Relaxed))
+        (granted, granted < wanted && !budget.announced.swap(true, Ordering::Relaxed))
     }
 }
 
@@ -82,7 +108,7 @@ impl LineWriter {
             tracing::warn!(
                 target: "kiln::guest",
                 "[{}] wrote more than {} KiB to {:?} in one instance; the rest of its output is dropped",
-                self.log.component,
+                self.log.component(),
                 MAX_OUTPUT_PER_INSTANCE >> 10,
                 self.log.channel
             );
@@ -105,8 +131,8 @@ impl LineWriter {
         let text = String::from_utf8_lossy(&self.line);
         let text = text.trim_end_matches('\r');
         match self.log.channel {
-            Channel::Stdout => tracing::info!(target: "kiln::guest", "[{}] {}", self.log.component, text),
-            Channel::Stderr => tracing::warn!(target: "kiln::guest", "[{}] {}", self.log.component, text),
+            Channel::Stdout => tracing::info!(target: "kiln::guest", "[{}] {}", self.log.component(), text),
+            Channel::Stderr => tracing::warn!(target: "kiln::guest", "[{}] {}", self.log.component(), text),
         }
         self.line.clear();
     }
@@ -165,7 +191,7 @@ mod tests {
     use super::*;
 
     fn writer() -> LineWriter {
-        LineWriter { log: GuestLog::new("c".into(), Channel::Stdout), line: Vec::new() }
+        LineWriter { log: GuestLog::for_instance("c".into()).0, line: Vec::new() }
     }
 
     #[test]
@@ -181,10 +207,11 @@ mod tests {
 
     #[test]
     fn output_past_the_budget_is_dropped_and_said_once() {
-        let log = GuestLog::new("c".into(), Channel::Stderr);
+        let (stdout, log) = GuestLog::for_instance("c".into());
         assert_eq!(log.take(MAX_OUTPUT_PER_INSTANCE - 10), (MAX_OUTPUT_PER_INSTANCE - 10, false));
         assert_eq!(log.take(100), (10, true), "cut short: announced");
         assert_eq!(log.take(100), (0, false), "announced once");
+        assert_eq!(stdout.take(100), (100, false), "stdout has a budget of its own");
         // A second stream of the same instance shares the budget.
         let mut w = LineWriter { log: log.clone(), line: Vec::new() };
         w.push(b"more\n");

@@ -19,7 +19,7 @@ mod self_requests;
 mod state;
 
 pub use capability::{ComponentCapability, LinkFn};
-pub use component::{CommandIo, CommandStdio, run_to_exit, ComponentPre, InstanceCall, InstanceLimits, InstanceOptions, SocketPolicy, WasiTemplate};
+pub use component::{CommandIo, CommandStdio, poll_once, run_to_exit, ComponentPre, InstanceCall, InstanceLimits, InstanceOptions, SocketPolicy, WasiTemplate};
 pub use config::{EngineConfig, default_cache_dir};
 pub use limits::{InstanceFailure, classify_failure};
 pub use state::KilnState;

@@ -14,6 +14,9 @@ pub struct KilnState {
     pub(crate) http: WasiHttpCtx,
     pub(crate) http_hooks: Box<dyn WasiHttpHooks>,
     pub(crate) limiter: MemoryLimiter,
+    /// When the instance is cut off. Kept here, not in the epoch callback's closure, so that closure
+    /// captures nothing and its box allocates nothing.
+    pub(crate) deadline: std::time::Instant,
     /// One state per capability of this instance (see [`crate::ComponentCapability`]), made when
     /// the guest first calls into any capability: most requests of most guests call none, and
     /// then the instance makes none.

@@ -551,13 +551,16 @@ const SPIN_CLIENT_ADDR: HeaderName = HeaderName::from_static("spin-client-addr")
 /// `authority` is what Spin uses: the `Host` header (Spin falls back to `localhost`).
 /// `spin-base-path` is the router's base (Spin always sends `/`, the only base it accepts). A value that cannot
 /// be a header value is left out rather than sent mangled; nothing here panics on request data.
-pub fn spin_headers(
+///
+/// Each header goes to `add` as it is made, straight into the request's map: no list in between.
+pub fn add_spin_headers(
     m: &RouteMatch<'_>,
     scheme: &str,
     authority: &str,
     path_and_query: &str,
     client_addr: &HeaderValue,
-) -> Vec<(HeaderName, HeaderValue)> {
+    mut add: impl FnMut(HeaderName, HeaderValue),
+) {
     let text = |value: &str| HeaderValue::from_bytes(value.as_bytes()).ok();
     // Written once, into the buffer the header value keeps.
     let mut url = String::with_capacity(scheme.len() + 3 + authority.len() + path_and_query.len());
@@ -574,15 +577,29 @@ pub fn spin_headers(
         (SPIN_COMPONENT_ROUTE, route.component_route.clone()),
         (SPIN_CLIENT_ADDR, Some(client_addr.clone())),
     ];
-    let params = &m.route.params;
-    let mut headers = Vec::with_capacity(fixed.len() + params.len());
-    headers.extend(fixed.into_iter().filter_map(|(name, value)| Some((name, value?))));
-    let values = m.buf[m.info_len..].split('/').skip(1);
-    for (param, value) in params.iter().zip(values) {
-        if let (Some(name), Some(value)) = (&param.header, text(value)) {
-            headers.push((name.clone(), value));
+    for (name, value) in fixed {
+        if let Some(value) = value {
+            add(name, value);
         }
     }
+    let values = m.buf[m.info_len..].split('/').skip(1);
+    for (param, value) in m.route.params.iter().zip(values) {
+        if let (Some(name), Some(value)) = (&param.header, text(value)) {
+            add(name.clone(), value);
+        }
+    }
+}
+
+/// How many headers [`add_spin_headers`] adds at most for `m`.
+pub fn spin_header_count(m: &RouteMatch<'_>) -> usize {
+    7 + m.route.params.len()
+}
+
+/// [`add_spin_headers`]' headers as a list, in order.
+#[cfg(test)]
+pub fn spin_headers(m: &RouteMatch<'_>, scheme: &str, authority: &str, path_and_query: &str, client_addr: &HeaderValue) -> Vec<(HeaderName, HeaderValue)> {
+    let mut headers = Vec::new();
+    add_spin_headers(m, scheme, authority, path_and_query, client_addr, |name, value| headers.push((name, value)));
     headers
 }
 
