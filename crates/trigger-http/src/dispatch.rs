@@ -2,7 +2,7 @@
 //! run in this process, without a socket.
 
 use crate::ClientAddr;
-use crate::handler::{HttpTrigger, set_request_headers, text_response};
+use crate::handler::{FirstPoll, HttpTrigger, set_request_headers, text_response};
 use http::{Request, StatusCode};
 use kiln_outbound_http::{InternalDispatch, InternalTarget, ResponseFuture};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -40,6 +40,6 @@ impl HttpTrigger {
             set_request_headers(&mut request, &matched, &LOOPBACK_CLIENT, LOOPBACK);
         }
         tracing::debug!(target: "kiln::http", "in-process {} {path} -> [{}]", request.method(), component.id);
-        Ok(self.run(&component, request).await)
+        Ok(self.run(&component, request, FirstPoll::OnItsTask).await)
     }
 }

@@ -279,7 +279,7 @@ impl HttpTrigger {
                 let limit = self.options.max_request_body;
                 let mut request = request.map(|body| LimitedBody { inner: body, remaining: limit, limit });
                 set_request_headers(&mut request, &matched, client, local);
-                self.run_from_network(&component, request).await
+                self.run(&component, request, FirstPoll::Inline).await
             }
         };
         if let (Some(observer), Some(started)) = (&component.observer, started) {
@@ -295,30 +295,8 @@ impl HttpTrigger {
         (declared > limit).then(|| host_error(StatusCode::PAYLOAD_TOO_LARGE, &format!("the request body of {declared} bytes is over this app's limit of {limit} bytes")))
     }
 
-    /// Runs one instance of `component` for `request` from the network. Its first poll runs here, on
-    /// the connection's task: most instances finish in it (they wait on no I/O), with no task
-    /// spawned, scheduled and woken for them; their response then waits behind the connections that
-    /// are ready ([`behind_ready_tasks`]). One that waits goes on on a task of its own.
-    async fn run_from_network<B>(&self, component: &Arc<HttpComponent>, request: Request<B>) -> Response<Body>
-    where
-        B: http_body::Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<wasmtime_wasi_http::Error>,
-    {
-        self.instance_response(component, request, FirstPoll::Inline).await
-    }
-
-    /// Runs one instance of `component` for `request`, on a task of its own from the start. For
-    /// requests from a guest (service chaining): a WASI 0.3 caller polls this inside its store's
-    /// event loop, and wasmtime refuses a second store's event loop nested in it.
-    pub(crate) async fn run<B>(&self, component: &Arc<HttpComponent>, request: Request<B>) -> Response<Body>
-    where
-        B: http_body::Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<wasmtime_wasi_http::Error>,
-    {
-        self.instance_response(component, request, FirstPoll::OnItsTask).await
-    }
-
-    async fn instance_response<B>(&self, component: &Arc<HttpComponent>, request: Request<B>, first_poll: FirstPoll) -> Response<Body>
+    /// Runs one instance of `component` for `request`, its first poll where `first_poll` says.
+    pub(crate) async fn run<B>(&self, component: &Arc<HttpComponent>, request: Request<B>, first_poll: FirstPoll) -> Response<Body>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
@@ -332,15 +310,16 @@ impl HttpTrigger {
         // Boxed first: the instance's future is ~2 KB, which moving into a task (or polling it in
         // place inside hyper's connection future) would otherwise copy several times.
         let mut instance = Box::pin(run_instance(component.clone(), limits, request, sender, permit));
-        let instance = match first_poll {
-            FirstPoll::Inline => match poll_once(instance.as_mut()).await {
-                Some(outcome) => {
-                    behind_ready_tasks().await;
-                    Instance::Ended(outcome)
-                }
-                None => Instance::Running(AbortOnDrop(Some(tokio::spawn(instance)))),
-            },
-            FirstPoll::OnItsTask => Instance::Running(AbortOnDrop(Some(tokio::spawn(instance)))),
+        let ended = match first_poll {
+            FirstPoll::Inline => poll_once(instance.as_mut()).await,
+            FirstPoll::OnItsTask => None,
+        };
+        let instance = match ended {
+            Some(outcome) => {
+                behind_ready_tasks().await;
+                Instance::Ended(outcome)
+            }
+            None => Instance::Running(AbortOnDrop(Some(tokio::spawn(instance)))),
         };
         match receiver.await {
             Ok(Ok(response)) => {
@@ -863,10 +842,17 @@ async fn behind_ready_tasks() {
     .await
 }
 
-/// Where an instance's first poll runs: see [`HttpTrigger::run_from_network`] and [`HttpTrigger::run`].
+/// Where an instance's first poll runs.
 #[derive(Clone, Copy)]
-enum FirstPoll {
+pub(crate) enum FirstPoll {
+    /// On the task that asks (a connection's, for a request from the network): most instances end
+    /// in their first poll (they wait on no I/O), with no task spawned, scheduled and woken for
+    /// them; their response then waits behind the connections that are ready
+    /// ([`behind_ready_tasks`]). One still waiting goes on on a task of its own.
     Inline,
+    /// On a task of its own from the start: for requests from a guest (service chaining), which a
+    /// WASI 0.3 caller polls inside its store's event loop, where wasmtime refuses a second store's
+    /// event loop nested in it.
     OnItsTask,
 }
 

@@ -568,7 +568,7 @@ pub fn add_spin_headers(
         url.push_str(part);
     }
     let route = &m.route.header_values;
-    let fixed = [
+    let fixed: [_; FIXED_SPIN_HEADERS] = [
         (SPIN_PATH_INFO, text(m.path_info())),
         (SPIN_FULL_URL, HeaderValue::try_from(url).ok()),
         (SPIN_MATCHED_ROUTE, route.matched_route.clone()),
@@ -590,9 +590,12 @@ pub fn add_spin_headers(
     }
 }
 
+/// Spin's headers every route gets: all of [`add_spin_headers`]' but `spin-path-match-<name>`.
+const FIXED_SPIN_HEADERS: usize = 7;
+
 /// How many headers [`add_spin_headers`] adds at most for `m`.
 pub fn spin_header_count(m: &RouteMatch<'_>) -> usize {
-    7 + m.route.params.len()
+    FIXED_SPIN_HEADERS + m.route.params.len()
 }
 
 /// [`add_spin_headers`]' headers as a list, in order.
